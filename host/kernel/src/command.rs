@@ -1,0 +1,198 @@
+//! Commands (what may change the state) and outcomes (what a change did).
+//!
+//! A command carries everything needed to apply it deterministically: the
+//! time it happened, the order's prices and routes as plugins produced
+//! them, and which plugin version produced each. The journal stores
+//! commands, so replaying it never calls a plugin and never reads a clock.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{
+    Adjustment, OrderNumber, OrderRequest, OrderStatus, PluginFailure, PluginId, Product,
+    ShipmentPlan, Sku, StockLevel, StoreId, Totals, Warehouse, WarehouseId,
+};
+use crate::money::Currency;
+
+/// Longest key of a plugin's state entry.
+pub const STATE_KEY_LEN_MAX: usize = 256;
+/// Largest value of a plugin's state entry: 64 KiB fits a counter table or
+/// a small model; bigger blobs do not belong in the order path.
+pub const STATE_VALUE_LEN_MAX: usize = 64 * 1024;
+/// Most keys one plugin may hold in one store.
+pub const STATE_KEYS_MAX: usize = 10_000;
+/// Most state writes one plugin call may make.
+pub const STATE_WRITES_PER_ORDER_MAX: usize = 64;
+/// Largest plugin configuration document of a store.
+pub const PLUGIN_CONFIG_LEN_MAX: usize = 64 * 1024;
+
+/// A change to the state of one store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Open a store that sells in `currency`.
+    CreateStore {
+        /// The new store.
+        store: StoreId,
+        /// Display name.
+        name: String,
+        /// The currency of every price in the store.
+        currency: Currency,
+    },
+    /// Add a product or replace its title, price or purchase limit.
+    UpsertProduct {
+        /// The store.
+        store: StoreId,
+        /// The product.
+        product: Product,
+        /// The currency of the product's price; must be the store's.
+        currency: Currency,
+    },
+    /// Add a warehouse or replace its name and location.
+    UpsertWarehouse {
+        /// The store.
+        store: StoreId,
+        /// The warehouse.
+        warehouse: Warehouse,
+    },
+    /// Units arrive in a warehouse: on hand and available both grow.
+    ReceiveStock {
+        /// The store.
+        store: StoreId,
+        /// The SKU.
+        sku: Sku,
+        /// The warehouse.
+        warehouse: WarehouseId,
+        /// Units received, at least 1.
+        quantity: u64,
+    },
+    /// Available units are written off (damaged, lost): on hand and
+    /// available both shrink. Reserved and sold units cannot be written off.
+    WriteOffStock {
+        /// The store.
+        store: StoreId,
+        /// The SKU.
+        sku: Sku,
+        /// The warehouse.
+        warehouse: WarehouseId,
+        /// Units written off, at least 1.
+        quantity: u64,
+    },
+    /// Set (or with `None`, remove) the store's configuration of a plugin;
+    /// a configured plugin runs on the store's orders.
+    ConfigurePlugin {
+        /// The store.
+        store: StoreId,
+        /// The plugin.
+        plugin: PluginId,
+        /// The configuration as JSON, or `None` to switch it off.
+        config_json: Option<String>,
+    },
+    /// Create an order and reserve its stock.
+    PlaceOrder(Box<PlaceOrder>),
+    /// A reserved order is paid: its reserved units become sold.
+    PayOrder {
+        /// The store.
+        store: StoreId,
+        /// The order.
+        order: OrderNumber,
+        /// When, milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+    /// An order that has not shipped is cancelled: its units become
+    /// available again and its purchase-limit units are returned.
+    CancelOrder {
+        /// The store.
+        store: StoreId,
+        /// The order.
+        order: OrderNumber,
+        /// When, milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+    /// A paid order ships: its sold units leave the warehouses.
+    FulfilOrder {
+        /// The store.
+        store: StoreId,
+        /// The order.
+        order: OrderNumber,
+        /// When, milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+}
+
+impl Command {
+    /// The store the command changes: every command touches exactly one.
+    pub fn store(&self) -> &StoreId {
+        match self {
+            Command::CreateStore { store, .. }
+            | Command::UpsertProduct { store, .. }
+            | Command::UpsertWarehouse { store, .. }
+            | Command::ReceiveStock { store, .. }
+            | Command::WriteOffStock { store, .. }
+            | Command::ConfigurePlugin { store, .. }
+            | Command::PayOrder { store, .. }
+            | Command::CancelOrder { store, .. }
+            | Command::FulfilOrder { store, .. } => store,
+            Command::PlaceOrder(place) => &place.store,
+        }
+    }
+}
+
+/// Everything needed to create one order, plugin outputs included.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaceOrder {
+    /// The store.
+    pub store: StoreId,
+    /// What the customer asked for.
+    pub request: OrderRequest,
+    /// When, milliseconds since the Unix epoch.
+    pub placed_at_ms: u64,
+    /// Price adjustments from pricing plugins, in application order.
+    pub adjustments: Vec<Adjustment>,
+    /// Pricing plugins that failed and were skipped.
+    pub pricing_failures: Vec<PluginFailure>,
+    /// Where the stock is reserved and how it ships.
+    pub shipment_plan: ShipmentPlan,
+    /// Plugin state changes made while pricing and routing this order.
+    pub state_writes: Vec<StateWrite>,
+}
+
+/// One change to a plugin's state in a store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateWrite {
+    /// Whose state.
+    pub plugin: PluginId,
+    /// The key.
+    pub key: String,
+    /// The new value, or `None` to delete.
+    pub value: Option<Vec<u8>>,
+}
+
+/// What an applied command did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The store exists now.
+    StoreCreated,
+    /// The product was stored.
+    ProductUpserted,
+    /// The warehouse was stored.
+    WarehouseUpserted,
+    /// The stock level after the change.
+    StockChanged(StockLevel),
+    /// The plugin configuration was stored or removed.
+    PluginConfigured,
+    /// An order exists: new, or the earlier order of the same idempotency key.
+    OrderPlaced {
+        /// Its number.
+        order: OrderNumber,
+        /// Its totals.
+        totals: Totals,
+        /// True when an identical earlier request already created it.
+        duplicate: bool,
+    },
+    /// The order's new status.
+    OrderStatusChanged {
+        /// The order.
+        order: OrderNumber,
+        /// Its status now.
+        status: OrderStatus,
+    },
+}

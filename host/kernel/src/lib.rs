@@ -1,0 +1,24 @@
+//! Bazaar's kernel: a deterministic state machine for catalogue, inventory
+//! and orders.
+//!
+//! The kernel does no IO: no files, no sockets, no clock, no plugins. Time,
+//! identifiers and plugin outputs enter as data inside [`Command`]s, so
+//! applying the same commands to the same state always gives the same state;
+//! that is what makes recovery by journal replay exact. State is partitioned
+//! into [`Shard`]s of whole stores; each shard has one writer.
+
+mod command;
+mod error;
+pub mod model;
+pub mod money;
+mod shard;
+
+pub use command::{
+    Command, Outcome, PLUGIN_CONFIG_LEN_MAX, PlaceOrder, STATE_KEY_LEN_MAX, STATE_KEYS_MAX,
+    STATE_VALUE_LEN_MAX, STATE_WRITES_PER_ORDER_MAX, StateWrite,
+};
+pub use error::KernelError;
+pub use shard::{
+    ADJUSTMENTS_MAX, Digest, IdempotencyCheck, PluginConfig, PluginStateMap,
+    SHIPMENT_FEE_MINOR_MAX, SHIPMENTS_MAX, Shard, StoreState, validate_adjustments,
+};

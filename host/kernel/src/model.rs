@@ -1,0 +1,432 @@
+//! The kernel's nouns: identifiers, catalogue entries, warehouses, stock
+//! levels, carts and orders. Every identifier a client controls has a named
+//! length limit and a restricted alphabet, checked when it enters.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::KernelError;
+use crate::money::Currency;
+
+/// Longest identifier (store, SKU, warehouse, customer, plugin): long enough
+/// for UUIDs and merchant SKU schemes, short enough to keep keys cheap.
+pub const ID_LEN_MAX: usize = 64;
+/// Longest idempotency key: a UUID or a client's request id fits easily.
+pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
+/// Longest free text (product title, store name, address field).
+pub const TEXT_LEN_MAX: usize = 256;
+/// Most lines in one order: a real basket is far smaller; this bounds the
+/// work and the journal bytes one request can cause.
+pub const ORDER_LINES_MAX: usize = 100;
+/// Most units of one SKU in one order line.
+pub const LINE_QUANTITY_MAX: u32 = 10_000;
+/// Most coupon codes on one order.
+pub const COUPON_CODES_MAX: usize = 8;
+/// Most units one warehouse may hold of one SKU: bounds every sum of levels.
+pub const STOCK_QUANTITY_MAX: u64 = 1_000_000_000_000;
+
+macro_rules! identifier {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Checks the text: 1 to [`ID_LEN_MAX`] characters of
+            /// `A-Z a-z 0-9 . _ -`.
+            pub fn new(text: impl Into<String>) -> Result<Self, KernelError> {
+                let text = text.into();
+                check_identifier($what, &text)?;
+                Ok(Self(text))
+            }
+
+            /// The identifier as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+identifier!(
+    /// A store (tenant) identifier.
+    StoreId,
+    "store id"
+);
+identifier!(
+    /// A stock-keeping unit.
+    Sku,
+    "sku"
+);
+identifier!(
+    /// A warehouse identifier, unique within its store.
+    WarehouseId,
+    "warehouse id"
+);
+identifier!(
+    /// A customer identifier, unique within its store.
+    CustomerId,
+    "customer id"
+);
+identifier!(
+    /// A plugin identifier such as `pricing-promotions`.
+    PluginId,
+    "plugin id"
+);
+
+fn check_identifier(what: &'static str, text: &str) -> Result<(), KernelError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if text.is_empty() || text.len() > ID_LEN_MAX || !text.chars().all(allowed) {
+        return Err(KernelError::InvalidIdentifier {
+            what,
+            detail: format!(
+                "must be 1 to {ID_LEN_MAX} characters of A-Z a-z 0-9 . _ -, got {:?}",
+                text.chars().take(ID_LEN_MAX + 1).collect::<String>()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Checks free text against [`TEXT_LEN_MAX`].
+pub fn check_text(what: &'static str, text: &str) -> Result<(), KernelError> {
+    if text.len() > TEXT_LEN_MAX {
+        return Err(KernelError::TextTooLong { what, limit: TEXT_LEN_MAX });
+    }
+    Ok(())
+}
+
+/// An order's number, dense and increasing within its store from 1.
+pub type OrderNumber = u64;
+
+/// A customer's segment, as the store classifies them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CustomerSegment {
+    /// First order.
+    NewCustomer,
+    /// Returning customer.
+    Regular,
+    /// Loyalty programme member.
+    Vip,
+    /// Merchant employee.
+    Staff,
+}
+
+/// The buyer of an order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Customer {
+    /// The store's identifier of the customer.
+    pub id: CustomerId,
+    /// The customer's segment.
+    pub segment: CustomerSegment,
+}
+
+/// A point in integer micro-degrees.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Coordinates {
+    /// Latitude, -90,000,000 to 90,000,000.
+    pub latitude_micro: i32,
+    /// Longitude, -180,000,000 to 180,000,000.
+    pub longitude_micro: i32,
+}
+
+impl Coordinates {
+    /// Checks the ranges of latitude and longitude.
+    pub fn validate(&self) -> Result<(), KernelError> {
+        if self.latitude_micro.unsigned_abs() > 90_000_000
+            || self.longitude_micro.unsigned_abs() > 180_000_000
+        {
+            return Err(KernelError::InvalidCoordinates);
+        }
+        Ok(())
+    }
+}
+
+/// A delivery address.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Address {
+    /// ISO-3166 alpha-2 country code.
+    pub country: String,
+    /// Province, state or region.
+    pub region: String,
+    /// City.
+    pub city: String,
+    /// Street and house.
+    pub street: String,
+    /// Postal code.
+    pub postal_code: String,
+    /// Where it is, for routing.
+    pub location: Coordinates,
+}
+
+impl Address {
+    /// Checks every field's length and the coordinates.
+    pub fn validate(&self) -> Result<(), KernelError> {
+        for (what, text) in [
+            ("address country", &self.country),
+            ("address region", &self.region),
+            ("address city", &self.city),
+            ("address street", &self.street),
+            ("address postal code", &self.postal_code),
+        ] {
+            check_text(what, text)?;
+        }
+        self.location.validate()
+    }
+}
+
+/// A product of the catalogue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    /// Its SKU.
+    pub sku: Sku,
+    /// Display title.
+    pub title: String,
+    /// Catalogue price of one unit in the store's currency, minor units.
+    pub unit_price_minor: i64,
+    /// For flash-sale SKUs: most units one customer may hold across their
+    /// orders that are not cancelled.
+    pub purchase_limit_per_customer: Option<u32>,
+}
+
+/// A warehouse of a store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warehouse {
+    /// Its identifier.
+    pub id: WarehouseId,
+    /// Display name.
+    pub name: String,
+    /// Where it is.
+    pub location: Coordinates,
+}
+
+/// The stock of one SKU in one warehouse.
+///
+/// Invariant: `on_hand == available + reserved + sold`. Units leave
+/// `on_hand` only when an order ships; `shipped` counts them afterwards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockLevel {
+    /// Units physically in the warehouse.
+    pub on_hand: u64,
+    /// Units free to reserve.
+    pub available: u64,
+    /// Units held by orders that are not paid yet.
+    pub reserved: u64,
+    /// Units paid for and waiting to ship.
+    pub sold: u64,
+    /// Units that have left the warehouse in fulfilled orders.
+    pub shipped: u64,
+}
+
+impl StockLevel {
+    /// Whether `on_hand == available + reserved + sold` holds.
+    pub fn is_balanced(&self) -> bool {
+        self.available.checked_add(self.reserved).and_then(|sum| sum.checked_add(self.sold))
+            == Some(self.on_hand)
+    }
+}
+
+/// What a customer asks for: the part of an order request that the
+/// idempotency key protects.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OrderRequest {
+    /// The client's idempotency key: the same key and the same request give
+    /// the same order; the same key with another request is refused.
+    pub idempotency_key: Option<String>,
+    /// The buyer.
+    pub customer: Customer,
+    /// SKUs and quantities.
+    pub lines: Vec<LineRequest>,
+    /// Coupon codes entered.
+    pub coupon_codes: Vec<String>,
+    /// Where to ship.
+    pub shipping_address: Address,
+}
+
+/// One requested line.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LineRequest {
+    /// The SKU.
+    pub sku: Sku,
+    /// Units, 1 to [`LINE_QUANTITY_MAX`].
+    pub quantity: u32,
+}
+
+/// A priced cart, as the kernel hands it to pricing and logistics.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cart {
+    /// The store.
+    pub store_id: StoreId,
+    /// The store's currency, the currency of every amount in the cart.
+    pub currency: Currency,
+    /// The buyer.
+    pub customer: Customer,
+    /// Lines with catalogue unit prices.
+    pub lines: Vec<CartLine>,
+    /// Coupon codes entered.
+    pub coupon_codes: Vec<String>,
+    /// Where to ship.
+    pub shipping_address: Address,
+    /// When the order is placed, milliseconds since the Unix epoch.
+    pub placed_at_ms: u64,
+}
+
+/// One line of a cart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CartLine {
+    /// The SKU.
+    pub sku: Sku,
+    /// Units.
+    pub quantity: u32,
+    /// Catalogue unit price, minor units of the cart currency.
+    pub unit_price_minor: i64,
+}
+
+/// Which plugin, at which version, produced an output.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PluginRef {
+    /// The plugin.
+    pub id: PluginId,
+    /// Its semantic version.
+    pub version: String,
+}
+
+/// One price change on an order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adjustment {
+    /// The line it applies to, or none for the whole order.
+    pub line_index: Option<u32>,
+    /// The amount taken off, positive, minor units of the order currency.
+    pub amount_off_minor: i64,
+    /// The rule's machine-readable code.
+    pub code: String,
+    /// A human-readable reason.
+    pub reason: String,
+    /// The plugin that produced it.
+    pub plugin: PluginRef,
+}
+
+/// A pricing plugin that failed on this order, whose output was therefore
+/// ignored (pricing fails open): the order is flagged with the reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginFailure {
+    /// The plugin that failed.
+    pub plugin: PluginRef,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// Units of one SKU in one shipment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipmentLine {
+    /// The SKU.
+    pub sku: Sku,
+    /// Units, at least 1.
+    pub quantity: u32,
+}
+
+/// One parcel leaving one warehouse.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shipment {
+    /// The warehouse it leaves from.
+    pub warehouse: WarehouseId,
+    /// What it carries.
+    pub lines: Vec<ShipmentLine>,
+    /// The carrier.
+    pub carrier: String,
+    /// Fee charged to the customer, minor units of the order currency.
+    pub fee_minor: i64,
+    /// Promised delivery time in hours.
+    pub eta_hours: u32,
+}
+
+/// Who routed an order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Router {
+    /// The kernel-adjacent built-in router (no plugin, or the plugin failed).
+    BuiltIn,
+    /// A logistics plugin.
+    Plugin(PluginRef),
+}
+
+/// How an order ships.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShipmentPlan {
+    /// The shipments; together they carry every ordered unit exactly once.
+    pub shipments: Vec<Shipment>,
+    /// Who made the plan.
+    pub routed_by: Router,
+    /// When a logistics plugin failed and the built-in router stood in: why.
+    pub fallback_reason: Option<String>,
+}
+
+/// The life of an order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum OrderStatus {
+    /// Stock reserved, awaiting payment.
+    Reserved,
+    /// Paid; stock sold, awaiting shipment.
+    Paid,
+    /// Shipped; stock left the warehouses.
+    Fulfilled,
+    /// Cancelled; stock released.
+    Cancelled,
+}
+
+/// An order as the kernel keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    /// Its number within the store.
+    pub number: OrderNumber,
+    /// The request it was created from.
+    pub request: OrderRequest,
+    /// Fingerprint of the request, for idempotent retries.
+    pub request_fingerprint: [u8; 32],
+    /// Lines with the catalogue prices at the time of the order.
+    pub lines: Vec<CartLine>,
+    /// Price adjustments applied, in order.
+    pub adjustments: Vec<Adjustment>,
+    /// Pricing plugins whose output was ignored because they failed.
+    pub pricing_failures: Vec<PluginFailure>,
+    /// How it ships.
+    pub shipment_plan: ShipmentPlan,
+    /// Totals, in minor units of `currency`.
+    pub totals: Totals,
+    /// Units of purchase-limited SKUs this order holds against the
+    /// customer's limits, returned when it is cancelled.
+    pub limited_units: Vec<LineRequest>,
+    /// The store's currency at the time of the order.
+    pub currency: Currency,
+    /// Current status.
+    pub status: OrderStatus,
+    /// When it was placed, milliseconds since the Unix epoch.
+    pub placed_at_ms: u64,
+    /// When its status last changed.
+    pub updated_at_ms: u64,
+}
+
+/// An order's money, all in minor units.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Sum of quantity times catalogue unit price.
+    pub subtotal_minor: i64,
+    /// Sum of every adjustment.
+    pub discount_minor: i64,
+    /// Sum of shipment fees.
+    pub shipping_minor: i64,
+    /// What the customer pays: subtotal - discount + shipping.
+    pub total_minor: i64,
+}

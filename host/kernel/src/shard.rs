@@ -1,0 +1,888 @@
+//! A shard: the state of a set of whole stores, changed only by [`Command`]s.
+//!
+//! Every command is validated completely before anything is written, so a
+//! refused command leaves the state exactly as it was. The node gives each
+//! shard one writer thread; nothing here locks.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::KernelError;
+use crate::command::{
+    Command, Outcome, PLUGIN_CONFIG_LEN_MAX, PlaceOrder, STATE_KEY_LEN_MAX, STATE_KEYS_MAX,
+    STATE_VALUE_LEN_MAX, STATE_WRITES_PER_ORDER_MAX, StateWrite,
+};
+use crate::model::{
+    COUPON_CODES_MAX, Cart, CartLine, CustomerId, IDEMPOTENCY_KEY_LEN_MAX, LINE_QUANTITY_MAX,
+    LineRequest, ORDER_LINES_MAX, Order, OrderNumber, OrderRequest, OrderStatus, PluginId, Product,
+    STOCK_QUANTITY_MAX, ShipmentPlan, Sku, StockLevel, StoreId, Totals, Warehouse, WarehouseId,
+    check_text,
+};
+use crate::money::{AMOUNT_MINOR_MAX, Currency, add_amounts, line_amount};
+
+/// Most price adjustments on one order: promotions stack a handful deep;
+/// this bounds what a misbehaving pricing plugin can add to the journal.
+pub const ADJUSTMENTS_MAX: usize = 64;
+/// Most shipments in one plan: one per warehouse is the most that is useful.
+pub const SHIPMENTS_MAX: usize = 32;
+/// Highest shipping fee of one shipment: 100,000.00 in a two-digit currency.
+pub const SHIPMENT_FEE_MINOR_MAX: i64 = 10_000_000;
+/// Longest promised delivery time: a year.
+const ETA_HOURS_MAX: u32 = 24 * 365;
+
+/// A plugin's private key-value state in one store.
+pub type PluginStateMap = BTreeMap<String, Vec<u8>>;
+
+/// A SHA-256 digest of a shard's whole state, to compare two states.
+pub type Digest = [u8; 32];
+
+/// A store's configuration of one plugin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginConfig {
+    /// The configuration document (JSON).
+    pub json: String,
+    /// The store revision at which it was set; changes whenever it changes.
+    pub revision: u64,
+}
+
+/// Everything the kernel knows about one store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreState {
+    /// Display name.
+    name: String,
+    /// The currency of every price.
+    currency: Currency,
+    /// The catalogue.
+    products: BTreeMap<Sku, Product>,
+    /// Warehouses.
+    warehouses: BTreeMap<WarehouseId, Warehouse>,
+    /// Stock per SKU per warehouse.
+    stock: BTreeMap<Sku, BTreeMap<WarehouseId, StockLevel>>,
+    /// Orders; order number `n` is at index `n - 1`.
+    orders: Vec<Order>,
+    /// Idempotency key to the order it created.
+    idempotency: BTreeMap<String, OrderNumber>,
+    /// Units of purchase-limited SKUs held by each customer's live orders.
+    limit_holdings: BTreeMap<(CustomerId, Sku), u32>,
+    /// Plugins configured for this store.
+    plugin_configs: BTreeMap<PluginId, PluginConfig>,
+    /// Each plugin's private state. Shared with in-flight plugin calls by
+    /// `Arc` and copied on write only if a call still holds it.
+    #[serde(with = "arc_state")]
+    plugin_state: BTreeMap<PluginId, Arc<PluginStateMap>>,
+    /// Commands applied to this store so far.
+    revision: u64,
+}
+
+mod arc_state {
+    //! Serde for the `Arc`-shared plugin state maps (serde's `rc` feature
+    //! would change serde for every crate of the build).
+    use super::{Arc, BTreeMap, PluginId, PluginStateMap};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<PluginId, Arc<PluginStateMap>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let plain: BTreeMap<&PluginId, &PluginStateMap> =
+            map.iter().map(|(id, state)| (id, state.as_ref())).collect();
+        plain.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<PluginId, Arc<PluginStateMap>>, D::Error> {
+        let plain = BTreeMap::<PluginId, PluginStateMap>::deserialize(deserializer)?;
+        Ok(plain.into_iter().map(|(id, state)| (id, Arc::new(state))).collect())
+    }
+}
+
+impl StoreState {
+    /// Display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The store's currency.
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+    /// The catalogue.
+    pub fn products(&self) -> &BTreeMap<Sku, Product> {
+        &self.products
+    }
+    /// The warehouses.
+    pub fn warehouses(&self) -> &BTreeMap<WarehouseId, Warehouse> {
+        &self.warehouses
+    }
+    /// Stock levels per SKU per warehouse.
+    pub fn stock(&self) -> &BTreeMap<Sku, BTreeMap<WarehouseId, StockLevel>> {
+        &self.stock
+    }
+    /// The stock level of one SKU in one warehouse (zero when never stocked).
+    pub fn stock_level(&self, sku: &Sku, warehouse: &WarehouseId) -> StockLevel {
+        self.stock.get(sku).and_then(|levels| levels.get(warehouse)).copied().unwrap_or_default()
+    }
+    /// All orders, oldest first.
+    pub fn orders(&self) -> &[Order] {
+        &self.orders
+    }
+    /// One order.
+    pub fn order(&self, number: OrderNumber) -> Option<&Order> {
+        let index = usize::try_from(number.checked_sub(1)?).ok()?;
+        self.orders.get(index)
+    }
+    /// Plugins configured for this store.
+    pub fn plugin_configs(&self) -> &BTreeMap<PluginId, PluginConfig> {
+        &self.plugin_configs
+    }
+    /// A plugin's state in this store (empty when it has none).
+    pub fn plugin_state(&self, plugin: &PluginId) -> Arc<PluginStateMap> {
+        self.plugin_state.get(plugin).cloned().unwrap_or_default()
+    }
+    /// Commands applied to this store.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+    /// Units of `sku` the customer's live orders hold against its limit.
+    pub fn limit_holding(&self, customer: &CustomerId, sku: &Sku) -> u32 {
+        self.limit_holdings.get(&(customer.clone(), sku.clone())).copied().unwrap_or(0)
+    }
+
+    fn order_mut(&mut self, number: OrderNumber) -> Result<&mut Order, KernelError> {
+        let index = number
+            .checked_sub(1)
+            .and_then(|index| usize::try_from(index).ok())
+            .ok_or(KernelError::UnknownOrder(number))?;
+        self.orders.get_mut(index).ok_or(KernelError::UnknownOrder(number))
+    }
+
+    fn available_total(&self, sku: &Sku) -> u64 {
+        self.stock.get(sku).map_or(0, |levels| levels.values().map(|l| l.available).sum())
+    }
+
+    fn level_mut(&mut self, sku: &Sku, warehouse: &WarehouseId) -> &mut StockLevel {
+        self.stock.entry(sku.clone()).or_default().entry(warehouse.clone()).or_default()
+    }
+
+    /// Validates `request` and prices it at catalogue prices.
+    fn cart_for(
+        &self,
+        store: &StoreId,
+        request: &OrderRequest,
+        placed_at_ms: u64,
+    ) -> Result<Cart, KernelError> {
+        validate_request_shape(request)?;
+        let mut lines = Vec::with_capacity(request.lines.len());
+        for line in &request.lines {
+            let product = self
+                .products
+                .get(&line.sku)
+                .ok_or_else(|| KernelError::UnknownSku(line.sku.to_string()))?;
+            if let Some(limit) = product.purchase_limit_per_customer {
+                let held = self.limit_holding(&request.customer.id, &line.sku);
+                if held.saturating_add(line.quantity) > limit {
+                    return Err(KernelError::PurchaseLimitExceeded {
+                        sku: line.sku.to_string(),
+                        limit,
+                        held,
+                        requested: line.quantity,
+                    });
+                }
+            }
+            let available = self.available_total(&line.sku);
+            if u64::from(line.quantity) > available {
+                return Err(KernelError::InsufficientStock {
+                    sku: line.sku.to_string(),
+                    requested: line.quantity.into(),
+                    available,
+                });
+            }
+            lines.push(CartLine {
+                sku: line.sku.clone(),
+                quantity: line.quantity,
+                unit_price_minor: product.unit_price_minor,
+            });
+        }
+        Ok(Cart {
+            store_id: store.clone(),
+            currency: self.currency,
+            customer: request.customer.clone(),
+            lines,
+            coupon_codes: request.coupon_codes.clone(),
+            shipping_address: request.shipping_address.clone(),
+            placed_at_ms,
+        })
+    }
+
+    /// Checks `plan` ships every cart unit exactly once from stock that is
+    /// available now; returns the sum of its fees.
+    fn validate_plan(&self, cart: &Cart, plan: &ShipmentPlan) -> Result<i64, KernelError> {
+        let invalid = |text: String| Err(KernelError::InvalidShipmentPlan(text));
+        if plan.shipments.is_empty() {
+            return invalid("it has no shipments".into());
+        }
+        if plan.shipments.len() > SHIPMENTS_MAX {
+            return invalid(format!("it has more than {SHIPMENTS_MAX} shipments"));
+        }
+        if let Some(reason) = &plan.fallback_reason {
+            check_text("fallback reason", reason)?;
+        }
+        let mut shipped: BTreeMap<&Sku, u64> = BTreeMap::new();
+        let mut taken: BTreeMap<(&Sku, &WarehouseId), u64> = BTreeMap::new();
+        let mut warehouses_used = BTreeSet::new();
+        let mut fees_minor = 0i64;
+        for shipment in &plan.shipments {
+            if !self.warehouses.contains_key(&shipment.warehouse) {
+                return Err(KernelError::UnknownWarehouse(shipment.warehouse.to_string()));
+            }
+            if !warehouses_used.insert(&shipment.warehouse) {
+                return invalid(format!("warehouse {} has two shipments", shipment.warehouse));
+            }
+            if shipment.lines.is_empty() {
+                return invalid(format!("the shipment from {} is empty", shipment.warehouse));
+            }
+            if !(0..=SHIPMENT_FEE_MINOR_MAX).contains(&shipment.fee_minor) {
+                return invalid(format!(
+                    "fee {} is outside 0..={SHIPMENT_FEE_MINOR_MAX}",
+                    shipment.fee_minor
+                ));
+            }
+            if shipment.eta_hours > ETA_HOURS_MAX {
+                return invalid(format!("eta of {} hours is over a year", shipment.eta_hours));
+            }
+            check_text("carrier", &shipment.carrier)?;
+            fees_minor = add_amounts(fees_minor, shipment.fee_minor)?;
+            for line in &shipment.lines {
+                if line.quantity == 0 {
+                    return invalid(format!("a line of sku {} ships 0 units", line.sku));
+                }
+                *shipped.entry(&line.sku).or_default() += u64::from(line.quantity);
+                *taken.entry((&line.sku, &shipment.warehouse)).or_default() +=
+                    u64::from(line.quantity);
+            }
+        }
+        for line in &cart.lines {
+            let units = shipped.remove(&line.sku).unwrap_or(0);
+            if units != u64::from(line.quantity) {
+                return invalid(format!(
+                    "it ships {units} units of sku {} but the order has {}",
+                    line.sku, line.quantity
+                ));
+            }
+        }
+        if let Some((sku, _)) = shipped.into_iter().next() {
+            return invalid(format!("it ships sku {sku}, which is not in the order"));
+        }
+        for ((sku, warehouse), units) in taken {
+            let available = self.stock_level(sku, warehouse).available;
+            if units > available {
+                return Err(KernelError::InsufficientStock {
+                    sku: format!("{sku} in warehouse {warehouse}"),
+                    requested: units,
+                    available,
+                });
+            }
+        }
+        Ok(fees_minor)
+    }
+
+    /// Checks a batch of plugin state writes against the state limits.
+    fn validate_state_writes(&self, writes: &[StateWrite]) -> Result<(), KernelError> {
+        let invalid = |text: String| Err(KernelError::InvalidStateWrite(text));
+        if writes.len() > STATE_WRITES_PER_ORDER_MAX {
+            return invalid(format!("more than {STATE_WRITES_PER_ORDER_MAX} writes in one order"));
+        }
+        let mut new_keys: BTreeMap<&PluginId, BTreeSet<&str>> = BTreeMap::new();
+        for write in writes {
+            if write.key.is_empty() || write.key.len() > STATE_KEY_LEN_MAX {
+                return invalid(format!("key length must be 1 to {STATE_KEY_LEN_MAX} bytes"));
+            }
+            if write.value.as_ref().is_some_and(|v| v.len() > STATE_VALUE_LEN_MAX) {
+                return invalid(format!("value longer than {STATE_VALUE_LEN_MAX} bytes"));
+            }
+            let existing = self.plugin_state.get(&write.plugin);
+            if write.value.is_some() && !existing.is_some_and(|map| map.contains_key(&write.key)) {
+                new_keys.entry(&write.plugin).or_default().insert(&write.key);
+            }
+        }
+        for (plugin, keys) in new_keys {
+            let held = self.plugin_state.get(plugin).map_or(0, |map| map.len());
+            if held + keys.len() > STATE_KEYS_MAX {
+                return invalid(format!(
+                    "plugin {plugin} would hold more than {STATE_KEYS_MAX} keys"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_request_shape(request: &OrderRequest) -> Result<(), KernelError> {
+    if let Some(key) = &request.idempotency_key
+        && (key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX)
+    {
+        return Err(KernelError::InvalidIdentifier {
+            what: "idempotency key",
+            detail: format!("must be 1 to {IDEMPOTENCY_KEY_LEN_MAX} bytes"),
+        });
+    }
+    if request.lines.is_empty() {
+        return Err(KernelError::EmptyOrder);
+    }
+    if request.lines.len() > ORDER_LINES_MAX {
+        return Err(KernelError::TooMany { what: "order lines", limit: ORDER_LINES_MAX });
+    }
+    if request.coupon_codes.len() > COUPON_CODES_MAX {
+        return Err(KernelError::TooMany { what: "coupon codes", limit: COUPON_CODES_MAX });
+    }
+    for code in &request.coupon_codes {
+        check_text("coupon code", code)?;
+    }
+    request.shipping_address.validate()?;
+    let mut seen = BTreeSet::new();
+    for line in &request.lines {
+        check_quantity(
+            &format!("sku {}", line.sku),
+            line.quantity.into(),
+            LINE_QUANTITY_MAX.into(),
+        )?;
+        if !seen.insert(&line.sku) {
+            return Err(KernelError::DuplicateLine(line.sku.to_string()));
+        }
+    }
+    Ok(())
+}
+
+fn check_quantity(what: &str, quantity: u64, max: u64) -> Result<(), KernelError> {
+    if quantity == 0 || quantity > max {
+        return Err(KernelError::InvalidQuantity { what: what.to_string(), quantity, max });
+    }
+    Ok(())
+}
+
+/// Checks pricing adjustments against a cart and returns the total discount:
+/// every amount positive, line adjustments within their line's amount, the
+/// total within the subtotal, texts within limits.
+pub fn validate_adjustments(
+    cart: &Cart,
+    adjustments: &[crate::model::Adjustment],
+) -> Result<i64, KernelError> {
+    if adjustments.len() > ADJUSTMENTS_MAX {
+        return Err(KernelError::TooMany { what: "price adjustments", limit: ADJUSTMENTS_MAX });
+    }
+    let mut line_remaining = Vec::with_capacity(cart.lines.len());
+    let mut subtotal_minor = 0i64;
+    for line in &cart.lines {
+        let amount = line_amount(line.quantity, line.unit_price_minor)?;
+        subtotal_minor = add_amounts(subtotal_minor, amount)?;
+        line_remaining.push(amount);
+    }
+    let mut discount_minor = 0i64;
+    for (index, adjustment) in adjustments.iter().enumerate() {
+        let invalid = |reason: String| KernelError::InvalidAdjustment {
+            index,
+            code: adjustment.code.chars().take(64).collect(),
+            reason,
+        };
+        check_text("adjustment code", &adjustment.code)?;
+        check_text("adjustment reason", &adjustment.reason)?;
+        let amount = adjustment.amount_off_minor;
+        if amount <= 0 {
+            return Err(invalid(format!("amount off must be positive, got {amount}")));
+        }
+        if let Some(line_index) = adjustment.line_index {
+            let remaining = usize::try_from(line_index)
+                .ok()
+                .and_then(|i| line_remaining.get_mut(i))
+                .ok_or_else(|| invalid(format!("line {line_index} does not exist")))?;
+            if amount > *remaining {
+                return Err(invalid(format!(
+                    "takes {amount} off line {line_index}, which has only {remaining} left"
+                )));
+            }
+            *remaining -= amount;
+        }
+        discount_minor = add_amounts(discount_minor, amount)?;
+        if discount_minor > subtotal_minor {
+            return Err(invalid(format!(
+                "total discount {discount_minor} exceeds the subtotal {subtotal_minor}"
+            )));
+        }
+    }
+    Ok(discount_minor)
+}
+
+/// What an idempotency key says about a request before it is processed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdempotencyCheck {
+    /// No earlier order has this key (or there is no key): process it.
+    New,
+    /// The same request already created this order: answer with it.
+    Duplicate(OrderNumber),
+}
+
+/// The fingerprint of what a request asks for, without its key.
+fn request_fingerprint(request: &OrderRequest) -> [u8; 32] {
+    let body =
+        (&request.customer, &request.lines, &request.coupon_codes, &request.shipping_address);
+    // Encoding plain data into a Vec cannot fail.
+    let bytes = postcard::to_allocvec(&body).unwrap_or_default();
+    Sha256::digest(&bytes).into()
+}
+
+/// The state of a set of stores, changed by one writer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// The stores of this shard.
+    stores: BTreeMap<StoreId, StoreState>,
+}
+
+impl Shard {
+    /// An empty shard.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One store.
+    pub fn store(&self, store: &StoreId) -> Option<&StoreState> {
+        self.stores.get(store)
+    }
+
+    /// Every store.
+    pub fn stores(&self) -> &BTreeMap<StoreId, StoreState> {
+        &self.stores
+    }
+
+    fn store_ref(&self, store: &StoreId) -> Result<&StoreState, KernelError> {
+        self.stores.get(store).ok_or_else(|| KernelError::UnknownStore(store.to_string()))
+    }
+
+    fn store_mut(&mut self, store: &StoreId) -> Result<&mut StoreState, KernelError> {
+        self.stores.get_mut(store).ok_or_else(|| KernelError::UnknownStore(store.to_string()))
+    }
+
+    /// Whether a request is new or repeats an earlier one; an error when its
+    /// key was used for a different request.
+    pub fn check_idempotency(
+        &self,
+        store: &StoreId,
+        request: &OrderRequest,
+    ) -> Result<IdempotencyCheck, KernelError> {
+        let state = self.store_ref(store)?;
+        let Some(key) = &request.idempotency_key else {
+            return Ok(IdempotencyCheck::New);
+        };
+        let Some(&number) = state.idempotency.get(key) else {
+            return Ok(IdempotencyCheck::New);
+        };
+        let earlier = state.order(number).ok_or(KernelError::UnknownOrder(number))?;
+        if earlier.request_fingerprint == request_fingerprint(request) {
+            Ok(IdempotencyCheck::Duplicate(number))
+        } else {
+            Err(KernelError::IdempotencyConflict { key: key.clone(), order: number })
+        }
+    }
+
+    /// Validates a request (shape, SKUs, purchase limits, total stock) and
+    /// returns the cart to hand to pricing and logistics plugins.
+    pub fn prepare_cart(
+        &self,
+        store: &StoreId,
+        request: &OrderRequest,
+        placed_at_ms: u64,
+    ) -> Result<Cart, KernelError> {
+        self.store_ref(store)?.cart_for(store, request, placed_at_ms)
+    }
+
+    /// Applies one command. On error nothing changed.
+    pub fn apply(&mut self, command: &Command) -> Result<Outcome, KernelError> {
+        match command {
+            Command::CreateStore { store, name, currency } => {
+                check_text("store name", name)?;
+                if self.stores.contains_key(store) {
+                    return Err(KernelError::StoreExists(store.to_string()));
+                }
+                self.stores.insert(
+                    store.clone(),
+                    StoreState {
+                        name: name.clone(),
+                        currency: *currency,
+                        products: BTreeMap::new(),
+                        warehouses: BTreeMap::new(),
+                        stock: BTreeMap::new(),
+                        orders: Vec::new(),
+                        idempotency: BTreeMap::new(),
+                        limit_holdings: BTreeMap::new(),
+                        plugin_configs: BTreeMap::new(),
+                        plugin_state: BTreeMap::new(),
+                        revision: 1,
+                    },
+                );
+                Ok(Outcome::StoreCreated)
+            }
+            Command::UpsertProduct { store, product, currency } => {
+                check_text("product title", &product.title)?;
+                if product.unit_price_minor < 0 {
+                    return Err(KernelError::NegativeAmount {
+                        what: "unit price",
+                        amount_minor: product.unit_price_minor,
+                    });
+                }
+                if product.unit_price_minor > AMOUNT_MINOR_MAX {
+                    return Err(KernelError::AmountOverflow);
+                }
+                if product.purchase_limit_per_customer == Some(0) {
+                    return Err(KernelError::InvalidQuantity {
+                        what: "purchase limit".into(),
+                        quantity: 0,
+                        max: u32::MAX.into(),
+                    });
+                }
+                let state = self.store_mut(store)?;
+                if *currency != state.currency {
+                    return Err(KernelError::CurrencyMismatch {
+                        expected: state.currency.to_string(),
+                        got: currency.to_string(),
+                    });
+                }
+                state.products.insert(product.sku.clone(), product.clone());
+                state.revision += 1;
+                Ok(Outcome::ProductUpserted)
+            }
+            Command::UpsertWarehouse { store, warehouse } => {
+                check_text("warehouse name", &warehouse.name)?;
+                warehouse.location.validate()?;
+                let state = self.store_mut(store)?;
+                state.warehouses.insert(warehouse.id.clone(), warehouse.clone());
+                state.revision += 1;
+                Ok(Outcome::WarehouseUpserted)
+            }
+            Command::ReceiveStock { store, sku, warehouse, quantity } => {
+                let state = self.store_mut(store)?;
+                check_stock_target(state, sku, warehouse)?;
+                check_quantity(&format!("stock of sku {sku}"), *quantity, STOCK_QUANTITY_MAX)?;
+                let level = state.stock_level(sku, warehouse);
+                if level.on_hand + quantity > STOCK_QUANTITY_MAX {
+                    return Err(KernelError::InvalidQuantity {
+                        what: format!("stock of sku {sku} after receiving"),
+                        quantity: level.on_hand + quantity,
+                        max: STOCK_QUANTITY_MAX,
+                    });
+                }
+                let level = state.level_mut(sku, warehouse);
+                level.on_hand += quantity;
+                level.available += quantity;
+                let level = *level;
+                state.revision += 1;
+                Ok(Outcome::StockChanged(level))
+            }
+            Command::WriteOffStock { store, sku, warehouse, quantity } => {
+                let state = self.store_mut(store)?;
+                check_stock_target(state, sku, warehouse)?;
+                check_quantity(&format!("write-off of sku {sku}"), *quantity, STOCK_QUANTITY_MAX)?;
+                let available = state.stock_level(sku, warehouse).available;
+                if *quantity > available {
+                    return Err(KernelError::WriteOffExceedsAvailable {
+                        sku: sku.to_string(),
+                        requested: *quantity,
+                        available,
+                    });
+                }
+                let level = state.level_mut(sku, warehouse);
+                level.on_hand -= quantity;
+                level.available -= quantity;
+                let level = *level;
+                state.revision += 1;
+                Ok(Outcome::StockChanged(level))
+            }
+            Command::ConfigurePlugin { store, plugin, config_json } => {
+                if config_json.as_ref().is_some_and(|json| json.len() > PLUGIN_CONFIG_LEN_MAX) {
+                    return Err(KernelError::ConfigTooLarge { limit: PLUGIN_CONFIG_LEN_MAX });
+                }
+                let state = self.store_mut(store)?;
+                state.revision += 1;
+                match config_json {
+                    Some(json) => {
+                        let config = PluginConfig { json: json.clone(), revision: state.revision };
+                        state.plugin_configs.insert(plugin.clone(), config);
+                    }
+                    None => {
+                        state.plugin_configs.remove(plugin);
+                    }
+                }
+                Ok(Outcome::PluginConfigured)
+            }
+            Command::PlaceOrder(place) => self.place_order(place),
+            Command::PayOrder { store, order, at_ms } => {
+                self.transition(store, *order, *at_ms, "paid", |status| {
+                    (status == OrderStatus::Reserved).then_some(OrderStatus::Paid)
+                })
+            }
+            Command::CancelOrder { store, order, at_ms } => {
+                self.transition(store, *order, *at_ms, "cancelled", |status| {
+                    matches!(status, OrderStatus::Reserved | OrderStatus::Paid)
+                        .then_some(OrderStatus::Cancelled)
+                })
+            }
+            Command::FulfilOrder { store, order, at_ms } => {
+                self.transition(store, *order, *at_ms, "fulfilled", |status| {
+                    (status == OrderStatus::Paid).then_some(OrderStatus::Fulfilled)
+                })
+            }
+        }
+    }
+
+    fn place_order(&mut self, place: &PlaceOrder) -> Result<Outcome, KernelError> {
+        let state = self.store_ref(&place.store)?;
+        let fingerprint = request_fingerprint(&place.request);
+        if let Some(key) = &place.request.idempotency_key
+            && let Some(&number) = state.idempotency.get(key)
+        {
+            let earlier = state.order(number).ok_or(KernelError::UnknownOrder(number))?;
+            if earlier.request_fingerprint != fingerprint {
+                return Err(KernelError::IdempotencyConflict { key: key.clone(), order: number });
+            }
+            return Ok(Outcome::OrderPlaced {
+                order: number,
+                totals: earlier.totals,
+                duplicate: true,
+            });
+        }
+        let cart = state.cart_for(&place.store, &place.request, place.placed_at_ms)?;
+        let discount_minor = validate_adjustments(&cart, &place.adjustments)?;
+        for failure in &place.pricing_failures {
+            check_text("plugin failure reason", &failure.reason)?;
+        }
+        let shipping_minor = state.validate_plan(&cart, &place.shipment_plan)?;
+        state.validate_state_writes(&place.state_writes)?;
+        let subtotal_minor = cart.lines.iter().try_fold(0i64, |sum, line| {
+            add_amounts(sum, line_amount(line.quantity, line.unit_price_minor)?)
+        })?;
+        let total_minor = add_amounts(subtotal_minor - discount_minor, shipping_minor)?;
+        let totals = Totals { subtotal_minor, discount_minor, shipping_minor, total_minor };
+        let limited_units: Vec<LineRequest> = place
+            .request
+            .lines
+            .iter()
+            .filter(|line| {
+                state
+                    .products
+                    .get(&line.sku)
+                    .is_some_and(|p| p.purchase_limit_per_customer.is_some())
+            })
+            .cloned()
+            .collect();
+
+        // Everything is validated: from here on the order is written.
+        let state = self.store_mut(&place.store)?;
+        for shipment in &place.shipment_plan.shipments {
+            for line in &shipment.lines {
+                let level = state.level_mut(&line.sku, &shipment.warehouse);
+                level.available -= u64::from(line.quantity);
+                level.reserved += u64::from(line.quantity);
+                debug_assert!(level.is_balanced());
+            }
+        }
+        for line in &limited_units {
+            *state
+                .limit_holdings
+                .entry((place.request.customer.id.clone(), line.sku.clone()))
+                .or_default() += line.quantity;
+        }
+        for write in &place.state_writes {
+            let map = Arc::make_mut(state.plugin_state.entry(write.plugin.clone()).or_default());
+            match &write.value {
+                Some(value) => map.insert(write.key.clone(), value.clone()),
+                None => map.remove(&write.key),
+            };
+        }
+        let number = state.orders.len() as OrderNumber + 1;
+        if let Some(key) = &place.request.idempotency_key {
+            state.idempotency.insert(key.clone(), number);
+        }
+        state.orders.push(Order {
+            number,
+            request: place.request.clone(),
+            request_fingerprint: fingerprint,
+            lines: cart.lines,
+            adjustments: place.adjustments.clone(),
+            pricing_failures: place.pricing_failures.clone(),
+            shipment_plan: place.shipment_plan.clone(),
+            totals,
+            limited_units,
+            currency: cart.currency,
+            status: OrderStatus::Reserved,
+            placed_at_ms: place.placed_at_ms,
+            updated_at_ms: place.placed_at_ms,
+        });
+        state.revision += 1;
+        Ok(Outcome::OrderPlaced { order: number, totals, duplicate: false })
+    }
+
+    /// Moves an order to the status `next` gives for its current one,
+    /// moving its units between the stock buckets to match.
+    fn transition(
+        &mut self,
+        store: &StoreId,
+        number: OrderNumber,
+        at_ms: u64,
+        action: &'static str,
+        next: impl Fn(OrderStatus) -> Option<OrderStatus>,
+    ) -> Result<Outcome, KernelError> {
+        let state = self.store_mut(store)?;
+        let order = state.order_mut(number)?;
+        let from = order.status;
+        let to = next(from).ok_or(KernelError::InvalidTransition {
+            order: number,
+            status: from,
+            action,
+        })?;
+        order.status = to;
+        order.updated_at_ms = at_ms;
+        let shipments = order.shipment_plan.shipments.clone();
+        let customer = order.request.customer.id.clone();
+        let limited_units =
+            if to == OrderStatus::Cancelled { order.limited_units.clone() } else { Vec::new() };
+        for shipment in &shipments {
+            for line in &shipment.lines {
+                let units = u64::from(line.quantity);
+                let level = state.level_mut(&line.sku, &shipment.warehouse);
+                match (from, to) {
+                    (OrderStatus::Reserved, OrderStatus::Paid) => {
+                        level.reserved -= units;
+                        level.sold += units;
+                    }
+                    (OrderStatus::Reserved, OrderStatus::Cancelled) => {
+                        level.reserved -= units;
+                        level.available += units;
+                    }
+                    (OrderStatus::Paid, OrderStatus::Cancelled) => {
+                        level.sold -= units;
+                        level.available += units;
+                    }
+                    (OrderStatus::Paid, OrderStatus::Fulfilled) => {
+                        level.sold -= units;
+                        level.on_hand -= units;
+                        level.shipped += units;
+                    }
+                    _ => unreachable!("transition {from:?} -> {to:?} is not offered"),
+                }
+                debug_assert!(level.is_balanced());
+            }
+        }
+        for line in &limited_units {
+            let key = (customer.clone(), line.sku.clone());
+            if let Some(held) = state.limit_holdings.get_mut(&key) {
+                *held = held.saturating_sub(line.quantity);
+                if *held == 0 {
+                    state.limit_holdings.remove(&key);
+                }
+            }
+        }
+        state.revision += 1;
+        Ok(Outcome::OrderStatusChanged { order: number, status: to })
+    }
+
+    /// Checks every invariant, returning the first violation found:
+    /// each stock level balances, reserved and sold units match the live
+    /// orders exactly, and purchase-limit holdings match the live orders.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (store_id, state) in &self.stores {
+            let mut reserved: BTreeMap<(&Sku, &WarehouseId), u64> = BTreeMap::new();
+            let mut sold: BTreeMap<(&Sku, &WarehouseId), u64> = BTreeMap::new();
+            let mut holdings: BTreeMap<(CustomerId, Sku), u32> = BTreeMap::new();
+            for order in &state.orders {
+                let bucket = match order.status {
+                    OrderStatus::Reserved => Some(&mut reserved),
+                    OrderStatus::Paid => Some(&mut sold),
+                    OrderStatus::Fulfilled | OrderStatus::Cancelled => None,
+                };
+                if let Some(bucket) = bucket {
+                    for shipment in &order.shipment_plan.shipments {
+                        for line in &shipment.lines {
+                            *bucket.entry((&line.sku, &shipment.warehouse)).or_default() +=
+                                u64::from(line.quantity);
+                        }
+                    }
+                }
+                if order.status != OrderStatus::Cancelled {
+                    for line in &order.limited_units {
+                        *holdings
+                            .entry((order.request.customer.id.clone(), line.sku.clone()))
+                            .or_default() += line.quantity;
+                    }
+                }
+            }
+            for (sku, levels) in &state.stock {
+                for (warehouse, level) in levels {
+                    if !level.is_balanced() {
+                        return Err(format!(
+                            "store {store_id} sku {sku} warehouse {warehouse}: on hand {} != available {} + reserved {} + sold {}",
+                            level.on_hand, level.available, level.reserved, level.sold
+                        ));
+                    }
+                    let expected_reserved = reserved.remove(&(sku, warehouse)).unwrap_or(0);
+                    let expected_sold = sold.remove(&(sku, warehouse)).unwrap_or(0);
+                    if level.reserved != expected_reserved || level.sold != expected_sold {
+                        return Err(format!(
+                            "store {store_id} sku {sku} warehouse {warehouse}: reserved {} sold {} but live orders hold {expected_reserved} and {expected_sold}",
+                            level.reserved, level.sold
+                        ));
+                    }
+                }
+            }
+            if let Some(((sku, warehouse), units)) = reserved.into_iter().chain(sold).next() {
+                return Err(format!(
+                    "store {store_id}: orders hold {units} units of sku {sku} in warehouse {warehouse}, which has no stock level"
+                ));
+            }
+            if holdings != state.limit_holdings {
+                return Err(format!(
+                    "store {store_id}: purchase-limit holdings differ from live orders"
+                ));
+            }
+            for (id, order) in state.orders.iter().enumerate() {
+                if order.number != id as OrderNumber + 1 {
+                    return Err(format!(
+                        "store {store_id}: order at index {id} has number {}",
+                        order.number
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A SHA-256 digest of the whole state: equal digests, equal states.
+    pub fn digest(&self) -> Digest {
+        Sha256::digest(self.encode()).into()
+    }
+
+    /// The state encoded for a snapshot.
+    pub fn encode(&self) -> Vec<u8> {
+        // Encoding plain in-memory data into a Vec cannot fail.
+        postcard::to_allocvec(self).unwrap_or_default()
+    }
+
+    /// The state decoded from a snapshot.
+    pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+fn check_stock_target(
+    state: &StoreState,
+    sku: &Sku,
+    warehouse: &WarehouseId,
+) -> Result<(), KernelError> {
+    if !state.products.contains_key(sku) {
+        return Err(KernelError::UnknownSku(sku.to_string()));
+    }
+    if !state.warehouses.contains_key(warehouse) {
+        return Err(KernelError::UnknownWarehouse(warehouse.to_string()));
+    }
+    Ok(())
+}
