@@ -142,6 +142,10 @@ impl StoreState {
     pub fn plugin_state(&self, plugin: &PluginId) -> Arc<PluginStateMap> {
         self.plugin_state.get(plugin).cloned().unwrap_or_default()
     }
+    /// The order an idempotency key created, if any.
+    pub fn order_for_idempotency_key(&self, key: &str) -> Option<OrderNumber> {
+        self.idempotency.get(key).copied()
+    }
     /// Commands applied to this store.
     pub fn revision(&self) -> u64 {
         self.revision
@@ -495,6 +499,17 @@ impl Shard {
         placed_at_ms: u64,
     ) -> Result<Cart, KernelError> {
         self.store_ref(store)?.cart_for(store, request, placed_at_ms)
+    }
+
+    /// Checks that `plan` would ship `cart` from stock available now, as
+    /// placing the order would; returns the plan's total fee.
+    pub fn check_shipment_plan(
+        &self,
+        store: &StoreId,
+        cart: &Cart,
+        plan: &ShipmentPlan,
+    ) -> Result<i64, KernelError> {
+        self.store_ref(store)?.validate_plan(cart, plan)
     }
 
     /// Applies one command. On error nothing changed.
