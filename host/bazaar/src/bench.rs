@@ -1,0 +1,285 @@
+//! `bazaar bench`: the engine's benchmarks. Each prints its figures and
+//! ends with `RESULT <name> <value> <unit>` lines for BENCHMARKS.md.
+//!
+//! Machines here are shared and noisy, so comparisons (Wasm against native
+//! plugins) are measured in one run, back to back.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use bazaar_kernel::model::{
+    PluginId, PluginRef, Product, Router, Shipment, ShipmentLine, ShipmentPlan, Sku, StoreId,
+    Warehouse, WarehouseId,
+};
+use bazaar_kernel::money::Currency;
+use bazaar_kernel::{Command, PlaceOrder, Shard};
+use bazaar_store::Backend;
+
+use crate::demo::splitmix64;
+use crate::load::{self, LoadPlan, LoadProgress, LoadReport};
+use crate::node::{Node, NodeConfig};
+use crate::plugins::PluginSet;
+use crate::seed;
+
+/// The benchmarks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Benchmark {
+    /// Order pipeline (pricing + logistics + reservation + durable journal), Wasm vs native plugins.
+    Pipeline,
+    /// Reservations per second on one hot SKU through the kernel alone.
+    HotSku,
+    /// Plugin call and instantiation cost.
+    PluginCalls,
+    /// Peak memory for a million orders.
+    Memory,
+    /// Every benchmark in turn.
+    All,
+}
+
+/// Options common to the benchmarks.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Orders or calls to measure (each benchmark has its own default).
+    pub orders: Option<u64>,
+    /// Storage engine for the node benchmarks.
+    pub backend: Backend,
+}
+
+/// Stores the pipeline spreads its orders over: several per shard.
+const PIPELINE_STORES: usize = 8;
+/// Client threads of the pipeline benchmark.
+const PIPELINE_CLIENTS: u32 = 4;
+/// Orders each pipeline client keeps in flight.
+const PIPELINE_WINDOW: usize = 512;
+
+/// Runs `benchmark`.
+pub fn run(benchmark: Benchmark, options: BenchOptions) -> anyhow::Result<()> {
+    println!("machine: {} cores, {}", num_cpus(), std::env::consts::ARCH);
+    match benchmark {
+        Benchmark::Pipeline => pipeline(&options),
+        Benchmark::HotSku => hot_sku(&options),
+        Benchmark::PluginCalls => {
+            crate::plugins::bench_plugin_calls(options.orders.unwrap_or(100_000))
+        }
+        Benchmark::Memory => memory(&options),
+        Benchmark::All => {
+            pipeline(&options)?;
+            hot_sku(&options)?;
+            crate::plugins::bench_plugin_calls(options.orders.unwrap_or(100_000))?;
+            memory(&options)
+        }
+    }
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Runs `orders` mixed-catalogue orders through a fresh node with `plugins`.
+fn run_pipeline(
+    dir: &Path,
+    backend: Backend,
+    plugins: PluginSet,
+    orders: u64,
+) -> anyhow::Result<LoadReport> {
+    let node = Arc::new(Node::open(NodeConfig { backend, ..NodeConfig::new(dir) }, plugins)?);
+    let stores: Vec<StoreId> =
+        (0..PIPELINE_STORES).map(|i| StoreId::new(format!("store-{i}")).expect("valid")).collect();
+    for store in &stores {
+        seed::seed_flagship_store(&node, store, 0)?;
+    }
+    let source_stores = stores.clone();
+    let plan = LoadPlan {
+        clients: PIPELINE_CLIENTS,
+        window_per_client: PIPELINE_WINDOW,
+        attempts: orders,
+        source: Arc::new(move |attempt| {
+            let r = splitmix64(attempt);
+            let store = source_stores[(r % PIPELINE_STORES as u64) as usize].clone();
+            let count = 1 + ((r >> 8) % 3) as usize;
+            let first = ((r >> 12) % seed::ORDINARY_SKUS as u64) as usize;
+            let lines = (0..count)
+                .map(|i| {
+                    (
+                        seed::ordinary_sku((first + i * 5) % seed::ORDINARY_SKUS),
+                        1 + ((r >> (20 + i)) % 2) as u32,
+                    )
+                })
+                .collect();
+            let coupon = (r >> 40).is_multiple_of(4).then_some("D11-10");
+            (store, seed::order_request(r >> 16, lines, coupon, None))
+        }),
+        on_ack: None,
+    };
+    let report = load::drive(&node, &plan, &Arc::new(LoadProgress::default()));
+    anyhow::ensure!(
+        report.refusals.is_empty(),
+        "pipeline orders were refused: {:?}",
+        report.refusals
+    );
+    node.check_invariants().map_err(anyhow::Error::msg)?;
+    Ok(report)
+}
+
+fn pipeline(options: &BenchOptions) -> anyhow::Result<()> {
+    let orders = options.orders.unwrap_or(300_000);
+    println!(
+        "\n== pipeline: {orders} orders, pricing + logistics + reservation + group-committed {} journal ==",
+        options.backend
+    );
+    let wasm_plugins = PluginSet::first_party_wasm()?;
+    let native_plugins = PluginSet::first_party_native();
+    let mut results = Vec::new();
+    for (name, plugins) in [("native", native_plugins), ("wasm", wasm_plugins)] {
+        let dir = tempfile::tempdir().context("creating a temporary data directory")?;
+        let report = run_pipeline(dir.path(), options.backend, plugins, orders)?;
+        println!(
+            "{name:>6}: {:>9.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms  p99.9 {:>6.2} ms",
+            report.orders_per_second(),
+            f64::from(report.latency_us(0.5)) / 1000.0,
+            f64::from(report.latency_us(0.99)) / 1000.0,
+            f64::from(report.latency_us(0.999)) / 1000.0,
+        );
+        results.push((name, report.orders_per_second()));
+    }
+    let ratio = results[1].1 / results[0].1;
+    println!("RESULT pipeline_native_orders_per_s {:.0}", results[0].1);
+    println!("RESULT pipeline_wasm_orders_per_s {:.0}", results[1].1);
+    println!("RESULT pipeline_wasm_over_native {ratio:.2}");
+    Ok(())
+}
+
+fn hot_sku(options: &BenchOptions) -> anyhow::Result<()> {
+    let orders = options.orders.unwrap_or(1_000_000);
+    println!("\n== hot SKU: {orders} reservations of one SKU through the kernel ==");
+    let store = StoreId::new("hot")?;
+    let cny = Currency::parse("CNY")?;
+    let sku = Sku::new(seed::HOT_SKU)?;
+    let warehouse = WarehouseId::new("HGH")?;
+    let mut shard = Shard::new();
+    let setup = [
+        Command::CreateStore { store: store.clone(), name: "hot".into(), currency: cny },
+        Command::UpsertWarehouse {
+            store: store.clone(),
+            warehouse: Warehouse {
+                id: warehouse.clone(),
+                name: "Hangzhou".into(),
+                location: Default::default(),
+            },
+        },
+        Command::UpsertProduct {
+            store: store.clone(),
+            product: Product {
+                sku: sku.clone(),
+                title: "phone".into(),
+                unit_price_minor: seed::HOT_SKU_PRICE_MINOR,
+                purchase_limit_per_customer: Some(seed::HOT_SKU_LIMIT_PER_CUSTOMER),
+            },
+            currency: cny,
+        },
+        Command::ReceiveStock {
+            store: store.clone(),
+            sku: sku.clone(),
+            warehouse: warehouse.clone(),
+            quantity: orders,
+        },
+    ];
+    for command in &setup {
+        shard.apply(command)?;
+    }
+    let plan = ShipmentPlan {
+        shipments: vec![Shipment {
+            warehouse,
+            lines: vec![ShipmentLine { sku: sku.clone(), quantity: 1 }],
+            carrier: "SF Express".into(),
+            fee_minor: 0,
+            eta_hours: 24,
+        }],
+        routed_by: Router::Plugin(PluginRef {
+            id: PluginId::new("logistics-router")?,
+            version: "0.1.0".into(),
+        }),
+        fallback_reason: None,
+    };
+    // Commands are built before the clock starts: the figure is the kernel's.
+    let commands: Vec<Command> = (0..orders)
+        .map(|i| {
+            Command::PlaceOrder(Box::new(PlaceOrder {
+                store: store.clone(),
+                request: seed::order_request(
+                    i,
+                    vec![(sku.clone(), 1)],
+                    None,
+                    Some(format!("k{i}")),
+                ),
+                placed_at_ms: 1_700_000_000_000 + i,
+                adjustments: Vec::new(),
+                pricing_failures: Vec::new(),
+                shipment_plan: plan.clone(),
+                state_writes: Vec::new(),
+            }))
+        })
+        .collect();
+    let started = Instant::now();
+    for command in &commands {
+        shard.apply(command)?;
+    }
+    let elapsed = started.elapsed();
+    // One more must be refused: the stock is exactly sold out.
+    let extra = Command::PlaceOrder(Box::new(PlaceOrder {
+        store: store.clone(),
+        request: seed::order_request(orders, vec![(sku.clone(), 1)], None, None),
+        placed_at_ms: 0,
+        adjustments: Vec::new(),
+        pricing_failures: Vec::new(),
+        shipment_plan: plan,
+        state_writes: Vec::new(),
+    }));
+    anyhow::ensure!(shard.apply(&extra).is_err(), "the kernel oversold the hot SKU");
+    shard.check_invariants().map_err(anyhow::Error::msg)?;
+    let rate = orders as f64 / elapsed.as_secs_f64();
+    println!(
+        "{orders} reservations in {:.3} s: {rate:.0} reservations/s; the next one is refused (sold out)",
+        elapsed.as_secs_f64()
+    );
+    println!("RESULT hot_sku_reservations_per_s {rate:.0}");
+    Ok(())
+}
+
+fn memory(options: &BenchOptions) -> anyhow::Result<()> {
+    let orders = options.orders.unwrap_or(1_000_000);
+    println!("\n== memory: {orders} orders through the node with Wasm plugins ==");
+    let dir = tempfile::tempdir().context("creating a temporary data directory")?;
+    let before = rss_kib("VmRSS");
+    let report = run_pipeline(dir.path(), options.backend, PluginSet::first_party_wasm()?, orders)?;
+    let peak = rss_kib("VmHWM");
+    println!(
+        "{} orders at {:.0} orders/s (p99 {:.2} ms); RSS before {} MiB, peak {} MiB ({} bytes per order)",
+        report.placed,
+        report.orders_per_second(),
+        f64::from(report.latency_us(0.99)) / 1000.0,
+        before / 1024,
+        peak / 1024,
+        (peak.saturating_sub(before)) * 1024 / report.placed.max(1)
+    );
+    println!(
+        "RESULT memory_peak_rss_mib_per_million_orders {}",
+        peak / 1024 * 1_000_000 / report.placed.max(1)
+    );
+    Ok(())
+}
+
+/// A field of /proc/self/status in KiB (0 where unavailable).
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with(field))
+                .and_then(|line| line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()))
+        })
+        .unwrap_or(0)
+}

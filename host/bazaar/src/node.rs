@@ -1,0 +1,609 @@
+//! The node: stores partitioned into shards, one writer thread per shard,
+//! one group-committing journal, and recovery by snapshot plus replay.
+//!
+//! A request travels: caller -> bounded shard queue -> shard writer (which
+//! runs the plugins, applies the command to the kernel and batches it) ->
+//! journal thread (one durable commit for many batches) -> the caller's
+//! reply. Nothing is acknowledged before the journal says it is durable.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bazaar_kernel::model::{OrderNumber, OrderRequest, StoreId, Totals};
+use bazaar_kernel::{Command, IdempotencyCheck, KernelError, Outcome, PlaceOrder, Shard};
+use bazaar_store::{Backend, Journal, JournalLimits, JournalRecord, Snapshot, Storage};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::plugins::{PluginSet, ShardPlugins};
+
+/// Default number of shards: one writer per core of a small machine.
+pub const SHARD_COUNT_DEFAULT: u32 = 2;
+/// Default depth of each shard's request queue. Deep enough to keep a
+/// writer busy through a journal commit, shallow enough that a saturated
+/// node refuses at once rather than queueing for seconds.
+pub const SHARD_QUEUE_DEPTH_DEFAULT: usize = 8_192;
+/// Most requests one shard writer takes into one batch (one journal record).
+pub const BATCH_REQUESTS_MAX_DEFAULT: usize = 1_024;
+/// Commands between two snapshots of a shard: bounds replay at start-up to
+/// about a second of work without snapshotting a large state too often.
+pub const SNAPSHOT_EVERY_COMMANDS_DEFAULT: u64 = 500_000;
+/// Registry key holding the shard count the data directory was created with.
+const SHARD_COUNT_KEY: &[u8] = b"node/shard-count";
+
+/// How to open a node.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Where the journal and snapshots live.
+    pub data_dir: PathBuf,
+    /// The storage engine.
+    pub backend: Backend,
+    /// Shards for a new data directory (an existing one keeps its own).
+    pub shard_count: u32,
+    /// Depth of each shard's request queue.
+    pub queue_depth: usize,
+    /// Most requests in one shard batch.
+    pub batch_requests_max: usize,
+    /// Commands between snapshots of a shard.
+    pub snapshot_every_commands: u64,
+    /// Group-commit limits of the journal.
+    pub journal: JournalLimits,
+}
+
+impl NodeConfig {
+    /// The embedded defaults for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            backend: Backend::Redb,
+            shard_count: SHARD_COUNT_DEFAULT,
+            queue_depth: SHARD_QUEUE_DEPTH_DEFAULT,
+            batch_requests_max: BATCH_REQUESTS_MAX_DEFAULT,
+            snapshot_every_commands: SNAPSHOT_EVERY_COMMANDS_DEFAULT,
+            journal: JournalLimits::default(),
+        }
+    }
+}
+
+/// Why the node could not do what was asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    /// The kernel refused the command; nothing changed.
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    /// The shard's queue is full: retry later.
+    #[error("the node is saturated: shard {shard} has {depth} requests queued; retry shortly")]
+    Overloaded {
+        /// The shard.
+        shard: u32,
+        /// Its queue depth.
+        depth: usize,
+    },
+    /// The journal failed; the node stops acknowledging until restarted.
+    #[error("journal failure, the node must be restarted: {0}")]
+    Journal(String),
+    /// The node is shutting down.
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    /// The data directory could not be opened or replayed.
+    #[error("recovery failed: {0}")]
+    Recovery(String),
+}
+
+/// An acknowledged order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderReceipt {
+    /// Its number in the store.
+    pub order: OrderNumber,
+    /// Its totals.
+    pub totals: Totals,
+    /// True when the idempotency key matched an earlier identical request.
+    pub duplicate: bool,
+}
+
+impl OrderReceipt {
+    fn from_outcome(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::OrderPlaced { order, totals, duplicate } => Self { order, totals, duplicate },
+            other => unreachable!("placing an order produced {other:?}"),
+        }
+    }
+}
+
+/// Where the result of a request goes; called exactly once, after the
+/// result is durable (or at once for a refusal).
+pub type Reply = Box<dyn FnOnce(Result<Outcome, NodeError>) + Send>;
+
+/// A read run on a shard's writer thread against its current state.
+pub type Read = Box<dyn FnOnce(&Shard) + Send>;
+
+/// A unit of work for a shard writer.
+enum Work {
+    /// Price, route and place an order.
+    PlaceOrder { store: StoreId, request: OrderRequest, reply: Reply },
+    /// Apply an administrative command as given.
+    Command { command: Command, reply: Reply },
+    /// Run a read.
+    Read(Read),
+}
+
+/// One journal record: the commands one shard batch applied, in order.
+#[derive(Serialize, Deserialize)]
+enum JournalEntry {
+    /// Format 1.
+    V1(Vec<Command>),
+}
+
+/// Counters of the node's activity.
+#[derive(Debug, Default)]
+pub struct NodeStats {
+    /// Orders created.
+    pub orders_placed: AtomicU64,
+    /// Orders answered from an earlier identical request.
+    pub orders_duplicate: AtomicU64,
+    /// Orders and commands the kernel refused.
+    pub refused: AtomicU64,
+    /// Shard batches sent to the journal.
+    pub batches: AtomicU64,
+    /// Commands journaled.
+    pub commands_journaled: AtomicU64,
+    /// Snapshots written.
+    pub snapshots: AtomicU64,
+}
+
+/// A running node.
+pub struct Node {
+    /// Each shard's request queue.
+    shards: Vec<Sender<Work>>,
+    /// The writer threads, joined on shutdown.
+    writers: Vec<JoinHandle<()>>,
+    /// The group-commit journal.
+    journal: Arc<Journal>,
+    /// The storage under the journal.
+    storage: Arc<dyn Storage>,
+    /// Activity counters.
+    stats: Arc<NodeStats>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("shards", &self.shards.len()).finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Opens the data directory, recovers every shard from its latest
+    /// snapshot plus journal, and starts the writers.
+    pub fn open(config: NodeConfig, plugins: PluginSet) -> Result<Self, NodeError> {
+        let recovery = |e: &dyn std::fmt::Display| NodeError::Recovery(e.to_string());
+        let storage =
+            bazaar_store::open(config.backend, &config.data_dir).map_err(|e| recovery(&e))?;
+        let shard_count = match storage.kv_get(SHARD_COUNT_KEY).map_err(|e| recovery(&e))? {
+            Some(bytes) => {
+                let bytes: [u8; 4] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| recovery(&"the stored shard count is corrupt"))?;
+                u32::from_le_bytes(bytes)
+            }
+            None => {
+                let count = config.shard_count.max(1);
+                storage.kv_put(SHARD_COUNT_KEY, &count.to_le_bytes()).map_err(|e| recovery(&e))?;
+                count
+            }
+        };
+        let journal =
+            Arc::new(Journal::start(storage.clone(), config.journal).map_err(|e| recovery(&e))?);
+        let stats = Arc::new(NodeStats::default());
+        let mut shards = Vec::new();
+        let mut writers = Vec::new();
+        for index in 0..shard_count {
+            let (shard, last_sequence) = recover_shard(storage.as_ref(), index)?;
+            let (sender, receiver) = crossbeam_channel::bounded(config.queue_depth.max(1));
+            let writer = ShardWriter {
+                index,
+                shard,
+                next_sequence: last_sequence + 1,
+                commands_since_snapshot: 0,
+                plugins: plugins.for_shard(),
+                journal: journal.clone(),
+                stats: stats.clone(),
+                batch_requests_max: config.batch_requests_max.max(1),
+                snapshot_every_commands: config.snapshot_every_commands.max(1),
+                last_time_ms: 0,
+            };
+            let handle = std::thread::Builder::new()
+                .name(format!("shard-{index}"))
+                .spawn(move || writer.run(receiver))
+                .map_err(|e| recovery(&e))?;
+            shards.push(sender);
+            writers.push(handle);
+        }
+        Ok(Self { shards, writers, journal, storage, stats })
+    }
+
+    /// The node's activity counters.
+    pub fn stats(&self) -> &NodeStats {
+        &self.stats
+    }
+
+    /// The journal (for its statistics).
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// The storage (for registry data).
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// How many shards the node has.
+    pub fn shard_count(&self) -> u32 {
+        self.shards.len() as u32
+    }
+
+    /// The shard that owns `store`. A stable hash (FNV-1a), so a store stays
+    /// on its shard across restarts and builds.
+    pub fn shard_of(&self, store: &StoreId) -> u32 {
+        let hash = store.as_str().bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        (hash % self.shards.len() as u64) as u32
+    }
+
+    fn submit(&self, shard: u32, work: Work) -> Result<(), NodeError> {
+        let queue = &self.shards[shard as usize];
+        queue.try_send(work).map_err(|error| match error {
+            TrySendError::Full(_) => NodeError::Overloaded { shard, depth: queue.len() },
+            TrySendError::Disconnected(_) => NodeError::ShuttingDown,
+        })
+    }
+
+    /// Queues an order; `reply` gets the result once it is durable. Refused
+    /// at once with [`NodeError::Overloaded`] when the shard's queue is full
+    /// (then `reply` is not called).
+    pub fn submit_order(
+        &self,
+        store: StoreId,
+        request: OrderRequest,
+        reply: Reply,
+    ) -> Result<(), NodeError> {
+        self.submit(self.shard_of(&store), Work::PlaceOrder { store, request, reply })
+    }
+
+    /// Queues a command; like [`Node::submit_order`].
+    pub fn submit_command(&self, command: Command, reply: Reply) -> Result<(), NodeError> {
+        self.submit(self.shard_of(command.store()), Work::Command { command, reply })
+    }
+
+    /// Places an order and waits until it is durable.
+    pub fn place_order(
+        &self,
+        store: StoreId,
+        request: OrderRequest,
+    ) -> Result<OrderReceipt, NodeError> {
+        let (reply, wait) = reply_channel();
+        self.submit_order(store, request, reply)?;
+        wait().map(OrderReceipt::from_outcome)
+    }
+
+    /// Applies a command and waits until it is durable.
+    pub fn execute(&self, command: Command) -> Result<Outcome, NodeError> {
+        let (reply, wait) = reply_channel();
+        self.submit_command(command, reply)?;
+        wait()
+    }
+
+    /// Runs `read` against the current state of the shard owning `store`.
+    /// The state may include work not yet durable.
+    pub fn read<T: Send + 'static>(
+        &self,
+        store: &StoreId,
+        read: impl FnOnce(&Shard) -> T + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let (sender, receiver) = crossbeam_channel::bounded(1);
+        self.submit(
+            self.shard_of(store),
+            Work::Read(Box::new(move |shard| {
+                let _ = sender.send(read(shard));
+            })),
+        )?;
+        receiver.recv().map_err(|_| NodeError::ShuttingDown)
+    }
+
+    /// Runs `read` on every shard in turn and collects the results.
+    pub fn read_all<T: Send + 'static>(
+        &self,
+        read: impl Fn(&Shard) -> T + Send + Sync + 'static,
+    ) -> Result<Vec<T>, NodeError> {
+        let read = Arc::new(read);
+        let mut receivers = Vec::new();
+        for shard in 0..self.shard_count() {
+            let (sender, receiver) = crossbeam_channel::bounded(1);
+            let read = read.clone();
+            self.submit(
+                shard,
+                Work::Read(Box::new(move |state| {
+                    let _ = sender.send(read(state));
+                })),
+            )?;
+            receivers.push(receiver);
+        }
+        receivers.into_iter().map(|r| r.recv().map_err(|_| NodeError::ShuttingDown)).collect()
+    }
+
+    /// A digest of the whole node's state: equal digests, equal states.
+    pub fn digest(&self) -> Result<[u8; 32], NodeError> {
+        let digests = self.read_all(|shard| shard.digest())?;
+        let mut hasher = Sha256::new();
+        for digest in digests {
+            hasher.update(digest);
+        }
+        Ok(hasher.finalize().into())
+    }
+
+    /// Checks the kernel invariants on every shard.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let results = self.read_all(|shard| shard.check_invariants()).map_err(|e| e.to_string())?;
+        results.into_iter().collect()
+    }
+
+    /// Stops accepting, lets the writers finish what is queued, and flushes
+    /// the journal (dropping the last handle of the journal drains it).
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.shards.clear();
+        for writer in self.writers.drain(..) {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// A reply that a caller can wait on.
+fn reply_channel() -> (Reply, impl FnOnce() -> Result<Outcome, NodeError>) {
+    let (sender, receiver) = crossbeam_channel::bounded(1);
+    let reply: Reply = Box::new(move |result| {
+        let _ = sender.send(result);
+    });
+    (reply, move || receiver.recv().unwrap_or(Err(NodeError::ShuttingDown)))
+}
+
+/// The current wall-clock time in milliseconds since the Unix epoch.
+pub fn wall_clock_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Rebuilds one shard from its latest snapshot and the journal after it;
+/// returns the state and the last sequence number of its stream.
+fn recover_shard(storage: &dyn Storage, index: u32) -> Result<(Shard, u64), NodeError> {
+    let recovery = |what: String| NodeError::Recovery(format!("shard {index}: {what}"));
+    let (mut shard, after) =
+        match storage.latest_snapshot(index).map_err(|e| recovery(e.to_string()))? {
+            Some(snapshot) => (
+                Shard::decode(&snapshot.payload).map_err(|e| recovery(format!("snapshot: {e}")))?,
+                snapshot.sequence,
+            ),
+            None => (Shard::new(), 0),
+        };
+    let mut replay_error = None;
+    storage
+        .read_journal(index, after, &mut |record| {
+            match postcard::from_bytes::<JournalEntry>(&record.payload) {
+                Ok(JournalEntry::V1(commands)) => {
+                    for command in &commands {
+                        if let Err(error) = shard.apply(command) {
+                            // A journaled command was accepted once; refusing it
+                            // now means the journal and the kernel disagree.
+                            replay_error.get_or_insert(format!(
+                                "record {} no longer applies: {error}",
+                                record.sequence
+                            ));
+                        }
+                    }
+                }
+                Err(error) => {
+                    replay_error.get_or_insert(format!(
+                        "record {} is unreadable: {error}",
+                        record.sequence
+                    ));
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| recovery(e.to_string()))?;
+    if let Some(error) = replay_error {
+        return Err(recovery(error));
+    }
+    Ok((shard, storage.last_sequence(index)))
+}
+
+/// The single writer of one shard.
+struct ShardWriter {
+    /// The shard's index, also its journal stream.
+    index: u32,
+    /// The state.
+    shard: Shard,
+    /// The sequence number of the next journal record.
+    next_sequence: u64,
+    /// Commands applied since the last snapshot.
+    commands_since_snapshot: u64,
+    /// This thread's plugin instances.
+    plugins: ShardPlugins,
+    /// Where batches go.
+    journal: Arc<Journal>,
+    /// Node counters.
+    stats: Arc<NodeStats>,
+    /// Most requests per batch.
+    batch_requests_max: usize,
+    /// Commands between snapshots.
+    snapshot_every_commands: u64,
+    /// The last timestamp handed out, to keep time monotonic per shard.
+    last_time_ms: u64,
+}
+
+impl ShardWriter {
+    fn run(mut self, queue: Receiver<Work>) {
+        let mut batch = Vec::with_capacity(self.batch_requests_max);
+        while let Ok(first) = queue.recv() {
+            batch.push(first);
+            while batch.len() < self.batch_requests_max {
+                match queue.try_recv() {
+                    Ok(work) => batch.push(work),
+                    Err(_) => break,
+                }
+            }
+            self.process(&mut batch);
+        }
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        self.last_time_ms = self.last_time_ms.max(wall_clock_ms());
+        self.last_time_ms
+    }
+
+    fn process(&mut self, batch: &mut Vec<Work>) {
+        let mut commands = Vec::new();
+        let mut acknowledgements: Vec<(Reply, Outcome)> = Vec::new();
+        for work in batch.drain(..) {
+            match work {
+                Work::Read(read) => read(&self.shard),
+                Work::Command { command, reply } => match self.shard.apply(&command) {
+                    Ok(outcome) => {
+                        commands.push(command);
+                        acknowledgements.push((reply, outcome));
+                    }
+                    Err(error) => {
+                        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                        reply(Err(error.into()));
+                    }
+                },
+                Work::PlaceOrder { store, request, reply } => {
+                    match self.place_order(store, request) {
+                        Ok((command, outcome)) => {
+                            commands.extend(command);
+                            acknowledgements.push((reply, outcome));
+                        }
+                        Err(error) => {
+                            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                            reply(Err(error.into()));
+                        }
+                    }
+                }
+            }
+        }
+        if acknowledgements.is_empty() {
+            return;
+        }
+        // Duplicates alone still wait for a journal round trip: the order
+        // they repeat may be in a commit that is not durable yet.
+        let mut records = Vec::new();
+        let mut snapshot = None;
+        if !commands.is_empty() {
+            let sequence = self.next_sequence;
+            self.next_sequence += 1;
+            self.commands_since_snapshot += commands.len() as u64;
+            self.stats.commands_journaled.fetch_add(commands.len() as u64, Ordering::Relaxed);
+            // Encoding plain in-memory data into a Vec cannot fail.
+            let payload = postcard::to_allocvec(&JournalEntry::V1(commands)).unwrap_or_default();
+            records.push(JournalRecord { stream: self.index, sequence, payload });
+            if self.commands_since_snapshot >= self.snapshot_every_commands {
+                self.commands_since_snapshot = 0;
+                self.stats.snapshots.fetch_add(1, Ordering::Relaxed);
+                snapshot =
+                    Some(Snapshot { stream: self.index, sequence, payload: self.shard.encode() });
+            }
+        }
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        // The callback owns the replies; if the journal refuses the append
+        // outright, the replies come back through this shared slot.
+        let replies = Arc::new(std::sync::Mutex::new(Some(acknowledgements)));
+        let stats = self.stats.clone();
+        let on_durable = {
+            let replies = replies.clone();
+            Box::new(move |result: Result<(), bazaar_store::StoreError>| {
+                let taken = replies.lock().ok().and_then(|mut slot| slot.take());
+                acknowledge(&stats, taken.unwrap_or_default(), result.map_err(|e| e.to_string()));
+            })
+        };
+        if let Err(error) = self.journal.append(records, snapshot, on_durable) {
+            let taken = replies.lock().ok().and_then(|mut slot| slot.take());
+            acknowledge(&self.stats, taken.unwrap_or_default(), Err(error.to_string()));
+        }
+    }
+
+    /// Prices, routes and applies one order; returns the command to journal
+    /// (none for a duplicate) and the outcome.
+    fn place_order(
+        &mut self,
+        store: StoreId,
+        request: OrderRequest,
+    ) -> Result<(Option<Command>, Outcome), KernelError> {
+        if let IdempotencyCheck::Duplicate(order) =
+            self.shard.check_idempotency(&store, &request)?
+        {
+            let totals = self
+                .shard
+                .store(&store)
+                .and_then(|state| state.order(order))
+                .map(|order| order.totals)
+                .unwrap_or_default();
+            return Ok((None, Outcome::OrderPlaced { order, totals, duplicate: true }));
+        }
+        let placed_at_ms = self.now_ms();
+        let cart = self.shard.prepare_cart(&store, &request, placed_at_ms)?;
+        let next_order =
+            self.shard.store(&store).map_or(1, |state| state.orders().len() as u64 + 1);
+        let outputs =
+            self.plugins.price_and_route(&self.shard, &cart, order_seed(&store, next_order));
+        let command = Command::PlaceOrder(Box::new(PlaceOrder {
+            store,
+            request,
+            placed_at_ms,
+            adjustments: outputs.adjustments,
+            pricing_failures: outputs.pricing_failures,
+            shipment_plan: outputs.shipment_plan,
+            state_writes: outputs.state_writes,
+        }));
+        let outcome = self.shard.apply(&command)?;
+        Ok((Some(command), outcome))
+    }
+}
+
+/// Answers every request of a batch once its journal record is durable
+/// (or failed).
+fn acknowledge(
+    stats: &NodeStats,
+    acknowledgements: Vec<(Reply, Outcome)>,
+    result: Result<(), String>,
+) {
+    for (reply, outcome) in acknowledgements {
+        match &result {
+            Ok(()) => {
+                if let Outcome::OrderPlaced { duplicate, .. } = outcome {
+                    let counter =
+                        if duplicate { &stats.orders_duplicate } else { &stats.orders_placed };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                reply(Ok(outcome));
+            }
+            Err(error) => reply(Err(NodeError::Journal(error.clone()))),
+        }
+    }
+}
+
+/// The seed of an order's plugin randomness: the same order always gets the
+/// same seed, so a plugin's choices are reproducible.
+fn order_seed(store: &StoreId, order: OrderNumber) -> u64 {
+    let digest =
+        Sha256::new().chain_update(store.as_str()).chain_update(order.to_le_bytes()).finalize();
+    u64::from_le_bytes(digest[..8].try_into().unwrap_or_default())
+}

@@ -1,0 +1,87 @@
+//! `bazaar soak`: places orders against a node until the process is
+//! killed, printing `ack <idempotency-key> <order-number>` for every order
+//! only after the journal made it durable. The crash test kills it with
+//! SIGKILL at random moments and checks every printed order survived.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use bazaar_kernel::Outcome;
+use bazaar_kernel::model::StoreId;
+use bazaar_store::Backend;
+
+use crate::demo::splitmix64;
+use crate::load::{self, LoadPlan, LoadProgress};
+use crate::node::{Node, NodeConfig, wall_clock_ms};
+use crate::plugins::PluginSet;
+use crate::seed;
+
+/// The store the soak orders from.
+pub const SOAK_STORE: &str = "soak-store";
+/// Units of the flash-sale SKU the soak store starts with.
+const SOAK_HOT_STOCK: u64 = 1_000_000;
+/// Orders each client keeps in flight.
+const WINDOW_PER_CLIENT: usize = 16;
+
+/// How to run the soak.
+#[derive(Clone, Debug)]
+pub struct SoakOptions {
+    /// Data directory (reused across runs: the soak continues where it was).
+    pub data_dir: PathBuf,
+    /// Storage engine.
+    pub backend: Backend,
+    /// Concurrent clients.
+    pub clients: u32,
+    /// Commands between snapshots of a shard.
+    pub snapshot_every_commands: u64,
+}
+
+/// Runs until killed (or until the node fails).
+pub fn run(options: SoakOptions) -> anyhow::Result<()> {
+    let plugins = PluginSet::first_party_wasm().context("loading the first-party plugins")?;
+    let config = NodeConfig {
+        backend: options.backend,
+        snapshot_every_commands: options.snapshot_every_commands,
+        ..NodeConfig::new(&options.data_dir)
+    };
+    let node = Arc::new(Node::open(config, plugins)?);
+    let store = StoreId::new(SOAK_STORE)?;
+    seed::seed_flagship_store(&node, &store, SOAK_HOT_STOCK)?;
+    // Keys must never repeat across runs on the same directory.
+    let run = format!("{}-{}", wall_clock_ms(), std::process::id());
+    println!("ready {run}");
+    std::io::stdout().flush()?;
+    let source_store = store.clone();
+    let source_run = run.clone();
+    let plan = LoadPlan {
+        clients: options.clients,
+        window_per_client: WINDOW_PER_CLIENT,
+        attempts: u64::MAX,
+        source: Arc::new(move |attempt| {
+            let r = splitmix64(attempt);
+            let mut lines = vec![(
+                seed::ordinary_sku((r % seed::ORDINARY_SKUS as u64) as usize),
+                1 + (r >> 32) as u32 % 3,
+            )];
+            if r.is_multiple_of(7) {
+                lines.push((bazaar_kernel::model::Sku::new(seed::HOT_SKU).expect("valid"), 1));
+            }
+            let key = format!("{source_run}-{attempt}");
+            (source_store.clone(), seed::order_request(r >> 16, lines, None, Some(key)))
+        }),
+        on_ack: Some(Arc::new(|_, request, outcome| {
+            if let (Some(key), Outcome::OrderPlaced { order, .. }) =
+                (&request.idempotency_key, outcome)
+            {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "ack {key} {order}");
+                let _ = out.flush();
+            }
+        })),
+    };
+    let progress = Arc::new(LoadProgress::default());
+    load::drive(&node, &plan, &progress);
+    anyhow::bail!("the soak stopped: the node refused further work")
+}

@@ -1,0 +1,93 @@
+//! Failure policies through the real node and real components: a pricing
+//! plugin that hangs, traps or returns nonsense fails open (the order is
+//! placed at catalogue price and flagged with the reason), a broken router
+//! falls back to the built-in one, and stores that do not use the broken
+//! plugin are untouched.
+
+use bazaar::node::{Node, NodeConfig};
+use bazaar::plugins::PluginSet;
+use bazaar::seed;
+use bazaar_kernel::Command;
+use bazaar_kernel::model::{Order, PluginId, Router, StoreId};
+
+fn node_with_hostile_pricing(dir: &std::path::Path) -> Node {
+    let mut plugins = PluginSet::first_party_wasm().unwrap();
+    plugins.add_wasm_pricing(&bazaar_artifacts::HOSTILE_PRICING).unwrap();
+    Node::open(NodeConfig::new(dir), plugins).unwrap()
+}
+
+fn configure(node: &Node, store: &StoreId, plugin: &str, config: &str) {
+    node.execute(Command::ConfigurePlugin {
+        store: store.clone(),
+        plugin: PluginId::new(plugin).unwrap(),
+        config_json: Some(config.into()),
+    })
+    .unwrap();
+}
+
+fn order(node: &Node, store: &StoreId, customer: u64) -> Order {
+    let request = seed::order_request(customer, vec![(seed::ordinary_sku(10), 2)], None, None);
+    let receipt = node.place_order(store.clone(), request).unwrap();
+    let store_id = store.clone();
+    node.read(store, move |shard| {
+        shard.store(&store_id).unwrap().order(receipt.order).unwrap().clone()
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_hanging_or_trapping_pricing_plugin_fails_open_and_flags_the_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node_with_hostile_pricing(dir.path());
+    let broken = StoreId::new("broken").unwrap();
+    let healthy = StoreId::new("healthy").unwrap();
+    seed::seed_flagship_store(&node, &broken, 10).unwrap();
+    seed::seed_flagship_store(&node, &healthy, 10).unwrap();
+    for (behaviour, expected) in [
+        ("loop-forever", &["deadline"][..]),
+        ("trap", &["trap"]),
+        // Growing to the memory cap may take longer than the call deadline;
+        // either limit stops it.
+        ("grow-memory", &["memory", "deadline"]),
+        ("discount-above-price", &["exceeds the subtotal"]),
+    ] {
+        configure(&node, &broken, "hostile-pricing", &format!(r#"{{"behaviour": "{behaviour}"}}"#));
+        let flagged = order(&node, &broken, 1);
+        assert_eq!(
+            flagged.pricing_failures.len(),
+            1,
+            "{behaviour}: {:?}",
+            flagged.pricing_failures
+        );
+        let failure = &flagged.pricing_failures[0];
+        assert_eq!(failure.plugin.id.as_str(), "hostile-pricing");
+        let reason = failure.reason.to_lowercase();
+        assert!(expected.iter().any(|e| reason.contains(e)), "{behaviour}: {}", failure.reason);
+        // The promotions plugin ran first and its discount stands.
+        assert!(flagged.totals.discount_minor > 0, "{behaviour}: promotions were lost");
+        let clean = order(&node, &healthy, 2);
+        assert!(clean.pricing_failures.is_empty(), "{behaviour} leaked into another store");
+        assert_eq!(clean.totals.discount_minor, flagged.totals.discount_minor);
+    }
+    node.check_invariants().unwrap();
+}
+
+#[test]
+fn a_router_that_fails_falls_back_to_the_built_in_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let node =
+        Node::open(NodeConfig::new(dir.path()), PluginSet::first_party_wasm().unwrap()).unwrap();
+    let store = StoreId::new("shop").unwrap();
+    seed::seed_flagship_store(&node, &store, 10).unwrap();
+    let routed = order(&node, &store, 3);
+    assert!(
+        matches!(routed.shipment_plan.routed_by, Router::Plugin(ref p) if p.id.as_str() == "logistics-router")
+    );
+    configure(&node, &store, "logistics-router", r#"{"carriers": "not a list"}"#);
+    let fallback = order(&node, &store, 3);
+    assert_eq!(fallback.shipment_plan.routed_by, Router::BuiltIn);
+    let reason = fallback.shipment_plan.fallback_reason.clone().unwrap();
+    assert!(reason.starts_with("logistics-router:"), "{reason}");
+    assert_eq!(fallback.shipment_plan.shipments.len(), 1);
+    node.check_invariants().unwrap();
+}

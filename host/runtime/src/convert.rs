@@ -1,0 +1,398 @@
+//! Conversions between the kernel's types and the WIT types plugins see.
+//!
+//! Inputs come from the kernel and are already valid. Outputs come from
+//! plugins and are checked for shape here (currency, ranges, identifiers,
+//! list and text lengths) before they become kernel values; the business
+//! rules (a discount below the price, a plan that ships every unit) are
+//! the kernel's to check when it applies them.
+
+use bazaar_kernel::model::{
+    Address, Adjustment, Cart, CustomerSegment, PluginRef, Router, Shipment, ShipmentLine,
+    ShipmentPlan, Sku, WarehouseId,
+};
+use bazaar_kernel::money::{AMOUNT_MINOR_MAX, Currency};
+
+use crate::bindings::types;
+use crate::error::CallError;
+use crate::limits::RuntimeLimits;
+use crate::logistics::RouteRequest;
+use crate::text::sanitize_for_log;
+
+/// How much of a plugin's bad value an error message quotes.
+const QUOTED_VALUE_BYTES_MAX: usize = 64;
+
+/// A plugin's value, cut short and made printable, for an error message.
+fn quote(value: &str) -> String {
+    format!("{:?}", sanitize_for_log(value.to_owned(), QUOTED_VALUE_BYTES_MAX))
+}
+
+fn invalid(message: String) -> CallError {
+    CallError::InvalidOutput(message)
+}
+
+/// `cart` as plugins see it.
+pub(crate) fn cart_to_guest(cart: &Cart) -> types::Cart {
+    let currency = cart.currency.as_str();
+    types::Cart {
+        store_id: cart.store_id.as_str().to_owned(),
+        customer: types::Customer {
+            id: cart.customer.id.as_str().to_owned(),
+            segment: match cart.customer.segment {
+                CustomerSegment::NewCustomer => types::CustomerSegment::NewCustomer,
+                CustomerSegment::Regular => types::CustomerSegment::Regular,
+                CustomerSegment::Vip => types::CustomerSegment::Vip,
+                CustomerSegment::Staff => types::CustomerSegment::Staff,
+            },
+        },
+        lines: cart
+            .lines
+            .iter()
+            .map(|line| types::CartLine {
+                sku: line.sku.as_str().to_owned(),
+                quantity: line.quantity,
+                unit_price: types::Money {
+                    amount_minor: line.unit_price_minor,
+                    currency: currency.to_owned(),
+                },
+            })
+            .collect(),
+        coupon_codes: cart.coupon_codes.clone(),
+        shipping_address: address_to_guest(&cart.shipping_address),
+        placed_at_ms: cart.placed_at_ms,
+    }
+}
+
+fn address_to_guest(address: &Address) -> types::Address {
+    types::Address {
+        country: address.country.clone(),
+        region: address.region.clone(),
+        city: address.city.clone(),
+        street: address.street.clone(),
+        postal_code: address.postal_code.clone(),
+        location: types::Coordinates {
+            latitude_micro: address.location.latitude_micro,
+            longitude_micro: address.location.longitude_micro,
+        },
+    }
+}
+
+/// `request` as plugins see it. Stock above `u32::MAX` units is shown as
+/// `u32::MAX`: no order line comes near it, so no routing decision changes.
+pub(crate) fn route_request_to_guest(request: &RouteRequest) -> types::RouteRequest {
+    types::RouteRequest {
+        cart: cart_to_guest(&request.cart),
+        warehouses: request
+            .warehouses
+            .iter()
+            .map(|warehouse| types::Warehouse {
+                id: warehouse.id.as_str().to_owned(),
+                location: types::Coordinates {
+                    latitude_micro: warehouse.location.latitude_micro,
+                    longitude_micro: warehouse.location.longitude_micro,
+                },
+            })
+            .collect(),
+        stock: request
+            .stock
+            .iter()
+            .map(|level| types::StockLevel {
+                sku: level.sku.as_str().to_owned(),
+                warehouse_id: level.warehouse.as_str().to_owned(),
+                available: u32::try_from(level.available).unwrap_or(u32::MAX),
+            })
+            .collect(),
+    }
+}
+
+/// Checks an amount a plugin returned: in the cart's currency, not
+/// negative, within the kernel's range.
+fn check_money(what: &str, money: &types::Money, currency: Currency) -> Result<i64, CallError> {
+    if money.currency != currency.as_str() {
+        return Err(invalid(format!(
+            "{what} is in currency {}, but the cart is in {currency}",
+            quote(&money.currency)
+        )));
+    }
+    if money.amount_minor < 0 {
+        return Err(invalid(format!("{what} is negative ({} minor units)", money.amount_minor)));
+    }
+    if money.amount_minor > AMOUNT_MINOR_MAX {
+        return Err(invalid(format!(
+            "{what} is {} minor units, above the maximum of {AMOUNT_MINOR_MAX}",
+            money.amount_minor
+        )));
+    }
+    Ok(money.amount_minor)
+}
+
+/// Checks a text a plugin returned against a length limit.
+fn check_text(what: &str, text: &str, bytes_max: usize) -> Result<(), CallError> {
+    if text.len() > bytes_max {
+        return Err(invalid(format!(
+            "{what} is {} bytes long; at most {bytes_max} are accepted",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A pricing plugin's adjustments as kernel values, checked for shape.
+pub(crate) fn adjustments_from_guest(
+    output: Vec<types::PriceAdjustment>,
+    cart: &Cart,
+    plugin: &PluginRef,
+    limits: &RuntimeLimits,
+) -> Result<Vec<Adjustment>, CallError> {
+    if output.len() > limits.adjustments_per_call_max {
+        return Err(invalid(format!(
+            "{} price adjustments; at most {} are accepted per call",
+            output.len(),
+            limits.adjustments_per_call_max
+        )));
+    }
+    output
+        .into_iter()
+        .enumerate()
+        .map(|(index, adjustment)| {
+            let what = format!("adjustment {index}");
+            if let Some(line) = adjustment.line_index
+                && usize::try_from(line).map_or(true, |line| line >= cart.lines.len())
+            {
+                return Err(invalid(format!(
+                    "{what} applies to line {line}, but the cart has {} lines",
+                    cart.lines.len()
+                )));
+            }
+            let amount_off_minor =
+                check_money(&format!("{what} amount"), &adjustment.amount_off, cart.currency)?;
+            if adjustment.code.is_empty() {
+                return Err(invalid(format!("{what} has an empty code")));
+            }
+            check_text(&format!("{what} code"), &adjustment.code, limits.output_code_bytes_max)?;
+            check_text(
+                &format!("{what} reason"),
+                &adjustment.reason,
+                limits.output_text_bytes_max,
+            )?;
+            Ok(Adjustment {
+                line_index: adjustment.line_index,
+                amount_off_minor,
+                code: adjustment.code,
+                reason: adjustment.reason,
+                plugin: plugin.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A logistics plugin's plan as a kernel value, checked for shape.
+pub(crate) fn plan_from_guest(
+    output: types::ShipmentPlan,
+    cart: &Cart,
+    plugin: &PluginRef,
+    limits: &RuntimeLimits,
+) -> Result<ShipmentPlan, CallError> {
+    if output.shipments.len() > limits.shipments_per_plan_max {
+        return Err(invalid(format!(
+            "{} shipments; at most {} are accepted per plan",
+            output.shipments.len(),
+            limits.shipments_per_plan_max
+        )));
+    }
+    let shipments = output
+        .shipments
+        .into_iter()
+        .enumerate()
+        .map(|(index, shipment)| shipment_from_guest(index, shipment, cart, limits))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ShipmentPlan { shipments, routed_by: Router::Plugin(plugin.clone()), fallback_reason: None })
+}
+
+fn shipment_from_guest(
+    index: usize,
+    shipment: types::Shipment,
+    cart: &Cart,
+    limits: &RuntimeLimits,
+) -> Result<Shipment, CallError> {
+    let what = format!("shipment {index}");
+    let warehouse = WarehouseId::new(shipment.warehouse_id.as_str()).map_err(|_| {
+        invalid(format!("{what} names an invalid warehouse id {}", quote(&shipment.warehouse_id)))
+    })?;
+    if shipment.lines.is_empty() {
+        return Err(invalid(format!("{what} carries no lines")));
+    }
+    if shipment.lines.len() > limits.shipment_lines_max {
+        return Err(invalid(format!(
+            "{what} has {} lines; at most {} are accepted",
+            shipment.lines.len(),
+            limits.shipment_lines_max
+        )));
+    }
+    let lines = shipment
+        .lines
+        .into_iter()
+        .map(|line| {
+            let sku = Sku::new(line.sku.as_str()).map_err(|_| {
+                invalid(format!("{what} names an invalid sku {}", quote(&line.sku)))
+            })?;
+            if line.quantity == 0 {
+                return Err(invalid(format!("{what} ships 0 units of sku {sku}")));
+            }
+            Ok(ShipmentLine { sku, quantity: line.quantity })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    check_text(&format!("{what} carrier"), &shipment.carrier, limits.output_text_bytes_max)?;
+    let fee_minor = check_money(&format!("{what} fee"), &shipment.fee, cart.currency)?;
+    Ok(Shipment {
+        warehouse,
+        lines,
+        carrier: shipment.carrier,
+        fee_minor,
+        eta_hours: shipment.eta_hours,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use bazaar_kernel::model::{Customer, CustomerId, PluginId, StoreId};
+
+    use super::*;
+
+    fn cny_cart() -> Cart {
+        Cart {
+            store_id: StoreId::new("store-a").unwrap(),
+            currency: Currency::parse("CNY").unwrap(),
+            customer: Customer {
+                id: CustomerId::new("customer-1").unwrap(),
+                segment: CustomerSegment::Vip,
+            },
+            lines: vec![bazaar_kernel::model::CartLine {
+                sku: Sku::new("TEA").unwrap(),
+                quantity: 1,
+                unit_price_minor: 100,
+            }],
+            coupon_codes: Vec::new(),
+            shipping_address: Address::default(),
+            placed_at_ms: 0,
+        }
+    }
+
+    fn plugin() -> PluginRef {
+        PluginRef { id: PluginId::new("test-plugin").unwrap(), version: "1.0.0".to_owned() }
+    }
+
+    fn cny(amount_minor: i64) -> types::Money {
+        types::Money { amount_minor, currency: "CNY".to_owned() }
+    }
+
+    fn adjustment(
+        line_index: Option<u32>,
+        amount_minor: i64,
+        code: &str,
+    ) -> types::PriceAdjustment {
+        types::PriceAdjustment {
+            line_index,
+            amount_off: cny(amount_minor),
+            code: code.to_owned(),
+            reason: "because".to_owned(),
+        }
+    }
+
+    fn check(adjustments: Vec<types::PriceAdjustment>) -> Result<Vec<Adjustment>, CallError> {
+        adjustments_from_guest(adjustments, &cny_cart(), &plugin(), &RuntimeLimits::default())
+    }
+
+    fn shipment(
+        warehouse_id: &str,
+        sku: &str,
+        quantity: u32,
+        fee: types::Money,
+    ) -> types::Shipment {
+        types::Shipment {
+            warehouse_id: warehouse_id.to_owned(),
+            lines: vec![types::ShipmentLine { sku: sku.to_owned(), quantity }],
+            carrier: "SF Express".to_owned(),
+            fee,
+            eta_hours: 24,
+        }
+    }
+
+    fn check_plan(shipments: Vec<types::Shipment>) -> Result<ShipmentPlan, CallError> {
+        plan_from_guest(
+            types::ShipmentPlan { shipments },
+            &cny_cart(),
+            &plugin(),
+            &RuntimeLimits::default(),
+        )
+    }
+
+    fn refused_because(result: Result<impl std::fmt::Debug, CallError>, fragment: &str) {
+        match result {
+            Err(CallError::InvalidOutput(text)) => {
+                assert!(text.contains(fragment), "{text:?} does not mention {fragment:?}")
+            }
+            other => panic!("expected invalid output mentioning {fragment:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_adjustment_becomes_a_kernel_adjustment_tagged_with_its_plugin() {
+        let adjustments = check(vec![adjustment(Some(0), 30, "flash-sale")]).unwrap();
+        assert_eq!(
+            adjustments,
+            vec![Adjustment {
+                line_index: Some(0),
+                amount_off_minor: 30,
+                code: "flash-sale".to_owned(),
+                reason: "because".to_owned(),
+                plugin: plugin(),
+            }]
+        );
+    }
+
+    #[test]
+    fn adjustments_of_the_wrong_shape_are_refused() {
+        refused_because(check(vec![adjustment(None, -1, "c")]), "negative");
+        refused_because(check(vec![adjustment(None, AMOUNT_MINOR_MAX + 1, "c")]), "maximum");
+        refused_because(check(vec![adjustment(Some(1), 1, "c")]), "line 1");
+        refused_because(check(vec![adjustment(None, 1, "")]), "empty code");
+        refused_because(check(vec![adjustment(None, 1, &"c".repeat(65))]), "code is 65 bytes");
+        refused_because(check(vec![adjustment(None, 1, "c"); 65]), "65 price adjustments");
+    }
+
+    #[test]
+    fn a_valid_plan_is_marked_as_routed_by_its_plugin() {
+        let plan = check_plan(vec![shipment("wh-1", "TEA", 1, cny(500))]).unwrap();
+        assert_eq!(plan.routed_by, Router::Plugin(plugin()));
+        assert_eq!(plan.shipments[0].warehouse.as_str(), "wh-1");
+        assert_eq!(plan.shipments[0].fee_minor, 500);
+    }
+
+    #[test]
+    fn plans_of_the_wrong_shape_are_refused() {
+        refused_because(check_plan(vec![shipment("wh 1", "TEA", 1, cny(0))]), "warehouse id");
+        refused_because(check_plan(vec![shipment("wh-1", "", 1, cny(0))]), "invalid sku");
+        refused_because(check_plan(vec![shipment("wh-1", "TEA", 0, cny(0))]), "0 units");
+        let dollars = types::Money { amount_minor: 1, currency: "USD".to_owned() };
+        refused_because(check_plan(vec![shipment("wh-1", "TEA", 1, dollars)]), "\"USD\"");
+        let mut empty = shipment("wh-1", "TEA", 1, cny(0));
+        empty.lines.clear();
+        refused_because(check_plan(vec![empty]), "no lines");
+        let many = vec![shipment("wh-1", "TEA", 1, cny(0)); 33];
+        refused_because(check_plan(many), "33 shipments");
+    }
+
+    #[test]
+    fn stock_beyond_u32_is_shown_as_the_largest_u32() {
+        let request = RouteRequest {
+            cart: cny_cart(),
+            warehouses: Vec::new(),
+            stock: vec![crate::StockAvailability {
+                sku: Sku::new("TEA").unwrap(),
+                warehouse: WarehouseId::new("wh-1").unwrap(),
+                available: u64::from(u32::MAX) + 5,
+            }],
+        };
+        assert_eq!(route_request_to_guest(&request).stock[0].available, u32::MAX);
+    }
+}

@@ -1,0 +1,101 @@
+//! Why a plugin could not be loaded, and why a call produced no result.
+//!
+//! Each variant names its cause plainly enough for an operator's console:
+//! the failure policy of each extension point (pricing fails open,
+//! logistics falls back) is the caller's, but the reason shown with the
+//! flagged order comes from here.
+
+/// Why a component was refused at load time. Nothing is loaded on error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The binary is over the runtime's size limit.
+    #[error("component is {size_bytes} bytes; the limit is {limit_bytes} bytes")]
+    TooLarge {
+        /// The binary's size.
+        size_bytes: usize,
+        /// The limit.
+        limit_bytes: usize,
+    },
+    /// The bytes are not WebAssembly at all.
+    #[error("not a WebAssembly binary (no `\\0asm` header)")]
+    NotWasm,
+    /// A core module where a component is needed.
+    #[error(
+        "this is a core WebAssembly module, not a component; build the plugin for \
+         wasm32-wasip2 or wrap the module with `wasm-tools component new`"
+    )]
+    CoreModule,
+    /// The component failed validation or compilation.
+    #[error("component does not compile: {0}")]
+    Compile(String),
+    /// The component imports something the host does not provide.
+    #[error("component imports something the host does not provide: {0}")]
+    UnsatisfiedImport(String),
+    /// The component does not implement the extension point's world.
+    #[error("component does not implement the `{world}` world: {detail}")]
+    WrongWorld {
+        /// The world it was loaded as.
+        world: &'static str,
+        /// What is missing or mistyped.
+        detail: String,
+    },
+}
+
+/// What a plugin reported through the WIT `plugin-error`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PluginError {
+    /// The store's configuration of the plugin is unusable.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The input is outside what the plugin handles.
+    #[error("unsupported input: {0}")]
+    Unsupported(String),
+    /// Anything else.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Why a call produced no result. A failed call's state writes are
+/// discarded.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The call ran past its deadline and was interrupted.
+    #[error("plugin exceeded its deadline of {deadline_ms} ms")]
+    DeadlineExceeded {
+        /// The deadline.
+        deadline_ms: u64,
+    },
+    /// The plugin asked for more memory than its cap and then failed.
+    #[error("plugin exceeded its memory limit of {limit_bytes} bytes")]
+    MemoryLimitExceeded {
+        /// The cap.
+        limit_bytes: u64,
+    },
+    /// The plugin recursed past its wasm stack.
+    #[error("plugin overflowed its stack")]
+    StackOverflow,
+    /// The plugin used up its instruction budget.
+    #[error("plugin used up its fuel budget")]
+    FuelExhausted,
+    /// The plugin trapped (or exited) for another reason.
+    #[error("plugin trapped: {0}")]
+    Trap(String),
+    /// The plugin returned an error of its own.
+    #[error("plugin reported an error: {0}")]
+    Plugin(#[from] PluginError),
+    /// The plugin returned something the runtime does not accept (wrong
+    /// currency, a list over its limit, a negative amount, a malformed id),
+    /// or broke a limit of a host interface.
+    #[error("plugin returned invalid output: {0}")]
+    InvalidOutput(String),
+    /// No instance could be created (the pool is full, or the component's
+    /// initialisation failed).
+    #[error("plugin could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+/// Raised inside a host function to end a call whose plugin broke a limit
+/// its WIT signature cannot report (for example, too many state writes).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct GuestLimitExceeded(pub(crate) String);

@@ -1,0 +1,244 @@
+//! The Bazaar partner SDK: everything a plugin needs besides its own logic.
+//!
+//! A plugin is a WebAssembly component for one extension point (a *world* of
+//! the `bazaar:commerce` WIT package). This crate hides the generated
+//! bindings behind plain Rust:
+//!
+//! - [`types`]: the WIT records as ordinary structs ([`Cart`],
+//!   [`RouteRequest`], [`ShipmentPlan`], ...), used by plugin logic on every
+//!   target;
+//! - [`money`]: integer money with checked arithmetic and exact decimal
+//!   parsing, never floats;
+//! - [`config`]: the store's JSON configuration, parsed once into a typed
+//!   value and cached while the text is unchanged;
+//! - [`log`], [`state`]: the host imports; on native targets an in-process
+//!   stand-in ([`stand_in`]) takes their place so plugin logic can be unit
+//!   tested with `cargo test`;
+//! - [`geo`]: integer-only distances between coordinates;
+//! - [`testing`]: builders that keep a plugin's unit tests short.
+//!
+//! A pricing plugin in full:
+//!
+//! ```
+//! use bazaar_sdk::{Cart, PluginConfig, PluginError, PriceAdjustment, PricingPlugin};
+//!
+//! #[derive(Default, serde::Deserialize)]
+//! pub struct Config {
+//!     /// Minor units taken off every cart.
+//!     amount_off_minor: i64,
+//! }
+//!
+//! impl PluginConfig for Config {
+//!     // A store that configured nothing gets the defaults (nothing off).
+//!     fn when_missing() -> Result<Self, PluginError> {
+//!         Ok(Self::default())
+//!     }
+//! }
+//!
+//! pub struct FlatDiscount;
+//!
+//! impl PricingPlugin for FlatDiscount {
+//!     type Config = Config;
+//!
+//!     fn price(cart: &Cart, config: &Config) -> Result<Vec<PriceAdjustment>, PluginError> {
+//!         let subtotal = cart.subtotal()?;
+//!         let amount_off = subtotal.amount_minor.min(config.amount_off_minor);
+//!         if amount_off <= 0 {
+//!             return Ok(Vec::new());
+//!         }
+//!         Ok(vec![PriceAdjustment::whole_cart(
+//!             bazaar_sdk::Money::new(amount_off, &subtotal.currency),
+//!             "flat",
+//!             "A flat discount on every order",
+//!         )])
+//!     }
+//! }
+//!
+//! // Exports the `pricer` interface when built for wasm32-wasip2; a no-op on
+//! // native targets, where tests call `FlatDiscount::price` directly.
+//! bazaar_sdk::export_pricing!(FlatDiscount);
+//! # fn main() {}
+//! ```
+//!
+//! The plugin crate enables exactly one world feature of this crate
+//! (`pricing` or `logistics`): a component embeds the type of one world, and
+//! linking both would make it claim exports it does not have.
+
+#[cfg(all(target_arch = "wasm32", feature = "pricing", feature = "logistics"))]
+compile_error!(
+    "bazaar-sdk: enable exactly one of the features `pricing` and `logistics` for a wasm \
+     build; a component implements one world. Build each plugin in its own cargo invocation \
+     so features do not unify across plugins."
+);
+
+pub mod config;
+pub mod geo;
+pub mod log;
+pub mod money;
+pub mod state;
+pub mod testing;
+pub mod types;
+
+mod error;
+
+#[cfg(all(target_arch = "wasm32", any(feature = "pricing", feature = "logistics")))]
+mod host;
+#[cfg(not(all(target_arch = "wasm32", any(feature = "pricing", feature = "logistics"))))]
+pub mod stand_in;
+
+#[cfg(all(target_arch = "wasm32", any(feature = "pricing", feature = "logistics")))]
+#[doc(hidden)]
+pub mod __private;
+
+// Where the host imports go: the real host in a component, the stand-in
+// everywhere else.
+#[cfg(all(target_arch = "wasm32", any(feature = "pricing", feature = "logistics")))]
+use host as backend;
+#[cfg(not(all(target_arch = "wasm32", any(feature = "pricing", feature = "logistics"))))]
+use stand_in as backend;
+
+pub use config::PluginConfig;
+pub use error::PluginError;
+pub use money::Money;
+pub use types::{
+    Address, Cart, CartLine, Coordinates, Customer, CustomerSegment, PriceAdjustment, RouteRequest,
+    Shipment, ShipmentLine, ShipmentPlan, StockLevel, Warehouse,
+};
+
+/// A pricing plugin: turns a cart into the price adjustments to apply.
+///
+/// Implement it on a unit struct and export it with [`export_pricing!`].
+pub trait PricingPlugin {
+    /// The store's configuration of the plugin, parsed from JSON.
+    type Config: PluginConfig;
+
+    /// The adjustments to apply to `cart`, in the order they apply. An empty
+    /// list leaves the price unchanged.
+    fn price(cart: &Cart, config: &Self::Config) -> Result<Vec<PriceAdjustment>, PluginError>;
+
+    /// Prices `cart` with the calling store's configuration, read through
+    /// the `config` import and cached while its text is unchanged. This is
+    /// what the exported `price-cart` function runs.
+    fn price_with_store_config(cart: &Cart) -> Result<Vec<PriceAdjustment>, PluginError> {
+        let config = config::load::<Self::Config>()?;
+        Self::price(cart, &config)
+    }
+}
+
+/// A logistics plugin: decides which warehouses ship an order, with which
+/// carrier, at what fee and by when.
+///
+/// Implement it on a unit struct and export it with [`export_logistics!`].
+pub trait LogisticsPlugin {
+    /// The store's configuration of the plugin, parsed from JSON.
+    type Config: PluginConfig;
+
+    /// A plan that ships every unit of the request's cart exactly once.
+    fn plan(request: &RouteRequest, config: &Self::Config) -> Result<ShipmentPlan, PluginError>;
+
+    /// Plans `request` with the calling store's configuration, read through
+    /// the `config` import and cached while its text is unchanged. This is
+    /// what the exported `plan-shipment` function runs.
+    fn plan_with_store_config(request: &RouteRequest) -> Result<ShipmentPlan, PluginError> {
+        let config = config::load::<Self::Config>()?;
+        Self::plan(request, &config)
+    }
+}
+
+/// Exports a [`PricingPlugin`] as the component's `pricer` interface.
+///
+/// Invoke it once, at the top level of the plugin crate. On native targets
+/// it expands to nothing, so the same crate also builds as an ordinary
+/// library for unit tests and native benchmarks.
+#[cfg(feature = "pricing")]
+#[macro_export]
+macro_rules! export_pricing {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct BazaarPricerExport;
+
+            impl $crate::__private::pricing::exports::bazaar::commerce::pricer::Guest
+                for BazaarPricerExport
+            {
+                fn price_cart(
+                    cart: $crate::__private::pricing::bazaar::commerce::types::Cart,
+                ) -> ::core::result::Result<
+                    ::std::vec::Vec<
+                        $crate::__private::pricing::bazaar::commerce::types::PriceAdjustment,
+                    >,
+                    $crate::__private::pricing::bazaar::commerce::types::PluginError,
+                > {
+                    $crate::__private::price_cart::<$plugin>(cart)
+                }
+            }
+
+            $crate::__private::pricing::__bazaar_export_pricing_world!(
+                BazaarPricerExport with_types_in $crate::__private::pricing
+            );
+        };
+    };
+}
+
+/// Stands in for the real macro when the `pricing` feature is off: a no-op on
+/// native targets (like the real one) and, on wasm, an error that says which
+/// feature to enable instead of a confusing missing-module error.
+#[cfg(not(feature = "pricing"))]
+#[macro_export]
+macro_rules! export_pricing {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        ::core::compile_error!(
+            "export_pricing! needs the `pricing` feature of bazaar-sdk: \
+             bazaar-sdk = { version = \"...\", features = [\"pricing\"] }"
+        );
+    };
+}
+
+/// Exports a [`LogisticsPlugin`] as the component's `router` interface.
+///
+/// Invoke it once, at the top level of the plugin crate. On native targets
+/// it expands to nothing, so the same crate also builds as an ordinary
+/// library for unit tests and native benchmarks.
+#[cfg(feature = "logistics")]
+#[macro_export]
+macro_rules! export_logistics {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct BazaarRouterExport;
+
+            impl $crate::__private::logistics::exports::bazaar::commerce::router::Guest
+                for BazaarRouterExport
+            {
+                fn plan_shipment(
+                    request: $crate::__private::logistics::bazaar::commerce::types::RouteRequest,
+                ) -> ::core::result::Result<
+                    $crate::__private::logistics::bazaar::commerce::types::ShipmentPlan,
+                    $crate::__private::logistics::bazaar::commerce::types::PluginError,
+                > {
+                    $crate::__private::plan_shipment::<$plugin>(request)
+                }
+            }
+
+            $crate::__private::logistics::__bazaar_export_logistics_world!(
+                BazaarRouterExport with_types_in $crate::__private::logistics
+            );
+        };
+    };
+}
+
+/// Stands in for the real macro when the `logistics` feature is off: a no-op
+/// on native targets (like the real one) and, on wasm, an error that says
+/// which feature to enable instead of a confusing missing-module error.
+#[cfg(not(feature = "logistics"))]
+#[macro_export]
+macro_rules! export_logistics {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        ::core::compile_error!(
+            "export_logistics! needs the `logistics` feature of bazaar-sdk: \
+             bazaar-sdk = { version = \"...\", features = [\"logistics\"] }"
+        );
+    };
+}

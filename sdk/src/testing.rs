@@ -1,0 +1,174 @@
+//! Builders that keep a plugin's native unit tests short.
+//!
+//! ```
+//! use bazaar_sdk::testing::{places, CartBuilder, RouteRequestBuilder};
+//!
+//! let cart = CartBuilder::new("CNY")
+//!     .line("TEA-250G", 2, "129.00")
+//!     .coupon("D11VIP")
+//!     .ship_to(places::HANGZHOU)
+//!     .build();
+//! let request = RouteRequestBuilder::new(cart)
+//!     .warehouse("WH-SHANGHAI", places::SHANGHAI)
+//!     .stock("WH-SHANGHAI", "TEA-250G", 10)
+//!     .build();
+//! assert_eq!(request.warehouses.len(), 1);
+//! ```
+//!
+//! Prices are written as decimal text ("129.00"), read exactly in the
+//! cart's currency; a typo fails the test at once with the text quoted.
+
+use crate::money::Money;
+use crate::types::{
+    Address, Cart, CartLine, Coordinates, Customer, CustomerSegment, RouteRequest, StockLevel,
+    Warehouse,
+};
+
+/// City centres, for addresses and warehouses in tests.
+pub mod places {
+    use crate::types::Coordinates;
+
+    /// Shanghai, People's Square.
+    pub const SHANGHAI: Coordinates = Coordinates::new(31_230_400, 121_473_700);
+    /// Hangzhou, 165 km south-west of Shanghai.
+    pub const HANGZHOU: Coordinates = Coordinates::new(30_274_100, 120_155_100);
+    /// Beijing, 1,067 km north of Shanghai.
+    pub const BEIJING: Coordinates = Coordinates::new(39_904_200, 116_407_400);
+    /// Guangzhou, 1,889 km south of Beijing.
+    pub const GUANGZHOU: Coordinates = Coordinates::new(23_129_100, 113_264_400);
+    /// Shenzhen, 104 km south-east of Guangzhou.
+    pub const SHENZHEN: Coordinates = Coordinates::new(22_543_100, 114_057_900);
+    /// Chengdu, 1,661 km west of Shanghai.
+    pub const CHENGDU: Coordinates = Coordinates::new(30_572_800, 104_066_800);
+    /// Wuhan, 687 km west of Shanghai.
+    pub const WUHAN: Coordinates = Coordinates::new(30_592_800, 114_305_500);
+}
+
+/// Builds a [`Cart`]: store "store-1", a regular customer "customer-1",
+/// shipping to Shanghai, placed at 2025-11-11 00:00:00 China time, unless
+/// told otherwise.
+#[derive(Clone, Debug)]
+pub struct CartBuilder {
+    /// The currency of every line added.
+    currency: String,
+    /// The cart so far.
+    cart: Cart,
+}
+
+impl CartBuilder {
+    /// An empty cart whose lines will be priced in `currency`.
+    pub fn new(currency: &str) -> Self {
+        Self {
+            currency: currency.to_owned(),
+            cart: Cart {
+                store_id: "store-1".to_owned(),
+                customer: Customer {
+                    id: "customer-1".to_owned(),
+                    segment: CustomerSegment::Regular,
+                },
+                lines: Vec::new(),
+                coupon_codes: Vec::new(),
+                shipping_address: Address {
+                    country: "CN".to_owned(),
+                    region: "Shanghai".to_owned(),
+                    city: "Shanghai".to_owned(),
+                    street: "People's Square 1".to_owned(),
+                    postal_code: "200000".to_owned(),
+                    location: places::SHANGHAI,
+                },
+                // 2025-11-11T00:00:00+08:00.
+                placed_at_ms: 1_762_790_400_000,
+            },
+        }
+    }
+
+    /// Adds `quantity` units of `sku` at `unit_price` each, written as
+    /// decimal text such as "129.00".
+    ///
+    /// # Panics
+    ///
+    /// If `unit_price` is not an amount of the cart's currency: this is a
+    /// test helper, and a mistyped price should fail the test loudly.
+    pub fn line(mut self, sku: &str, quantity: u32, unit_price: &str) -> Self {
+        let unit_price = Money::parse(unit_price, &self.currency).unwrap_or_else(|error| {
+            panic!("test cart line {sku}: {error}");
+        });
+        self.cart.lines.push(CartLine { sku: sku.to_owned(), quantity, unit_price });
+        self
+    }
+
+    /// Adds `quantity` units of `sku` at `unit_price_minor` minor units each,
+    /// for prices a test computes.
+    pub fn line_minor(mut self, sku: &str, quantity: u32, unit_price_minor: i64) -> Self {
+        self.cart.lines.push(CartLine {
+            sku: sku.to_owned(),
+            quantity,
+            unit_price: Money::new(unit_price_minor, &self.currency),
+        });
+        self
+    }
+
+    /// Adds a coupon code the customer entered.
+    pub fn coupon(mut self, code: &str) -> Self {
+        self.cart.coupon_codes.push(code.to_owned());
+        self
+    }
+
+    /// Sets the store.
+    pub fn store(mut self, store_id: &str) -> Self {
+        self.cart.store_id = store_id.to_owned();
+        self
+    }
+
+    /// Sets the customer's segment.
+    pub fn segment(mut self, segment: CustomerSegment) -> Self {
+        self.cart.customer.segment = segment;
+        self
+    }
+
+    /// Moves the shipping address to `location`.
+    pub fn ship_to(mut self, location: Coordinates) -> Self {
+        self.cart.shipping_address.location = location;
+        self
+    }
+
+    /// The cart.
+    pub fn build(self) -> Cart {
+        self.cart
+    }
+}
+
+/// Builds a [`RouteRequest`] for a cart from warehouses and stock levels.
+#[derive(Clone, Debug)]
+pub struct RouteRequestBuilder {
+    /// The request so far.
+    request: RouteRequest,
+}
+
+impl RouteRequestBuilder {
+    /// A request to route `cart`, with no warehouses yet.
+    pub fn new(cart: Cart) -> Self {
+        Self { request: RouteRequest { cart, warehouses: Vec::new(), stock: Vec::new() } }
+    }
+
+    /// Adds the warehouse `id` at `location`.
+    pub fn warehouse(mut self, id: &str, location: Coordinates) -> Self {
+        self.request.warehouses.push(Warehouse { id: id.to_owned(), location });
+        self
+    }
+
+    /// Says warehouse `warehouse_id` has `available` units of `sku`.
+    pub fn stock(mut self, warehouse_id: &str, sku: &str, available: u32) -> Self {
+        self.request.stock.push(StockLevel {
+            sku: sku.to_owned(),
+            warehouse_id: warehouse_id.to_owned(),
+            available,
+        });
+        self
+    }
+
+    /// The request.
+    pub fn build(self) -> RouteRequest {
+        self.request
+    }
+}
