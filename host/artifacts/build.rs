@@ -61,13 +61,20 @@ const COMPONENTS: &[Component] = &[
         summary: "A pricing test guest that misbehaves as its configuration asks (loops, traps, floods).",
         test_guest: true,
     },
+    Component {
+        package: "bulk-discount",
+        directory: "examples/bulk-discount",
+        constant: "BULK_DISCOUNT_EXAMPLE",
+        summary: "The example partner plugin of examples/bulk-discount, written against the SDK alone.",
+        test_guest: true,
+    },
 ];
 
 /// Paths, relative to the workspace root, whose changes must rebuild the
 /// components: the WIT, everything the components are built from, and the
 /// manifests and lock file that decide how.
 const WATCHED_PATHS: &[&str] =
-    &["wit", "sdk", "plugins", "host/test-programs", "Cargo.toml", "Cargo.lock"];
+    &["wit", "sdk", "plugins", "host/test-programs", "examples", "Cargo.toml", "Cargo.lock"];
 
 fn main() {
     if let Err(message) = build() {

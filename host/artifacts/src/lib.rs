@@ -2,8 +2,8 @@
 //! script and embedded as constants, the way wasmtime's test programs are.
 //!
 //! The first-party plugins are always here: the `bazaar` binary installs
-//! them on a fresh node. The hostile test guest is built and embedded only
-//! with the `test-guests` feature, so the production binary carries no
+//! them on a fresh node. The hostile test guest and the example partner
+//! plugin are built and embedded only with the `test-guests` feature, so the production binary carries no
 //! component written to misbehave.
 //!
 //! Each component is a complete, self-contained component binary: the host

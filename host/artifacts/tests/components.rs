@@ -20,7 +20,7 @@ const WASI_PREFIXES: &[&str] = &["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:
 fn all_artifacts() -> Vec<Artifact> {
     let mut artifacts = FIRST_PARTY.to_vec();
     #[cfg(feature = "test-guests")]
-    artifacts.push(bazaar_artifacts::HOSTILE_PRICING);
+    artifacts.extend([bazaar_artifacts::HOSTILE_PRICING, bazaar_artifacts::BULK_DISCOUNT_EXAMPLE]);
     artifacts
 }
 

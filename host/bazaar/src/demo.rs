@@ -160,11 +160,9 @@ pub fn run(options: DemoOptions) -> anyhow::Result<()> {
         options.hot_stock
     );
     println!(
-        "flagship GMV  {}.{:02} CNY after {}.{:02} CNY of promotions; {flagged} orders flagged by a failing pricing plugin",
-        gmv_minor / 100,
-        gmv_minor % 100,
-        discount_minor / 100,
-        discount_minor % 100
+        "flagship GMV  {} after {} of promotions; {flagged} orders flagged by a failing pricing plugin",
+        bazaar_sdk::Money::new(gmv_minor, "CNY"),
+        bazaar_sdk::Money::new(discount_minor, "CNY"),
     );
     let oversold = held > options.hot_stock || reserved != held;
     let invariants = node.check_invariants();

@@ -1,5 +1,8 @@
 //! Money as integer minor units of an ISO-4217 currency.
 //!
+//! Display of amounts lives with the SDK (`bazaar_sdk::Money`), which
+//! plugins and the host's reports share.
+//!
 //! Prices never touch floating point: an amount is an `i64` count of the
 //! currency's minor unit (fen, cents), and every operation is checked so an
 //! overflow is an error, never a wrapped price.
@@ -35,17 +38,6 @@ impl Currency {
         // Only ASCII upper-case letters are ever stored (see `parse`).
         std::str::from_utf8(&self.0).unwrap_or("???")
     }
-
-    /// Digits after the decimal point in the currency's customary notation.
-    /// ISO-4217 exponents for the currencies that differ from 2; every other
-    /// code is shown with two.
-    pub fn minor_unit_digits(&self) -> u32 {
-        match self.as_str() {
-            "JPY" | "KRW" | "VND" | "CLP" | "ISK" | "UGX" | "PYG" => 0,
-            "BHD" | "KWD" | "OMR" | "JOD" | "TND" | "LYD" | "IQD" => 3,
-            _ => 2,
-        }
-    }
 }
 
 impl fmt::Debug for Currency {
@@ -57,43 +49,6 @@ impl fmt::Debug for Currency {
 impl fmt::Display for Currency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// An amount in integer minor units of a currency.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Money {
-    /// The amount in minor units (30000 CNY is 300.00 yuan).
-    pub amount_minor: i64,
-    /// The currency of the amount.
-    pub currency: Currency,
-}
-
-impl Money {
-    /// An amount of `currency`.
-    pub fn new(amount_minor: i64, currency: Currency) -> Self {
-        Self { amount_minor, currency }
-    }
-}
-
-impl fmt::Display for Money {
-    /// Formats as "300.00 CNY", with the currency's own number of digits.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let digits = self.currency.minor_unit_digits();
-        let sign = if self.amount_minor < 0 { "-" } else { "" };
-        let magnitude = self.amount_minor.unsigned_abs();
-        if digits == 0 {
-            return write!(f, "{sign}{magnitude} {}", self.currency);
-        }
-        let scale = 10u64.pow(digits);
-        write!(
-            f,
-            "{sign}{}.{:0width$} {}",
-            magnitude / scale,
-            magnitude % scale,
-            self.currency,
-            width = digits as usize
-        )
     }
 }
 
@@ -121,17 +76,6 @@ mod tests {
         assert!(Currency::parse("CN").is_err());
         assert!(Currency::parse("CNYY").is_err());
         assert!(Currency::parse("C1Y").is_err());
-    }
-
-    #[test]
-    fn money_displays_with_the_currency_exponent() {
-        let cny = Currency::parse("CNY").unwrap();
-        let jpy = Currency::parse("JPY").unwrap();
-        let kwd = Currency::parse("KWD").unwrap();
-        assert_eq!(Money::new(30000, cny).to_string(), "300.00 CNY");
-        assert_eq!(Money::new(-5, cny).to_string(), "-0.05 CNY");
-        assert_eq!(Money::new(1200, jpy).to_string(), "1200 JPY");
-        assert_eq!(Money::new(1500, kwd).to_string(), "1.500 KWD");
     }
 
     #[test]
