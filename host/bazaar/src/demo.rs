@@ -225,9 +225,9 @@ fn prepare_data_dir(dir: &PathBuf) -> anyhow::Result<()> {
 /// The demo's request mix, a pure function of the attempt index so that a
 /// retry can repeat an earlier attempt exactly.
 fn demo_requests(flagship: StoreId, outlet: StoreId, hot_stock: u64) -> Arc<load::RequestSource> {
-    // Enough buyers that the phone sells out, few enough that some try to
-    // buy past the limit.
-    let crowd = (hot_stock / 2).max(100);
+    // Five buyers per phone: it sells out early, and the few who come back
+    // for more run into the purchase limit.
+    let crowd = (hot_stock * 5).max(100);
     Arc::new(move |attempt: u64| {
         let attempt = if attempt % RETRY_EVERY == RETRY_EVERY - 1 && attempt >= 7 {
             attempt - 7
