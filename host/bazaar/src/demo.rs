@@ -19,9 +19,9 @@ use bazaar_kernel::model::{OrderStatus, Sku, StoreId};
 use bazaar_store::Backend;
 
 use crate::load::{self, LoadPlan, LoadProgress};
-use crate::node::{Node, NodeConfig};
-use crate::plugins::PluginSet;
-use crate::seed::{self, HOT_SKU};
+use bazaar_node::node::{Node, NodeConfig};
+use bazaar_node::plugins::PluginSet;
+use bazaar_node::seed::{self, HOT_SKU};
 
 /// How to run the demo.
 #[derive(Clone, Debug)]

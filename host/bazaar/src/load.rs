@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bazaar_kernel::model::{OrderRequest, StoreId};
 use bazaar_kernel::{KernelError, Outcome};
 
-use crate::node::{Node, NodeError};
+use bazaar_node::node::{Node, NodeError};
 
 /// Back-off after the node refused a request as overloaded.
 const OVERLOAD_BACKOFF: Duration = Duration::from_millis(1);

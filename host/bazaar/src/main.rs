@@ -63,7 +63,7 @@ enum Commands {
         #[arg(long, default_value_t = 8)]
         clients: u32,
         /// Commands between snapshots of a shard.
-        #[arg(long, default_value_t = bazaar::node::SNAPSHOT_EVERY_COMMANDS_DEFAULT)]
+        #[arg(long, default_value_t = bazaar_node::node::SNAPSHOT_EVERY_COMMANDS_DEFAULT)]
         snapshot_every_commands: u64,
     },
 }

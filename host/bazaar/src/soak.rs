@@ -14,9 +14,9 @@ use bazaar_store::Backend;
 
 use crate::demo::splitmix64;
 use crate::load::{self, LoadPlan, LoadProgress};
-use crate::node::{Node, NodeConfig, wall_clock_ms};
-use crate::plugins::PluginSet;
-use crate::seed;
+use bazaar_node::node::{Node, NodeConfig, wall_clock_ms};
+use bazaar_node::plugins::PluginSet;
+use bazaar_node::seed;
 
 /// The store the soak orders from.
 pub const SOAK_STORE: &str = "soak-store";

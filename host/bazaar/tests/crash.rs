@@ -11,10 +11,10 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use bazaar::node::{Node, NodeConfig};
-use bazaar::plugins::PluginSet;
 use bazaar::soak::SOAK_STORE;
 use bazaar_kernel::model::StoreId;
+use bazaar_node::node::{Node, NodeConfig};
+use bazaar_node::plugins::PluginSet;
 use bazaar_store::Backend;
 use rand::Rng as _;
 

@@ -3,11 +3,11 @@
 //! named with its version on each adjustment, and a plugin's private state
 //! is journaled with the orders that changed it and rebuilt on recovery.
 
-use bazaar::node::{Node, NodeConfig};
-use bazaar::plugins::PluginSet;
-use bazaar::seed;
 use bazaar_kernel::Command;
 use bazaar_kernel::model::{Order, PluginId, StoreId};
+use bazaar_node::node::{Node, NodeConfig};
+use bazaar_node::plugins::PluginSet;
+use bazaar_node::seed;
 
 fn configure(node: &Node, store: &StoreId, plugin: &str, config: &str) {
     let command = Command::ConfigurePlugin {

@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context as _;
 use bazaar_artifacts::Artifact;
@@ -87,7 +86,8 @@ pub struct PluginSet {
     runtime: Option<Arc<Runtime>>,
 }
 
-fn plugin_ref(artifact: &Artifact) -> anyhow::Result<PluginRef> {
+/// The plugin reference (id and version) of a built artifact.
+pub fn plugin_ref(artifact: &Artifact) -> anyhow::Result<PluginRef> {
     Ok(PluginRef { id: PluginId::new(artifact.id)?, version: artifact.version.to_string() })
 }
 
@@ -371,7 +371,7 @@ fn clip(mut text: String) -> String {
 
 /// The route request for `cart`: every warehouse, and the available stock
 /// of the cart's SKUs wherever there is some.
-fn route_request(state: &StoreState, cart: &Cart) -> RouteRequest {
+pub fn route_request(state: &StoreState, cart: &Cart) -> RouteRequest {
     let mut stock = Vec::new();
     for line in &cart.lines {
         if let Some(levels) = state.stock().get(&line.sku) {
@@ -569,102 +569,4 @@ fn sdk_cart(cart: &Cart) -> bazaar_sdk::Cart {
         },
         placed_at_ms: cart.placed_at_ms,
     }
-}
-
-/// `bazaar bench plugin-calls`: the cost of one call to each first-party
-/// plugin on a reused instance, and of instantiating a fresh instance from
-/// the pre-linked component (pooling allocator).
-pub fn bench_plugin_calls(calls: u64) -> anyhow::Result<()> {
-    println!(
-        "\n== plugin calls: {calls} calls per plugin on a reused instance; 1,000 fresh instances =="
-    );
-    let runtime = Runtime::new(RuntimeLimits::default())?;
-    let pricing = runtime.load_pricing(
-        plugin_ref(&bazaar_artifacts::PRICING_PROMOTIONS)?,
-        bazaar_artifacts::PRICING_PROMOTIONS.wasm,
-    )?;
-    let logistics = runtime.load_logistics(
-        plugin_ref(&bazaar_artifacts::LOGISTICS_ROUTER)?,
-        bazaar_artifacts::LOGISTICS_ROUTER.wasm,
-    )?;
-    let store = StoreId::new("bench")?;
-    let mut shard = Shard::new();
-    for command in crate::seed::flagship_store(&store, 1_000) {
-        shard.apply(&command)?;
-    }
-    let request = crate::seed::order_request(
-        7,
-        vec![(Sku::new(crate::seed::HOT_SKU)?, 1), (crate::seed::ordinary_sku(3), 2)],
-        Some("D11-10"),
-        None,
-    );
-    let cart = shard.prepare_cart(&store, &request, 1_700_000_000_000)?;
-    let state = shard.store(&store).expect("seeded");
-    let route = route_request(state, &cart);
-    let call_for = |plugin: &str| {
-        let id = PluginId::new(plugin).expect("valid");
-        PluginCall {
-            store: store.clone(),
-            config_json: state.plugin_configs().get(&id).map(|c| Arc::from(c.json.as_str())),
-            state: state.plugin_state(&id),
-            now_ms: cart.placed_at_ms,
-            random_seed: 1,
-        }
-    };
-    let pricing_call = call_for("pricing-promotions");
-    let routing_call = call_for("logistics-router");
-
-    let mut pricer = pricing.pricer();
-    let mut router = logistics.router();
-    let mut call_ns = (Vec::new(), Vec::new());
-    for _ in 0..calls {
-        let started = Instant::now();
-        let priced = pricer.price_cart(pricing_call.clone(), &cart);
-        call_ns.0.push(started.elapsed().as_nanos() as u64);
-        priced.result?;
-        let started = Instant::now();
-        let routed = router.plan_shipment(routing_call.clone(), &route);
-        call_ns.1.push(started.elapsed().as_nanos() as u64);
-        routed.result?;
-    }
-    let fresh = 1_000;
-    let mut first_call_ns = Vec::new();
-    for _ in 0..fresh {
-        let mut pricer = pricing.pricer();
-        let started = Instant::now();
-        pricer.price_cart(pricing_call.clone(), &cart).result?;
-        first_call_ns.push(started.elapsed().as_nanos() as u64);
-    }
-    let (p50_price, p99_price) = percentiles(&mut call_ns.0);
-    let (p50_route, p99_route) = percentiles(&mut call_ns.1);
-    let (p50_first, p99_first) = percentiles(&mut first_call_ns);
-    // A fresh instance's first call is instantiation plus one call.
-    let (p50_inst, p99_inst) =
-        (p50_first.saturating_sub(p50_price), p99_first.saturating_sub(p50_price));
-    println!("pricing-promotions call: p50 {:.2} us, p99 {:.2} us", us(p50_price), us(p99_price));
-    println!("logistics-router call:   p50 {:.2} us, p99 {:.2} us", us(p50_route), us(p99_route));
-    println!(
-        "instantiation (first call on a fresh instance minus a call): p50 {:.2} us, p99 {:.2} us",
-        us(p50_inst),
-        us(p99_inst)
-    );
-    println!("RESULT pricing_call_p50_us {:.2}", us(p50_price));
-    println!("RESULT pricing_call_p99_us {:.2}", us(p99_price));
-    println!("RESULT logistics_call_p50_us {:.2}", us(p50_route));
-    println!("RESULT logistics_call_p99_us {:.2}", us(p99_route));
-    println!("RESULT instantiation_p50_us {:.2}", us(p50_inst));
-    println!("RESULT instantiation_p99_us {:.2}", us(p99_inst));
-    Ok(())
-}
-
-fn percentiles(samples: &mut [u64]) -> (u64, u64) {
-    samples.sort_unstable();
-    let at = |q: f64| {
-        samples.get(((samples.len().max(1) - 1) as f64 * q) as usize).copied().unwrap_or(0)
-    };
-    (at(0.5), at(0.99))
-}
-
-fn us(ns: u64) -> f64 {
-    ns as f64 / 1000.0
 }

@@ -4,11 +4,11 @@
 //! falls back to the built-in one, and stores that do not use the broken
 //! plugin are untouched.
 
-use bazaar::node::{Node, NodeConfig};
-use bazaar::plugins::PluginSet;
-use bazaar::seed;
 use bazaar_kernel::Command;
 use bazaar_kernel::model::{Order, PluginId, Router, StoreId};
+use bazaar_node::node::{Node, NodeConfig};
+use bazaar_node::plugins::PluginSet;
+use bazaar_node::seed;
 
 fn node_with_hostile_pricing(dir: &std::path::Path) -> Node {
     let mut plugins = PluginSet::first_party_wasm().unwrap();

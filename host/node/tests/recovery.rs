@@ -1,11 +1,11 @@
 //! Recovery: a node that is closed and reopened rebuilds exactly the same
 //! state from its snapshots and journal, on every storage backend.
 
-use bazaar::node::{Node, NodeConfig, wall_clock_ms};
-use bazaar::plugins::PluginSet;
-use bazaar::seed;
 use bazaar_kernel::Command;
 use bazaar_kernel::model::{Sku, StoreId};
+use bazaar_node::node::{Node, NodeConfig, wall_clock_ms};
+use bazaar_node::plugins::PluginSet;
+use bazaar_node::seed;
 use bazaar_store::Backend;
 
 fn backends() -> Vec<Backend> {

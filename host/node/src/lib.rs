@@ -1,0 +1,12 @@
+//! The Bazaar node: stores partitioned into shards with one writer thread
+//! each, the plugins every order runs through (with their failure
+//! policies), the group-committed journal, and recovery. The `bazaar`
+//! binary and the HTTP server drive it.
+
+pub mod node;
+pub mod plugins;
+pub mod router;
+pub mod seed;
+
+pub use node::{Node, NodeConfig, NodeError, NodeStats, OrderReceipt, Read, Reply, wall_clock_ms};
+pub use plugins::{PluginOutputs, PluginSet};
