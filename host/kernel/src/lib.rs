@@ -20,5 +20,5 @@ pub use command::{
 pub use error::KernelError;
 pub use shard::{
     ADJUSTMENTS_MAX, Digest, IdempotencyCheck, PluginConfig, PluginStateMap,
-    SHIPMENT_FEE_MINOR_MAX, SHIPMENTS_MAX, Shard, StoreState, validate_adjustments,
+    SHIPMENT_FEE_MINOR_MAX, SHIPMENTS_MAX, Shard, StoreState, order_totals, validate_adjustments,
 };

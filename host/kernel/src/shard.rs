@@ -419,6 +419,19 @@ pub fn validate_adjustments(
     Ok(discount_minor)
 }
 
+/// An order's totals from its cart, its validated discount and its fees.
+pub fn order_totals(
+    cart: &Cart,
+    discount_minor: i64,
+    shipping_minor: i64,
+) -> Result<Totals, KernelError> {
+    let subtotal_minor = cart.lines.iter().try_fold(0i64, |sum, line| {
+        add_amounts(sum, line_amount(line.quantity, line.unit_price_minor)?)
+    })?;
+    let total_minor = add_amounts(subtotal_minor - discount_minor, shipping_minor)?;
+    Ok(Totals { subtotal_minor, discount_minor, shipping_minor, total_minor })
+}
+
 /// What an idempotency key says about a request before it is processed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IdempotencyCheck {
@@ -673,11 +686,7 @@ impl Shard {
         }
         let shipping_minor = state.validate_plan(&cart, &place.shipment_plan)?;
         state.validate_state_writes(&place.state_writes)?;
-        let subtotal_minor = cart.lines.iter().try_fold(0i64, |sum, line| {
-            add_amounts(sum, line_amount(line.quantity, line.unit_price_minor)?)
-        })?;
-        let total_minor = add_amounts(subtotal_minor - discount_minor, shipping_minor)?;
-        let totals = Totals { subtotal_minor, discount_minor, shipping_minor, total_minor };
+        let totals = order_totals(&cart, discount_minor, shipping_minor)?;
         let limited_units: Vec<LineRequest> = place
             .request
             .lines

@@ -8,5 +8,8 @@ pub mod plugins;
 pub mod router;
 pub mod seed;
 
-pub use node::{Node, NodeConfig, NodeError, NodeStats, OrderReceipt, Read, Reply, wall_clock_ms};
+pub use node::{
+    Node, NodeConfig, NodeError, NodeStats, OrderReceipt, Preview, PreviewReply, Read, Reply,
+    wall_clock_ms,
+};
 pub use plugins::{PluginOutputs, PluginSet};

@@ -12,14 +12,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bazaar_kernel::model::{OrderNumber, OrderRequest, StoreId, Totals};
-use bazaar_kernel::{Command, IdempotencyCheck, KernelError, Outcome, PlaceOrder, Shard};
+use bazaar_kernel::model::{Cart, OrderNumber, OrderRequest, StoreId, Totals};
+use bazaar_kernel::{
+    Command, IdempotencyCheck, KernelError, Outcome, PlaceOrder, Shard, order_totals,
+    validate_adjustments,
+};
 use bazaar_store::{Backend, Journal, JournalLimits, JournalRecord, Snapshot, Storage};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::plugins::{PluginSet, ShardPlugins};
+use crate::plugins::{PluginOutputs, PluginSet, ShardPlugins};
 
 /// Default number of shards: one writer per core of a small machine.
 pub const SHARD_COUNT_DEFAULT: u32 = 2;
@@ -129,7 +132,24 @@ enum Work {
     Command { command: Command, reply: Reply },
     /// Run a read.
     Read(Read),
+    /// Price and route an order without placing it.
+    Preview { store: StoreId, request: OrderRequest, reply: PreviewReply },
 }
+
+/// What an order would be, priced and routed by the store's plugins, without
+/// being placed: nothing is reserved or journaled.
+#[derive(Clone, Debug)]
+pub struct Preview {
+    /// The cart at catalogue prices.
+    pub cart: Cart,
+    /// Each plugin's contribution and failures, and the plan.
+    pub outputs: PluginOutputs,
+    /// What the order would cost.
+    pub totals: Totals,
+}
+
+/// Where a preview goes; called exactly once.
+pub type PreviewReply = Box<dyn FnOnce(Result<Preview, NodeError>) + Send>;
 
 /// One journal record: the commands one shard batch applied, in order.
 #[derive(Serialize, Deserialize)]
@@ -296,6 +316,32 @@ impl Node {
         let (reply, wait) = reply_channel();
         self.submit_command(command, reply)?;
         wait()
+    }
+
+    /// Queues a read of the shard owning `store`; refused at once when the
+    /// shard's queue is full (then `read` is not run).
+    pub fn submit_read(&self, store: &StoreId, read: Read) -> Result<(), NodeError> {
+        self.submit(self.shard_of(store), Work::Read(read))
+    }
+
+    /// Queues a read of every shard (one closure per shard); refused at once
+    /// when a queue is full, in which case some shards may have run theirs.
+    pub fn submit_read_all(&self, mut read: impl FnMut(u32) -> Read) -> Result<(), NodeError> {
+        for shard in 0..self.shard_count() {
+            self.submit(shard, Work::Read(read(shard)))?;
+        }
+        Ok(())
+    }
+
+    /// Queues a preview: the order priced and routed by the store's plugins
+    /// as it would be if placed now, without placing it.
+    pub fn submit_preview(
+        &self,
+        store: StoreId,
+        request: OrderRequest,
+        reply: PreviewReply,
+    ) -> Result<(), NodeError> {
+        self.submit(self.shard_of(&store), Work::Preview { store, request, reply })
     }
 
     /// Runs `read` against the current state of the shard owning `store`.
@@ -476,6 +522,9 @@ impl ShardWriter {
         for work in batch.drain(..) {
             match work {
                 Work::Read(read) => read(&self.shard),
+                Work::Preview { store, request, reply } => {
+                    reply(self.preview(store, request).map_err(NodeError::from));
+                }
                 Work::Command { command, reply } => match self.shard.apply(&command) {
                     Ok(outcome) => {
                         commands.push(command);
@@ -538,6 +587,21 @@ impl ShardWriter {
             let taken = replies.lock().ok().and_then(|mut slot| slot.take());
             acknowledge(&self.stats, taken.unwrap_or_default(), Err(error.to_string()));
         }
+    }
+
+    /// Prices and routes an order as if placing it now, without applying it.
+    fn preview(&mut self, store: StoreId, request: OrderRequest) -> Result<Preview, KernelError> {
+        let placed_at_ms = self.now_ms();
+        let cart = self.shard.prepare_cart(&store, &request, placed_at_ms)?;
+        let next_order =
+            self.shard.store(&store).map_or(1, |state| state.orders().len() as u64 + 1);
+        let outputs =
+            self.plugins.price_and_route(&self.shard, &cart, order_seed(&store, next_order));
+        let discount_minor = validate_adjustments(&cart, &outputs.adjustments)?;
+        let shipping_minor =
+            self.shard.check_shipment_plan(&store, &cart, &outputs.shipment_plan)?;
+        let totals = order_totals(&cart, discount_minor, shipping_minor)?;
+        Ok(Preview { cart, outputs, totals })
     }
 
     /// Prices, routes and applies one order; returns the command to journal

@@ -29,7 +29,7 @@ use bazaar_runtime::{
 use crate::router::{self, sdk_coordinates};
 
 /// What the plugins decided for one order.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct PluginOutputs {
     /// Accepted price adjustments, in order.
     pub adjustments: Vec<Adjustment>,

@@ -86,3 +86,44 @@ fn plugin_state_is_journaled_with_the_orders_and_rebuilt_on_recovery() {
     place(&node, &store, 1);
     assert_eq!(counter(&node, &store).as_deref(), Some("6"));
 }
+
+#[test]
+fn a_preview_shows_each_plugins_contribution_and_reserves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node =
+        Node::open(NodeConfig::new(dir.path()), PluginSet::first_party_wasm().unwrap()).unwrap();
+    let store = StoreId::new("preview-shop").unwrap();
+    seed::seed_flagship_store(&node, &store, 5).unwrap();
+    let before = node.digest().unwrap();
+    let request = seed::order_request(
+        3,
+        vec![(seed::ordinary_sku(19), 2)],
+        Some("D11-10"),
+        None,
+    );
+    let (sender, receiver) = std::sync::mpsc::channel();
+    node.submit_preview(
+        store.clone(),
+        request,
+        Box::new(move |preview| sender.send(preview).unwrap()),
+    )
+    .unwrap();
+    let preview = receiver.recv().unwrap().unwrap();
+    let codes: Vec<&str> = preview.outputs.adjustments.iter().map(|a| a.code.as_str()).collect();
+    assert_eq!(codes.len(), 2, "a spend threshold and a coupon expected, got {codes:?}");
+    assert!(
+        preview.outputs.adjustments.iter().all(|a| a.plugin.id.as_str() == "pricing-promotions")
+    );
+    // 2 x 722.90: 200.00 off for four times 300.00, then 10% of the rest.
+    assert_eq!(preview.totals.subtotal_minor, 144_580);
+    assert_eq!(preview.totals.discount_minor, 20_000 + 12_458);
+    assert_eq!(
+        preview.totals.discount_minor,
+        preview.outputs.adjustments.iter().map(|a| a.amount_off_minor).sum::<i64>()
+    );
+    assert!(matches!(
+        preview.outputs.shipment_plan.routed_by,
+        bazaar_kernel::model::Router::Plugin(_)
+    ));
+    assert_eq!(node.digest().unwrap(), before, "a preview changed the state");
+}
