@@ -664,21 +664,15 @@ impl Shard {
     }
 
     fn place_order(&mut self, place: &PlaceOrder) -> Result<Outcome, KernelError> {
+        if let IdempotencyCheck::Duplicate(order) =
+            self.check_idempotency(&place.store, &place.request)?
+        {
+            let totals =
+                self.store_ref(&place.store)?.order(order).map(|o| o.totals).unwrap_or_default();
+            return Ok(Outcome::OrderPlaced { order, totals, duplicate: true });
+        }
         let state = self.store_ref(&place.store)?;
         let fingerprint = request_fingerprint(&place.request);
-        if let Some(key) = &place.request.idempotency_key
-            && let Some(&number) = state.idempotency.get(key)
-        {
-            let earlier = state.order(number).ok_or(KernelError::UnknownOrder(number))?;
-            if earlier.request_fingerprint != fingerprint {
-                return Err(KernelError::IdempotencyConflict { key: key.clone(), order: number });
-            }
-            return Ok(Outcome::OrderPlaced {
-                order: number,
-                totals: earlier.totals,
-                duplicate: true,
-            });
-        }
         let cart = state.cart_for(&place.store, &place.request, place.placed_at_ms)?;
         let discount_minor = validate_adjustments(&cart, &place.adjustments)?;
         for failure in &place.pricing_failures {
