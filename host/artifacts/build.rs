@@ -55,10 +55,24 @@ const COMPONENTS: &[Component] = &[
         test_guest: false,
     },
     Component {
+        package: "risk-guard",
+        directory: "plugins/risk-guard",
+        constant: "RISK_GUARD",
+        summary: "The first-party risk plugin: anti-scalper limits for flash sales.",
+        test_guest: false,
+    },
+    Component {
         package: "hostile-pricing",
         directory: "host/test-programs/hostile-pricing",
         constant: "HOSTILE_PRICING",
         summary: "A pricing test guest that misbehaves as its configuration asks (loops, traps, floods).",
+        test_guest: true,
+    },
+    Component {
+        package: "hostile-risk",
+        directory: "host/test-programs/hostile-risk",
+        constant: "HOSTILE_RISK",
+        summary: "A risk test guest that misbehaves as its configuration asks (rejects, loops, traps).",
         test_guest: true,
     },
     Component {

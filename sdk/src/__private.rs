@@ -4,7 +4,7 @@
 //! Not part of the SDK's API; the macros reach it through `$crate`.
 //!
 //! Each world's bindings sit behind its own feature because a component
-//! embeds the type of exactly one world: generating both would link both
+//! embeds the type of exactly one world: generating two would link two
 //! `component-type` sections, and the component would claim exports it does
 //! not have.
 
@@ -28,10 +28,24 @@ pub mod logistics {
     });
 }
 
-#[cfg(feature = "logistics")]
+#[cfg(feature = "risk")]
+pub mod risk {
+    wit_bindgen::generate!({
+        world: "risk",
+        path: "../wit",
+        pub_export_macro: true,
+        export_macro_name: "__bazaar_export_risk_world",
+    });
+}
+
+// Exactly one world is enabled in a component (the crate root refuses
+// more); the conditions only keep a refused build from piling up errors.
+#[cfg(all(feature = "logistics", not(feature = "risk")))]
 use logistics::bazaar::commerce::types as wit;
-#[cfg(all(feature = "pricing", not(feature = "logistics")))]
+#[cfg(all(feature = "pricing", not(feature = "logistics"), not(feature = "risk")))]
 use pricing::bazaar::commerce::types as wit;
+#[cfg(feature = "risk")]
+use risk::bazaar::commerce::types as wit;
 
 use crate::types::{Address, Cart, CartLine, Coordinates, Customer, CustomerSegment};
 use crate::{Money, PluginError};
@@ -105,6 +119,38 @@ pub fn plan_shipment<P: crate::LogisticsPlugin>(
     }
 }
 
+/// The body of the exported `assess-order`: converts, assesses with the
+/// store's configuration, converts back.
+#[cfg(feature = "risk")]
+pub fn assess_order<P: crate::RiskPlugin>(
+    request: wit::RiskRequest,
+) -> Result<wit::RiskVerdict, wit::PluginError> {
+    let request = crate::types::RiskRequest {
+        cart: cart_from_wit(request.cart),
+        total: Money { amount_minor: request.total.amount_minor, currency: request.total.currency },
+        history: crate::types::CustomerHistory {
+            orders_placed: request.history.orders_placed,
+            units_held: request
+                .history
+                .units_held
+                .into_iter()
+                .map(|held| crate::types::UnitsHeld { sku: held.sku, units: held.units })
+                .collect(),
+        },
+    };
+    match P::assess_with_store_config(&request) {
+        Ok(verdict) => Ok(wit::RiskVerdict {
+            decision: match verdict.decision {
+                crate::types::Decision::Approve => wit::Decision::Approve,
+                crate::types::Decision::Reject => wit::Decision::Reject,
+            },
+            code: verdict.code,
+            reason: verdict.reason,
+        }),
+        Err(error) => Err(error_to_wit(error)),
+    }
+}
+
 fn cart_from_wit(cart: wit::Cart) -> Cart {
     Cart {
         store_id: cart.store_id,
@@ -149,6 +195,7 @@ fn coordinates_from_wit(coordinates: wit::Coordinates) -> Coordinates {
     }
 }
 
+#[cfg(any(feature = "pricing", feature = "logistics"))]
 fn money_to_wit(money: Money) -> wit::Money {
     wit::Money { amount_minor: money.amount_minor, currency: money.currency }
 }

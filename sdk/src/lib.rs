@@ -5,8 +5,8 @@
 //! bindings behind plain Rust:
 //!
 //! - [`types`]: the WIT records as ordinary structs ([`Cart`],
-//!   [`RouteRequest`], [`ShipmentPlan`], ...), used by plugin logic on every
-//!   target;
+//!   [`RouteRequest`], [`ShipmentPlan`], [`RiskRequest`], ...), used by
+//!   plugin logic on every target;
 //! - [`money`]: integer money with checked arithmetic and exact decimal
 //!   parsing, never floats;
 //! - [`config`]: the store's JSON configuration, parsed once into a typed
@@ -61,14 +61,21 @@
 //! ```
 //!
 //! The plugin crate enables exactly one world feature of this crate
-//! (`pricing` or `logistics`): a component embeds the type of one world, and
-//! linking both would make it claim exports it does not have.
+//! (`pricing`, `logistics` or `risk`): a component embeds the type of one
+//! world, and linking two would make it claim exports it does not have.
 
-#[cfg(all(target_arch = "wasm32", feature = "pricing", feature = "logistics"))]
+#[cfg(all(
+    target_arch = "wasm32",
+    any(
+        all(feature = "pricing", feature = "logistics"),
+        all(feature = "pricing", feature = "risk"),
+        all(feature = "logistics", feature = "risk"),
+    )
+))]
 compile_error!(
-    "bazaar-sdk: enable exactly one of the features `pricing` and `logistics` for a wasm \
-     build; a component implements one world. Build each plugin in its own cargo invocation \
-     so features do not unify across plugins."
+    "bazaar-sdk: enable exactly one of the features `pricing`, `logistics` and `risk` for a \
+     wasm build; a component implements one world. Build each plugin in its own cargo \
+     invocation so features do not unify across plugins."
 );
 
 pub mod config;
@@ -81,28 +88,44 @@ pub mod types;
 
 mod error;
 
-#[cfg(all(target_arch = "wasm32", any(feature = "pricing", feature = "logistics")))]
+#[cfg(all(
+    target_arch = "wasm32",
+    any(feature = "pricing", feature = "logistics", feature = "risk")
+))]
 mod host;
-#[cfg(not(all(target_arch = "wasm32", any(feature = "pricing", feature = "logistics"))))]
+#[cfg(not(all(
+    target_arch = "wasm32",
+    any(feature = "pricing", feature = "logistics", feature = "risk")
+)))]
 pub mod stand_in;
 
-#[cfg(all(target_arch = "wasm32", any(feature = "pricing", feature = "logistics")))]
+#[cfg(all(
+    target_arch = "wasm32",
+    any(feature = "pricing", feature = "logistics", feature = "risk")
+))]
 #[doc(hidden)]
 pub mod __private;
 
 // Where the host imports go: the real host in a component, the stand-in
 // everywhere else.
-#[cfg(all(target_arch = "wasm32", any(feature = "pricing", feature = "logistics")))]
+#[cfg(all(
+    target_arch = "wasm32",
+    any(feature = "pricing", feature = "logistics", feature = "risk")
+))]
 use host as backend;
-#[cfg(not(all(target_arch = "wasm32", any(feature = "pricing", feature = "logistics"))))]
+#[cfg(not(all(
+    target_arch = "wasm32",
+    any(feature = "pricing", feature = "logistics", feature = "risk")
+)))]
 use stand_in as backend;
 
 pub use config::PluginConfig;
 pub use error::PluginError;
 pub use money::Money;
 pub use types::{
-    Address, Cart, CartLine, Coordinates, Customer, CustomerSegment, PriceAdjustment, RouteRequest,
-    Shipment, ShipmentLine, ShipmentPlan, StockLevel, Warehouse,
+    Address, Cart, CartLine, Coordinates, Customer, CustomerHistory, CustomerSegment, Decision,
+    PriceAdjustment, RiskRequest, RiskVerdict, RouteRequest, Shipment, ShipmentLine, ShipmentPlan,
+    StockLevel, UnitsHeld, Warehouse,
 };
 
 /// A pricing plugin: turns a cart into the price adjustments to apply.
@@ -142,6 +165,28 @@ pub trait LogisticsPlugin {
     fn plan_with_store_config(request: &RouteRequest) -> Result<ShipmentPlan, PluginError> {
         let config = config::load::<Self::Config>()?;
         Self::plan(request, &config)
+    }
+}
+
+/// A risk plugin: judges an order before anything is reserved, approving it
+/// or rejecting it with a reason shown to the customer.
+///
+/// Implement it on a unit struct and export it with [`export_risk!`].
+pub trait RiskPlugin {
+    /// The store's configuration of the plugin, parsed from JSON.
+    type Config: PluginConfig;
+
+    /// Whether the order in `request` may be placed. An error is not a
+    /// rejection: the host applies the risk extension point's failure
+    /// policy to it.
+    fn assess(request: &RiskRequest, config: &Self::Config) -> Result<RiskVerdict, PluginError>;
+
+    /// Assesses `request` with the calling store's configuration, read
+    /// through the `config` import and cached while its text is unchanged.
+    /// This is what the exported `assess-order` function runs.
+    fn assess_with_store_config(request: &RiskRequest) -> Result<RiskVerdict, PluginError> {
+        let config = config::load::<Self::Config>()?;
+        Self::assess(request, &config)
     }
 }
 
@@ -239,6 +284,54 @@ macro_rules! export_logistics {
         ::core::compile_error!(
             "export_logistics! needs the `logistics` feature of bazaar-sdk: \
              bazaar-sdk = { version = \"...\", features = [\"logistics\"] }"
+        );
+    };
+}
+
+/// Exports a [`RiskPlugin`] as the component's `risk-assessor` interface.
+///
+/// Invoke it once, at the top level of the plugin crate. On native targets
+/// it expands to nothing, so the same crate also builds as an ordinary
+/// library for unit tests and native benchmarks.
+#[cfg(feature = "risk")]
+#[macro_export]
+macro_rules! export_risk {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct BazaarRiskAssessorExport;
+
+            impl $crate::__private::risk::exports::bazaar::commerce::risk_assessor::Guest
+                for BazaarRiskAssessorExport
+            {
+                fn assess_order(
+                    request: $crate::__private::risk::bazaar::commerce::types::RiskRequest,
+                ) -> ::core::result::Result<
+                    $crate::__private::risk::bazaar::commerce::types::RiskVerdict,
+                    $crate::__private::risk::bazaar::commerce::types::PluginError,
+                > {
+                    $crate::__private::assess_order::<$plugin>(request)
+                }
+            }
+
+            $crate::__private::risk::__bazaar_export_risk_world!(
+                BazaarRiskAssessorExport with_types_in $crate::__private::risk
+            );
+        };
+    };
+}
+
+/// Stands in for the real macro when the `risk` feature is off: a no-op on
+/// native targets (like the real one) and, on wasm, an error that says which
+/// feature to enable instead of a confusing missing-module error.
+#[cfg(not(feature = "risk"))]
+#[macro_export]
+macro_rules! export_risk {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        ::core::compile_error!(
+            "export_risk! needs the `risk` feature of bazaar-sdk: \
+             bazaar-sdk = { version = \"...\", features = [\"risk\"] }"
         );
     };
 }

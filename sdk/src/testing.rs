@@ -1,18 +1,25 @@
 //! Builders that keep a plugin's native unit tests short.
 //!
 //! ```
-//! use bazaar_sdk::testing::{places, CartBuilder, RouteRequestBuilder};
+//! use bazaar_sdk::testing::{places, CartBuilder, RiskRequestBuilder, RouteRequestBuilder};
 //!
 //! let cart = CartBuilder::new("CNY")
 //!     .line("TEA-250G", 2, "129.00")
 //!     .coupon("D11VIP")
 //!     .ship_to(places::HANGZHOU)
 //!     .build();
-//! let request = RouteRequestBuilder::new(cart)
+//! let request = RouteRequestBuilder::new(cart.clone())
 //!     .warehouse("WH-SHANGHAI", places::SHANGHAI)
 //!     .stock("WH-SHANGHAI", "TEA-250G", 10)
 //!     .build();
 //! assert_eq!(request.warehouses.len(), 1);
+//!
+//! let risk = RiskRequestBuilder::new(cart)
+//!     .total("208.00")
+//!     .orders_placed(3)
+//!     .holds("TEA-250G", 1)
+//!     .build();
+//! assert_eq!(risk.history.units_held_of("TEA-250G"), 1);
 //! ```
 //!
 //! Prices are written as decimal text ("129.00"), read exactly in the
@@ -20,8 +27,8 @@
 
 use crate::money::Money;
 use crate::types::{
-    Address, Cart, CartLine, Coordinates, Customer, CustomerSegment, RouteRequest, StockLevel,
-    Warehouse,
+    Address, Cart, CartLine, Coordinates, Customer, CustomerHistory, CustomerSegment, RiskRequest,
+    RouteRequest, StockLevel, UnitsHeld, Warehouse,
 };
 
 /// City centres, for addresses and warehouses in tests.
@@ -126,6 +133,25 @@ impl CartBuilder {
         self
     }
 
+    /// Sets the customer's identifier.
+    pub fn customer(mut self, customer_id: &str) -> Self {
+        self.cart.customer.id = customer_id.to_owned();
+        self
+    }
+
+    /// Moves the shipping address to another street (and house) of the same
+    /// city.
+    pub fn street(mut self, street: &str) -> Self {
+        self.cart.shipping_address.street = street.to_owned();
+        self
+    }
+
+    /// Sets when the order is placed, in milliseconds since the Unix epoch.
+    pub fn placed_at_ms(mut self, placed_at_ms: u64) -> Self {
+        self.cart.placed_at_ms = placed_at_ms;
+        self
+    }
+
     /// Moves the shipping address to `location`.
     pub fn ship_to(mut self, location: Coordinates) -> Self {
         self.cart.shipping_address.location = location;
@@ -169,6 +195,71 @@ impl RouteRequestBuilder {
 
     /// The request.
     pub fn build(self) -> RouteRequest {
+        self.request
+    }
+}
+
+/// Builds a [`RiskRequest`] for a cart: by default the total is the cart's
+/// subtotal (nothing off), the customer has placed no orders and holds no
+/// units of the cart's SKUs.
+#[derive(Clone, Debug)]
+pub struct RiskRequestBuilder {
+    /// The request so far.
+    request: RiskRequest,
+}
+
+impl RiskRequestBuilder {
+    /// A request to judge `cart`. A cart without a subtotal (no lines, or
+    /// lines in several currencies) starts with a total of zero in the
+    /// currency of its first line, if any.
+    pub fn new(cart: Cart) -> Self {
+        let total = cart.subtotal().unwrap_or_else(|_| {
+            Money::zero(cart.lines.first().map_or("", |line| line.unit_price.currency.as_str()))
+        });
+        let units_held =
+            cart.lines.iter().map(|line| UnitsHeld { sku: line.sku.clone(), units: 0 }).collect();
+        Self {
+            request: RiskRequest {
+                cart,
+                total,
+                history: CustomerHistory { orders_placed: 0, units_held },
+            },
+        }
+    }
+
+    /// Sets the total after promotions, written as decimal text such as
+    /// "199.00" in the currency of the default total.
+    ///
+    /// # Panics
+    ///
+    /// If `total` is not an amount of that currency: this is a test helper,
+    /// and a mistyped amount should fail the test loudly.
+    pub fn total(mut self, total: &str) -> Self {
+        let currency = self.request.total.currency.clone();
+        self.request.total = Money::parse(total, &currency).unwrap_or_else(|error| {
+            panic!("test risk request total: {error}");
+        });
+        self
+    }
+
+    /// Sets the number of orders the customer has placed in the store.
+    pub fn orders_placed(mut self, orders_placed: u64) -> Self {
+        self.request.history.orders_placed = orders_placed;
+        self
+    }
+
+    /// Says the customer already holds `units` of `sku`.
+    pub fn holds(mut self, sku: &str, units: u32) -> Self {
+        let units_held = &mut self.request.history.units_held;
+        match units_held.iter_mut().find(|held| held.sku == sku) {
+            Some(held) => held.units = units,
+            None => units_held.push(UnitsHeld { sku: sku.to_owned(), units }),
+        }
+        self
+    }
+
+    /// The request.
+    pub fn build(self) -> RiskRequest {
         self.request
     }
 }

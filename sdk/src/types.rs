@@ -229,6 +229,86 @@ pub struct ShipmentPlan {
     pub shipments: Vec<Shipment>,
 }
 
+/// Units of one SKU that a customer already holds in a store: the sum over
+/// their orders that are not cancelled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitsHeld {
+    /// The SKU.
+    pub sku: String,
+    /// Units held; the host shows counts beyond the range of `u32` as
+    /// `u32::MAX`.
+    pub units: u32,
+}
+
+/// What the host knows of a customer in the store an order is placed in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CustomerHistory {
+    /// Orders the customer has placed in the store that are not cancelled.
+    pub orders_placed: u64,
+    /// For each SKU of the cart, in the order of the cart's lines, the units
+    /// the customer already holds; zero when they hold none.
+    pub units_held: Vec<UnitsHeld>,
+}
+
+impl CustomerHistory {
+    /// The units of `sku` the customer already holds: zero for a SKU the
+    /// host did not list.
+    pub fn units_held_of(&self, sku: &str) -> u32 {
+        self.units_held.iter().find(|held| held.sku == sku).map_or(0, |held| held.units)
+    }
+}
+
+/// What a risk plugin is asked to judge: an order about to be placed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RiskRequest {
+    /// The cart, with catalogue unit prices.
+    pub cart: Cart,
+    /// What the order costs after promotions (the cart's subtotal less every
+    /// price adjustment), before shipping fees, in the cart's currency.
+    pub total: Money,
+    /// The customer's past orders in this store.
+    pub history: CustomerHistory,
+}
+
+/// Whether an order may go ahead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Decision {
+    /// The order may be placed.
+    Approve,
+    /// The order is refused before anything is reserved.
+    Reject,
+}
+
+/// A risk plugin's judgement of one order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RiskVerdict {
+    /// Approve or reject.
+    pub decision: Decision,
+    /// A short machine-readable code for the rule that decided, such as
+    /// "order-rate-over-limit"; the host refuses an empty one.
+    pub code: String,
+    /// A human-readable explanation; for a rejection it is shown to the
+    /// customer, and the host refuses an empty one.
+    pub reason: String,
+}
+
+impl RiskVerdict {
+    /// Lets the order go ahead.
+    pub fn approve(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { decision: Decision::Approve, code: code.into(), reason: reason.into() }
+    }
+
+    /// Refuses the order; `reason` is shown to the customer.
+    pub fn reject(code: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { decision: Decision::Reject, code: code.into(), reason: reason.into() }
+    }
+
+    /// True for [`Decision::Approve`].
+    pub fn is_approved(&self) -> bool {
+        self.decision == Decision::Approve
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,5 +331,15 @@ mod tests {
         mixed.lines[1].unit_price.currency = "USD".to_owned();
         let error = mixed.subtotal().unwrap_err();
         assert!(error.message().contains("line 1 in USD"), "{error}");
+    }
+
+    #[test]
+    fn history_answers_zero_for_a_sku_it_does_not_list() {
+        let history = CustomerHistory {
+            orders_placed: 2,
+            units_held: vec![UnitsHeld { sku: "PHONE".to_owned(), units: 3 }],
+        };
+        assert_eq!(history.units_held_of("PHONE"), 3);
+        assert_eq!(history.units_held_of("CASE"), 0);
     }
 }

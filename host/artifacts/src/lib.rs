@@ -2,9 +2,9 @@
 //! script and embedded as constants, the way wasmtime's test programs are.
 //!
 //! The first-party plugins are always here: the `bazaar` binary installs
-//! them on a fresh node. The hostile test guest and the example partner
-//! plugin are built and embedded only with the `test-guests` feature, so the production binary carries no
-//! component written to misbehave.
+//! them on a fresh node. The hostile test guests and the example partner
+//! plugin are built and embedded only with the `test-guests` feature, so
+//! the production binary carries no component written to misbehave.
 //!
 //! Each component is a complete, self-contained component binary: the host
 //! compiles it with wasmtime and instantiates it against its own imports.
@@ -24,4 +24,4 @@ pub struct Artifact {
 include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
 
 /// The first-party plugins, in a fixed order.
-pub const FIRST_PARTY: &[Artifact] = &[PRICING_PROMOTIONS, LOGISTICS_ROUTER];
+pub const FIRST_PARTY: &[Artifact] = &[PRICING_PROMOTIONS, LOGISTICS_ROUTER, RISK_GUARD];

@@ -2,7 +2,7 @@
 //! the right header, one exported extension point, and no imports besides
 //! Bazaar's interfaces and the WASI interfaces Rust's standard library uses.
 
-use bazaar_artifacts::{Artifact, FIRST_PARTY, LOGISTICS_ROUTER, PRICING_PROMOTIONS};
+use bazaar_artifacts::{Artifact, FIRST_PARTY, LOGISTICS_ROUTER, PRICING_PROMOTIONS, RISK_GUARD};
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 
 /// `\0asm`, then version 0x0d and layer 1: the component-model binary
@@ -20,7 +20,11 @@ const WASI_PREFIXES: &[&str] = &["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:
 fn all_artifacts() -> Vec<Artifact> {
     let mut artifacts = FIRST_PARTY.to_vec();
     #[cfg(feature = "test-guests")]
-    artifacts.extend([bazaar_artifacts::HOSTILE_PRICING, bazaar_artifacts::BULK_DISCOUNT_EXAMPLE]);
+    artifacts.extend([
+        bazaar_artifacts::HOSTILE_PRICING,
+        bazaar_artifacts::HOSTILE_RISK,
+        bazaar_artifacts::BULK_DISCOUNT_EXAMPLE,
+    ]);
     artifacts
 }
 
@@ -82,10 +86,14 @@ fn each_plugin_exports_exactly_its_own_extension_point() {
     assert_eq!(pricing_exports, ["bazaar:commerce/pricer@0.1.0"]);
     let (_, logistics_exports) = interface_names(LOGISTICS_ROUTER.wasm);
     assert_eq!(logistics_exports, ["bazaar:commerce/router@0.1.0"]);
+    let (_, risk_exports) = interface_names(RISK_GUARD.wasm);
+    assert_eq!(risk_exports, ["bazaar:commerce/risk-assessor@0.1.0"]);
     #[cfg(feature = "test-guests")]
     {
         let (_, hostile_exports) = interface_names(bazaar_artifacts::HOSTILE_PRICING.wasm);
         assert_eq!(hostile_exports, ["bazaar:commerce/pricer@0.1.0"]);
+        let (_, hostile_risk_exports) = interface_names(bazaar_artifacts::HOSTILE_RISK.wasm);
+        assert_eq!(hostile_risk_exports, ["bazaar:commerce/risk-assessor@0.1.0"]);
     }
 }
 
@@ -104,7 +112,8 @@ fn components_import_only_bazaar_interfaces_and_std_wasi() {
             assert!(bazaar || wasi, "{} imports {name}", artifact.id);
             assert!(
                 !name.starts_with("bazaar:commerce/pricer")
-                    && !name.starts_with("bazaar:commerce/router"),
+                    && !name.starts_with("bazaar:commerce/router")
+                    && !name.starts_with("bazaar:commerce/risk-assessor"),
                 "{} imports an extension point: {name}",
                 artifact.id
             );
@@ -116,6 +125,8 @@ fn components_import_only_bazaar_interfaces_and_std_wasi() {
 fn versions_come_from_the_plugin_manifests() {
     assert_eq!(PRICING_PROMOTIONS.id, "pricing-promotions");
     assert_eq!(LOGISTICS_ROUTER.id, "logistics-router");
+    assert_eq!(RISK_GUARD.id, "risk-guard");
+    assert_eq!(RISK_GUARD.version, "0.1.0");
     for artifact in all_artifacts() {
         let parts: Vec<&str> = artifact.version.split('.').collect();
         assert_eq!(parts.len(), 3, "{}: {:?}", artifact.id, artifact.version);

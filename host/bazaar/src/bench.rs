@@ -19,6 +19,7 @@ use bazaar_store::Backend;
 
 use crate::demo::splitmix64;
 use crate::load::{self, LoadPlan, LoadProgress, LoadReport};
+use crate::loadgen::{self, HttpBenchOptions};
 use bazaar_node::node::{Node, NodeConfig};
 use bazaar_node::plugins::{PluginSet, plugin_ref, route_request};
 use bazaar_node::seed;
@@ -35,6 +36,8 @@ pub enum Benchmark {
     PluginCalls,
     /// Peak memory for a million orders.
     Memory,
+    /// Orders over HTTP against a `bazaar serve` child process.
+    Http,
     /// Every benchmark in turn.
     All,
 }
@@ -46,6 +49,8 @@ pub struct BenchOptions {
     pub orders: Option<u64>,
     /// Storage engine for the node benchmarks.
     pub backend: Backend,
+    /// The HTTP benchmark's settings.
+    pub http: HttpBenchOptions,
 }
 
 /// Stores the pipeline spreads its orders over: several per shard.
@@ -63,11 +68,13 @@ pub fn run(benchmark: Benchmark, options: BenchOptions) -> anyhow::Result<()> {
         Benchmark::HotSku => hot_sku(&options),
         Benchmark::PluginCalls => plugin_calls(options.orders.unwrap_or(100_000)),
         Benchmark::Memory => memory(&options),
+        Benchmark::Http => loadgen::run(options.http),
         Benchmark::All => {
             pipeline(&options)?;
             hot_sku(&options)?;
             plugin_calls(options.orders.unwrap_or(100_000))?;
-            memory(&options)
+            memory(&options)?;
+            loadgen::run(options.http)
         }
     }
 }
@@ -216,6 +223,7 @@ fn hot_sku(options: &BenchOptions) -> anyhow::Result<()> {
                 placed_at_ms: 1_700_000_000_000 + i,
                 adjustments: Vec::new(),
                 pricing_failures: Vec::new(),
+                risk_checks: Vec::new(),
                 shipment_plan: plan.clone(),
                 state_writes: Vec::new(),
             }))
@@ -233,6 +241,7 @@ fn hot_sku(options: &BenchOptions) -> anyhow::Result<()> {
         placed_at_ms: 0,
         adjustments: Vec::new(),
         pricing_failures: Vec::new(),
+        risk_checks: Vec::new(),
         shipment_plan: plan,
         state_writes: Vec::new(),
     }));

@@ -15,7 +15,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use bazaar_kernel::model::{OrderStatus, Sku, StoreId};
+use bazaar_kernel::Command;
+use bazaar_kernel::model::{OrderStatus, PluginId, Sku, StoreId};
 use bazaar_store::Backend;
 
 use crate::load::{self, LoadPlan, LoadProgress};
@@ -70,8 +71,13 @@ pub fn run(options: DemoOptions) -> anyhow::Result<()> {
     );
     seed::seed_flagship_store(&node, &flagship, options.hot_stock)?;
     seed::seed_flagship_store(&node, &outlet, 0)?;
+    node.execute(Command::ConfigurePlugin {
+        store: flagship.clone(),
+        plugin: PluginId::new("risk-guard")?,
+        config_json: Some(seed::RISK_GUARD_CONFIG.into()),
+    })?;
     println!(
-        "stores    {flagship} ({} x {HOT_SKU} at 4,999.00 instead of 5,999.00, limit {} per customer), {outlet}",
+        "stores    {flagship} ({} x {HOT_SKU} at 4,999.00 instead of 5,999.00, limit {} per customer, anti-scalper risk rules), {outlet}",
         options.hot_stock,
         seed::HOT_SKU_LIMIT_PER_CUSTOMER
     );

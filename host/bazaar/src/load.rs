@@ -96,6 +96,8 @@ pub fn refusal_kind(error: &NodeError) -> &'static str {
         NodeError::Journal(_) => "journal failure",
         NodeError::ShuttingDown => "shutting down",
         NodeError::Recovery(_) => "recovery failure",
+        NodeError::RiskRejected { .. } => "rejected by risk check",
+        NodeError::RiskUnavailable { .. } => "risk check unavailable",
     }
 }
 

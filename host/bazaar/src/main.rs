@@ -1,12 +1,14 @@
-//! The `bazaar` command: the demo, the benchmarks and the soak load that
-//! the crash test drives.
+//! The `bazaar` command: the HTTP service, the demo, the benchmarks and the
+//! soak load that the crash test drives.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bazaar::bench::{self, BenchOptions, Benchmark};
 use bazaar::demo::{self, DemoOptions};
+use bazaar::loadgen::{HttpBenchOptions, Scenario};
 use bazaar::soak::{self, SoakOptions};
+use bazaar_server::Settings;
 use bazaar_store::Backend;
 use clap::{Parser, Subcommand};
 
@@ -18,8 +20,25 @@ struct Cli {
     command: Commands,
 }
 
+/// How `bazaar serve` settings combine, shown by `bazaar serve --help`.
+const SERVE_HELP: &str = "\
+Configuration: every setting works with no configuration at all. Each one can be
+set in a TOML file (--config), in an environment variable, or by a flag; a flag
+beats the environment, which beats the file, which beats the default. The names
+match: `in_flight_max = 64` in the file, BAZAAR_IN_FLIGHT_MAX=64, --in-flight-max 64.
+
+Tokens: on first start an operator token is generated and written to
+<data-dir>/operator-token (mode 0600); use it as `Authorization: Bearer <token>`
+and issue narrower tokens with POST /v1/tokens. The API is described at
+/v1/openapi.json and browsable at /docs.
+
+Stop with Ctrl-C or SIGTERM: requests in flight finish and the journal is flushed.";
+
 #[derive(Subcommand)]
 enum Commands {
+    /// Serve the HTTP JSON API (default: http://127.0.0.1:1111, data in ./bazaar-data).
+    #[command(after_long_help = SERVE_HELP)]
+    Serve(Box<ServeArgs>),
     /// Run a Double-11 flash sale against a live node and report on it.
     Demo {
         /// Data directory (default: a fresh `bazaar-demo-data` in the working directory).
@@ -49,6 +68,15 @@ enum Commands {
         /// Storage engine.
         #[arg(long, default_value_t = Backend::Redb)]
         backend: Backend,
+        /// HTTP benchmark: connection counts, one step each.
+        #[arg(long, value_delimiter = ',', default_values_t = bazaar::loadgen::CONNECTIONS_DEFAULT)]
+        connections: Vec<usize>,
+        /// HTTP benchmark: seconds of load per step.
+        #[arg(long, default_value_t = bazaar::loadgen::STEP_SECONDS_DEFAULT)]
+        seconds: u64,
+        /// HTTP benchmark: scenarios to run.
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Mixed, Scenario::Hot])]
+        scenarios: Vec<Scenario>,
     },
     /// Place orders continuously against a node, printing one line per
     /// acknowledged order (`ack <idempotency-key> <order-number>`) until killed.
@@ -68,6 +96,70 @@ enum Commands {
     },
 }
 
+/// Flags of `bazaar serve`; each unset one falls back to its environment
+/// variable, then to the configuration file, then to the default.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file; its keys are the flag names with underscores.
+    #[arg(long, env = "BAZAAR_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address and port to listen on [default: 127.0.0.1:1111]; port 0 picks a free port.
+    #[arg(long, env = "BAZAAR_LISTEN")]
+    listen: Option<String>,
+    /// Data directory: journal, snapshots, tokens [default: ./bazaar-data].
+    #[arg(long, env = "BAZAAR_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Storage engine: redb, or sled when built with it [default: redb].
+    #[arg(long, env = "BAZAAR_BACKEND")]
+    backend: Option<String>,
+    /// Shards of a new data directory, one writer thread each [default: 2].
+    #[arg(long, env = "BAZAAR_SHARDS")]
+    shards: Option<u32>,
+    /// Requests queued per shard before the node answers 503 [default: 8192].
+    #[arg(long, env = "BAZAAR_SHARD_QUEUE_DEPTH")]
+    shard_queue_depth: Option<usize>,
+    /// Requests served at once before the server answers 503 [default: 4096].
+    #[arg(long, env = "BAZAAR_IN_FLIGHT_MAX")]
+    in_flight_max: Option<usize>,
+    /// Open connections at once; more wait to be accepted [default: 4096].
+    #[arg(long, env = "BAZAAR_CONNECTIONS_MAX")]
+    connections_max: Option<usize>,
+    /// Requests per second to one store's routes, 0 = no limit [default: 0].
+    #[arg(long, env = "BAZAAR_STORE_RATE_PER_SECOND")]
+    store_rate_per_second: Option<u32>,
+    /// Burst of the per-store limit [default: one second's worth].
+    #[arg(long, env = "BAZAAR_STORE_RATE_BURST")]
+    store_rate_burst: Option<u32>,
+    /// Orders and cart prices per second per customer of a store, 0 = no limit [default: 0].
+    #[arg(long, env = "BAZAAR_CUSTOMER_RATE_PER_SECOND")]
+    customer_rate_per_second: Option<u32>,
+    /// Burst of the per-customer limit [default: one second's worth].
+    #[arg(long, env = "BAZAAR_CUSTOMER_RATE_BURST")]
+    customer_rate_burst: Option<u32>,
+}
+
+/// Runs `bazaar serve`: flags and environment over the file over the defaults.
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => Settings::from_file(path)?,
+        None => Settings::default(),
+    };
+    let given = Settings {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        backend: args.backend,
+        shards: args.shards,
+        shard_queue_depth: args.shard_queue_depth,
+        in_flight_max: args.in_flight_max,
+        connections_max: args.connections_max,
+        store_rate_per_second: args.store_rate_per_second,
+        store_rate_burst: args.store_rate_burst,
+        customer_rate_per_second: args.customer_rate_per_second,
+        customer_rate_burst: args.customer_rate_burst,
+    };
+    bazaar_server::serve_blocking(given.over(file).resolve()?)
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -76,6 +168,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
+        Commands::Serve(args) => serve(*args),
         Commands::Demo { data_dir, orders, buyers, hot_stock, backend } => demo::run(DemoOptions {
             data_dir: data_dir.unwrap_or_else(|| PathBuf::from("bazaar-demo-data")),
             orders,
@@ -83,8 +176,9 @@ fn main() -> ExitCode {
             hot_stock,
             backend,
         }),
-        Commands::Bench { benchmark, orders, backend } => {
-            bench::run(benchmark, BenchOptions { orders, backend })
+        Commands::Bench { benchmark, orders, backend, connections, seconds, scenarios } => {
+            let http = HttpBenchOptions { connections, step_seconds: seconds, scenarios };
+            bench::run(benchmark, BenchOptions { orders, backend, http })
         }
         Commands::Soak { data_dir, backend, clients, snapshot_every_commands } => {
             soak::run(SoakOptions { data_dir, backend, clients, snapshot_every_commands })

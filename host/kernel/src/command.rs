@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{
     Adjustment, OrderNumber, OrderRequest, OrderStatus, PluginFailure, PluginId, Product,
-    ShipmentPlan, Sku, StockLevel, StoreId, Totals, Warehouse, WarehouseId,
+    RiskCheck, ShipmentPlan, Sku, StockLevel, StoreId, Totals, Warehouse, WarehouseId,
 };
 use crate::money::Currency;
 
@@ -149,6 +149,8 @@ pub struct PlaceOrder {
     pub adjustments: Vec<Adjustment>,
     /// Pricing plugins that failed and were skipped.
     pub pricing_failures: Vec<PluginFailure>,
+    /// Risk plugins that approved the order.
+    pub risk_checks: Vec<RiskCheck>,
     /// Where the stock is reserved and how it ships.
     pub shipment_plan: ShipmentPlan,
     /// Plugin state changes made while pricing and routing this order.

@@ -329,6 +329,17 @@ pub struct PluginFailure {
     pub reason: String,
 }
 
+/// A risk plugin's approval of an order, kept with the order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskCheck {
+    /// The plugin that approved it.
+    pub plugin: PluginRef,
+    /// The plugin's code for its decision.
+    pub code: String,
+    /// The plugin's explanation.
+    pub reason: String,
+}
+
 /// Units of one SKU in one shipment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShipmentLine {
@@ -401,6 +412,8 @@ pub struct Order {
     pub adjustments: Vec<Adjustment>,
     /// Pricing plugins whose output was ignored because they failed.
     pub pricing_failures: Vec<PluginFailure>,
+    /// The risk plugins that approved it.
+    pub risk_checks: Vec<RiskCheck>,
     /// How it ships.
     pub shipment_plan: ShipmentPlan,
     /// Totals, in minor units of `currency`.

@@ -67,6 +67,8 @@ pub struct StoreState {
     idempotency: BTreeMap<String, OrderNumber>,
     /// Units of purchase-limited SKUs held by each customer's live orders.
     limit_holdings: BTreeMap<(CustomerId, Sku), u32>,
+    /// Orders of each customer that are not cancelled.
+    customer_orders: BTreeMap<CustomerId, u64>,
     /// Plugins configured for this store.
     plugin_configs: BTreeMap<PluginId, PluginConfig>,
     /// Each plugin's private state. Shared with in-flight plugin calls by
@@ -150,6 +152,11 @@ impl StoreState {
     pub fn revision(&self) -> u64 {
         self.revision
     }
+    /// Orders of the customer that are not cancelled.
+    pub fn customer_orders(&self, customer: &CustomerId) -> u64 {
+        self.customer_orders.get(customer).copied().unwrap_or(0)
+    }
+
     /// Units of `sku` the customer's live orders hold against its limit.
     pub fn limit_holding(&self, customer: &CustomerId, sku: &Sku) -> u32 {
         self.limit_holdings.get(&(customer.clone(), sku.clone())).copied().unwrap_or(0)
@@ -544,6 +551,7 @@ impl Shard {
                         orders: Vec::new(),
                         idempotency: BTreeMap::new(),
                         limit_holdings: BTreeMap::new(),
+                        customer_orders: BTreeMap::new(),
                         plugin_configs: BTreeMap::new(),
                         plugin_state: BTreeMap::new(),
                         revision: 1,
@@ -678,6 +686,10 @@ impl Shard {
         for failure in &place.pricing_failures {
             check_text("plugin failure reason", &failure.reason)?;
         }
+        for check in &place.risk_checks {
+            check_text("risk check code", &check.code)?;
+            check_text("risk check reason", &check.reason)?;
+        }
         let shipping_minor = state.validate_plan(&cart, &place.shipment_plan)?;
         state.validate_state_writes(&place.state_writes)?;
         let totals = order_totals(&cart, discount_minor, shipping_minor)?;
@@ -710,6 +722,7 @@ impl Shard {
                 .entry((place.request.customer.id.clone(), line.sku.clone()))
                 .or_default() += line.quantity;
         }
+        *state.customer_orders.entry(place.request.customer.id.clone()).or_default() += 1;
         for write in &place.state_writes {
             let map = Arc::make_mut(state.plugin_state.entry(write.plugin.clone()).or_default());
             match &write.value {
@@ -728,6 +741,7 @@ impl Shard {
             lines: cart.lines,
             adjustments: place.adjustments.clone(),
             pricing_failures: place.pricing_failures.clone(),
+            risk_checks: place.risk_checks.clone(),
             shipment_plan: place.shipment_plan.clone(),
             totals,
             limited_units,
@@ -800,6 +814,14 @@ impl Shard {
                 }
             }
         }
+        if to == OrderStatus::Cancelled
+            && let Some(count) = state.customer_orders.get_mut(&customer)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                state.customer_orders.remove(&customer);
+            }
+        }
         state.revision += 1;
         Ok(Outcome::OrderStatusChanged { order: number, status: to })
     }
@@ -812,6 +834,7 @@ impl Shard {
             let mut reserved: BTreeMap<(&Sku, &WarehouseId), u64> = BTreeMap::new();
             let mut sold: BTreeMap<(&Sku, &WarehouseId), u64> = BTreeMap::new();
             let mut holdings: BTreeMap<(CustomerId, Sku), u32> = BTreeMap::new();
+            let mut customer_orders: BTreeMap<CustomerId, u64> = BTreeMap::new();
             for order in &state.orders {
                 let bucket = match order.status {
                     OrderStatus::Reserved => Some(&mut reserved),
@@ -827,6 +850,7 @@ impl Shard {
                     }
                 }
                 if order.status != OrderStatus::Cancelled {
+                    *customer_orders.entry(order.request.customer.id.clone()).or_default() += 1;
                     for line in &order.limited_units {
                         *holdings
                             .entry((order.request.customer.id.clone(), line.sku.clone()))
@@ -860,6 +884,11 @@ impl Shard {
             if holdings != state.limit_holdings {
                 return Err(format!(
                     "store {store_id}: purchase-limit holdings differ from live orders"
+                ));
+            }
+            if customer_orders != state.customer_orders {
+                return Err(format!(
+                    "store {store_id}: per-customer order counts differ from live orders"
                 ));
             }
             for (id, order) in state.orders.iter().enumerate() {

@@ -191,6 +191,7 @@ fn command_for(shard: &Shard, step: &Step) -> Command {
                 placed_at_ms: 1,
                 adjustments,
                 pricing_failures: vec![],
+                risk_checks: vec![],
                 shipment_plan,
                 state_writes: vec![],
             }))

@@ -9,7 +9,7 @@ pub mod router;
 pub mod seed;
 
 pub use node::{
-    Node, NodeConfig, NodeError, NodeStats, OrderReceipt, Preview, PreviewReply, Read, Reply,
-    wall_clock_ms,
+    AfterApply, Node, NodeConfig, NodeError, NodeStats, OrderReceipt, Preview, PreviewReply, Read,
+    Reply, wall_clock_ms,
 };
 pub use plugins::{PluginOutputs, PluginSet};

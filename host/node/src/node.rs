@@ -22,7 +22,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::plugins::{PluginOutputs, PluginSet, ShardPlugins};
+use crate::plugins::{PluginOutputs, PluginSet, RiskRefusal, ShardPlugins};
 
 /// Default number of shards: one writer per core of a small machine.
 pub const SHARD_COUNT_DEFAULT: u32 = 2;
@@ -95,6 +95,39 @@ pub enum NodeError {
     /// The data directory could not be opened or replayed.
     #[error("recovery failed: {0}")]
     Recovery(String),
+    /// A risk plugin of the store rejected the order; nothing was reserved.
+    #[error("order rejected by {plugin} ({code}): {reason}")]
+    RiskRejected {
+        /// The plugin, `id@version`.
+        plugin: String,
+        /// Its code for the rule.
+        code: String,
+        /// Its explanation, for the customer.
+        reason: String,
+    },
+    /// A risk plugin failed; risk fails closed, so the order was not placed.
+    #[error("order not placed: risk check by {plugin} is unavailable: {reason}")]
+    RiskUnavailable {
+        /// The plugin, `id@version`.
+        plugin: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl From<RiskRefusal> for NodeError {
+    fn from(refusal: RiskRefusal) -> Self {
+        let name =
+            |plugin: &bazaar_kernel::model::PluginRef| format!("{}@{}", plugin.id, plugin.version);
+        match refusal {
+            RiskRefusal::Rejected { plugin, code, reason } => {
+                NodeError::RiskRejected { plugin: name(&plugin), code, reason }
+            }
+            RiskRefusal::Unavailable { plugin, reason } => {
+                NodeError::RiskUnavailable { plugin: name(&plugin), reason }
+            }
+        }
+    }
 }
 
 /// An acknowledged order.
@@ -124,12 +157,18 @@ pub type Reply = Box<dyn FnOnce(Result<Outcome, NodeError>) + Send>;
 /// A read run on a shard's writer thread against its current state.
 pub type Read = Box<dyn FnOnce(&Shard) + Send>;
 
+/// A look at the state run on the shard writer right after a request was
+/// applied (or an order was found to repeat an earlier one), before it is
+/// durable; never run for a refused request. The request's [`Reply`] still
+/// comes later, once the change is durable.
+pub type AfterApply = Box<dyn FnOnce(&Shard, &Outcome) + Send>;
+
 /// A unit of work for a shard writer.
 enum Work {
     /// Price, route and place an order.
-    PlaceOrder { store: StoreId, request: OrderRequest, reply: Reply },
+    PlaceOrder { store: StoreId, request: OrderRequest, reply: Reply, after: Option<AfterApply> },
     /// Apply an administrative command as given.
-    Command { command: Command, reply: Reply },
+    Command { command: Command, reply: Reply, after: Option<AfterApply> },
     /// Run a read.
     Read(Read),
     /// Price and route an order without placing it.
@@ -292,12 +331,40 @@ impl Node {
         request: OrderRequest,
         reply: Reply,
     ) -> Result<(), NodeError> {
-        self.submit(self.shard_of(&store), Work::PlaceOrder { store, request, reply })
+        self.submit(self.shard_of(&store), Work::PlaceOrder { store, request, reply, after: None })
+    }
+
+    /// Like [`Node::submit_order`], and runs `after` on the shard writer
+    /// right after the order is placed (or found to repeat an earlier one),
+    /// so a caller can copy the whole order out of the state that holds it.
+    /// A second request for that copy could be refused when the queue is
+    /// full, leaving a durable order its client never sees.
+    pub fn submit_order_then(
+        &self,
+        store: StoreId,
+        request: OrderRequest,
+        after: AfterApply,
+        reply: Reply,
+    ) -> Result<(), NodeError> {
+        let shard = self.shard_of(&store);
+        self.submit(shard, Work::PlaceOrder { store, request, reply, after: Some(after) })
     }
 
     /// Queues a command; like [`Node::submit_order`].
     pub fn submit_command(&self, command: Command, reply: Reply) -> Result<(), NodeError> {
-        self.submit(self.shard_of(command.store()), Work::Command { command, reply })
+        self.submit(self.shard_of(command.store()), Work::Command { command, reply, after: None })
+    }
+
+    /// Like [`Node::submit_command`], and runs `after` on the shard writer
+    /// right after the command is applied; see [`Node::submit_order_then`].
+    pub fn submit_command_then(
+        &self,
+        command: Command,
+        after: AfterApply,
+        reply: Reply,
+    ) -> Result<(), NodeError> {
+        let shard = self.shard_of(command.store());
+        self.submit(shard, Work::Command { command, reply, after: Some(after) })
     }
 
     /// Places an order and waits until it is durable.
@@ -525,8 +592,11 @@ impl ShardWriter {
                 Work::Preview { store, request, reply } => {
                     reply(self.preview(store, request).map_err(NodeError::from));
                 }
-                Work::Command { command, reply } => match self.shard.apply(&command) {
+                Work::Command { command, reply, after } => match self.shard.apply(&command) {
                     Ok(outcome) => {
+                        if let Some(after) = after {
+                            after(&self.shard, &outcome);
+                        }
                         commands.push(command);
                         acknowledgements.push((reply, outcome));
                     }
@@ -535,15 +605,18 @@ impl ShardWriter {
                         reply(Err(error.into()));
                     }
                 },
-                Work::PlaceOrder { store, request, reply } => {
+                Work::PlaceOrder { store, request, reply, after } => {
                     match self.place_order(store, request) {
                         Ok((command, outcome)) => {
+                            if let Some(after) = after {
+                                after(&self.shard, &outcome);
+                            }
                             commands.extend(command);
                             acknowledgements.push((reply, outcome));
                         }
                         Err(error) => {
                             self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                            reply(Err(error.into()));
+                            reply(Err(error));
                         }
                     }
                 }
@@ -610,7 +683,7 @@ impl ShardWriter {
         &mut self,
         store: StoreId,
         request: OrderRequest,
-    ) -> Result<(Option<Command>, Outcome), KernelError> {
+    ) -> Result<(Option<Command>, Outcome), NodeError> {
         if let IdempotencyCheck::Duplicate(order) =
             self.shard.check_idempotency(&store, &request)?
         {
@@ -626,14 +699,24 @@ impl ShardWriter {
         let cart = self.shard.prepare_cart(&store, &request, placed_at_ms)?;
         let next_order =
             self.shard.store(&store).map_or(1, |state| state.orders().len() as u64 + 1);
-        let outputs =
-            self.plugins.price_and_route(&self.shard, &cart, order_seed(&store, next_order));
+        let seed = order_seed(&store, next_order);
+        let mut outputs = self.plugins.price_and_route(&self.shard, &cart, seed);
+        // Pricing output was validated against this cart already; the risk
+        // plugins judge the price after promotions, before shipping.
+        let discount_minor = validate_adjustments(&cart, &outputs.adjustments)?;
+        let total_minor = order_totals(&cart, discount_minor, 0)?.total_minor;
+        let (risk_checks, risk_writes) = self
+            .plugins
+            .assess_risk(&self.shard, &cart, total_minor, seed)
+            .map_err(NodeError::from)?;
+        outputs.state_writes.extend(risk_writes);
         let command = Command::PlaceOrder(Box::new(PlaceOrder {
             store,
             request,
             placed_at_ms,
             adjustments: outputs.adjustments,
             pricing_failures: outputs.pricing_failures,
+            risk_checks,
             shipment_plan: outputs.shipment_plan,
             state_writes: outputs.state_writes,
         }));

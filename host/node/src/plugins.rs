@@ -5,7 +5,10 @@
 //! failing or nonsensical pricing plugin contributes nothing and the order
 //! is flagged with the reason. Logistics fails over: when the store's
 //! router fails or plans something the stock cannot honour, the built-in
-//! router plans the order and the reason is recorded.
+//! router plans the order and the reason is recorded. Risk fails closed:
+//! every configured risk plugin must approve, and one that fails stops the
+//! order, since letting an order through unchecked is what risk exists to
+//! prevent.
 //!
 //! The first-party plugins exist in two forms: as Wasm components (what
 //! the node runs) and as native Rust (the same source compiled into the
@@ -17,13 +20,14 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use bazaar_artifacts::Artifact;
 use bazaar_kernel::model::{
-    Adjustment, Cart, PluginFailure, PluginId, PluginRef, Router, Shipment, ShipmentLine,
-    ShipmentPlan, Sku, StoreId, WarehouseId,
+    Adjustment, Cart, PluginFailure, PluginId, PluginRef, RiskCheck, Router, Shipment,
+    ShipmentLine, ShipmentPlan, Sku, StoreId, WarehouseId,
 };
 use bazaar_kernel::{PluginConfig, Shard, StateWrite, StoreState, validate_adjustments};
 use bazaar_runtime::{
-    LogisticsPlugin, PluginCall, Pricer, PricingPlugin, RouteRequest, Runtime, RuntimeLimits,
-    ShipmentRouter, StockAvailability,
+    CustomerHistory, Decision, LogisticsPlugin, PluginCall, Pricer, PricingPlugin, RiskAssessor,
+    RiskPlugin, RiskRequest, RouteRequest, Runtime, RuntimeLimits, ShipmentRouter,
+    StockAvailability, UnitsHeld,
 };
 
 use crate::router::{self, sdk_coordinates};
@@ -66,6 +70,27 @@ enum PricingImpl {
     Native(PluginRef, fn(PluginRef) -> Box<dyn NativePricing>),
 }
 
+/// Why the risk plugins stopped an order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RiskRefusal {
+    /// A plugin rejected it.
+    Rejected {
+        /// The plugin.
+        plugin: PluginRef,
+        /// Its code for the rule.
+        code: String,
+        /// Its explanation, for the customer.
+        reason: String,
+    },
+    /// A plugin failed, and risk fails closed.
+    Unavailable {
+        /// The plugin.
+        plugin: PluginRef,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
 /// How a logistics plugin is run.
 #[derive(Clone)]
 enum LogisticsImpl {
@@ -82,6 +107,8 @@ pub struct PluginSet {
     pricing: Vec<PricingImpl>,
     /// Logistics plugins; a store uses the first it configured.
     logistics: Vec<LogisticsImpl>,
+    /// Risk plugins; every one a store configured must approve its orders.
+    risk: Vec<RiskPlugin>,
     /// The Wasm runtime, kept alive as long as plugins use it.
     runtime: Option<Arc<Runtime>>,
 }
@@ -108,19 +135,37 @@ impl PluginSet {
             .load_logistics(plugin_ref(router)?, router.wasm)
             .with_context(|| format!("loading {}", router.id))?;
         set.logistics.push(LogisticsImpl::Wasm(loaded));
+        let guard = &bazaar_artifacts::RISK_GUARD;
+        let loaded = runtime
+            .load_risk(plugin_ref(guard)?, guard.wasm)
+            .with_context(|| format!("loading {}", guard.id))?;
+        set.risk.push(loaded);
         Ok(set)
+    }
+
+    /// Adds a risk component (after those already present).
+    pub fn add_wasm_risk(&mut self, artifact: &Artifact) -> anyhow::Result<()> {
+        let runtime = self.runtime()?;
+        let loaded = runtime
+            .load_risk(plugin_ref(artifact)?, artifact.wasm)
+            .with_context(|| format!("loading {}", artifact.id))?;
+        self.risk.push(loaded);
+        Ok(())
+    }
+
+    /// The set's Wasm runtime, started on first use.
+    fn runtime(&mut self) -> anyhow::Result<Arc<Runtime>> {
+        if let Some(runtime) = &self.runtime {
+            return Ok(runtime.clone());
+        }
+        let runtime = Arc::new(Runtime::new(RuntimeLimits::default())?);
+        self.runtime = Some(runtime.clone());
+        Ok(runtime)
     }
 
     /// Adds a pricing component (after those already present).
     pub fn add_wasm_pricing(&mut self, artifact: &Artifact) -> anyhow::Result<()> {
-        let runtime = match &self.runtime {
-            Some(runtime) => runtime.clone(),
-            None => {
-                let runtime = Arc::new(Runtime::new(RuntimeLimits::default())?);
-                self.runtime = Some(runtime.clone());
-                runtime
-            }
-        };
+        let runtime = self.runtime()?;
         let loaded = runtime
             .load_pricing(plugin_ref(artifact)?, artifact.wasm)
             .with_context(|| format!("loading {}", artifact.id))?;
@@ -139,6 +184,7 @@ impl PluginSet {
             logistics: vec![LogisticsImpl::Native(logistics, |plugin| {
                 Box::new(NativeRouter::<logistics_router::Router>::new(plugin))
             })],
+            risk: Vec::new(),
             runtime: None,
         }
     }
@@ -157,7 +203,11 @@ impl PluginSet {
             }
             LogisticsImpl::Native(r, _) => format!("{} {} (native)", r.id, r.version),
         });
-        let all: Vec<String> = pricing.chain(logistics).collect();
+        let risk = self
+            .risk
+            .iter()
+            .map(|r| format!("{} {} (wasm)", r.plugin_ref().id, r.plugin_ref().version));
+        let all: Vec<String> = pricing.chain(logistics).chain(risk).collect();
         if all.is_empty() { "none".into() } else { all.join(", ") }
     }
 
@@ -184,6 +234,7 @@ impl PluginSet {
                     }
                 })
                 .collect(),
+            risk: self.risk.iter().map(RiskPlugin::assessor).collect(),
             configs: HashMap::new(),
         }
     }
@@ -229,6 +280,8 @@ pub struct ShardPlugins {
     pricing: Vec<ShardPricing>,
     /// Logistics plugins in order.
     logistics: Vec<ShardLogistics>,
+    /// Risk plugins in order.
+    risk: Vec<RiskAssessor>,
     /// Each store's plugin configurations as shared text, refreshed when
     /// the store's configuration revision changes, so a call does not copy
     /// the document.
@@ -289,6 +342,63 @@ impl ShardPlugins {
         }
         let shipment_plan = self.route(shard, state, cart, seed, &mut state_writes);
         PluginOutputs { adjustments, pricing_failures, shipment_plan, state_writes }
+    }
+
+    /// Asks every risk plugin the store configured to judge the order,
+    /// whose price after promotions (before shipping) is `total_minor`.
+    /// Returns the approvals and the plugins' state writes, or why the
+    /// order must not be placed.
+    pub fn assess_risk(
+        &mut self,
+        shard: &Shard,
+        cart: &Cart,
+        total_minor: i64,
+        seed: u64,
+    ) -> Result<(Vec<RiskCheck>, Vec<StateWrite>), RiskRefusal> {
+        let state = shard.store(&cart.store_id).expect("the cart was prepared from this store");
+        let mut checks = Vec::new();
+        let mut state_writes = Vec::new();
+        for index in 0..self.risk.len() {
+            let plugin = self.risk[index].plugin().plugin_ref().clone();
+            let Some(config) = state.plugin_configs().get(&plugin.id) else { continue };
+            let request = RiskRequest {
+                cart: cart.clone(),
+                total_minor,
+                history: CustomerHistory {
+                    orders_placed: state.customer_orders(&cart.customer.id),
+                    units_held: cart
+                        .lines
+                        .iter()
+                        .map(|line| UnitsHeld {
+                            sku: line.sku.clone(),
+                            units: state.limit_holding(&cart.customer.id, &line.sku).into(),
+                        })
+                        .collect(),
+                },
+            };
+            let call = self.call(state, cart, &plugin, config, seed);
+            let outcome = self.risk[index].assess_order(call, &request);
+            match outcome.result {
+                Ok(verdict) if verdict.decision == Decision::Approve => {
+                    checks.push(RiskCheck { plugin, code: verdict.code, reason: verdict.reason });
+                    state_writes.extend(outcome.state_writes);
+                }
+                Ok(verdict) => {
+                    return Err(RiskRefusal::Rejected {
+                        plugin,
+                        code: verdict.code,
+                        reason: verdict.reason,
+                    });
+                }
+                Err(error) => {
+                    return Err(RiskRefusal::Unavailable {
+                        plugin,
+                        reason: clip(error.to_string()),
+                    });
+                }
+            }
+        }
+        Ok((checks, state_writes))
     }
 
     fn call(

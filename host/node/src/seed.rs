@@ -65,6 +65,15 @@ pub const ROUTER_CONFIG: &str = r#"{
   "free_shipping_over_minor": 9900
 }"#;
 
+/// Anti-scalper rules for the flash sale: at most two phones an order,
+/// three orders a minute per customer, and a blocked reseller account.
+pub const RISK_GUARD_CONFIG: &str = r#"{
+  "currency": "CNY",
+  "blocked_customers": ["c13"],
+  "max_units_per_order": {"skus": [{"sku": "D11-PHONE", "max_units": 2}]},
+  "max_orders_per_customer_per_minute": 3
+}"#;
+
 /// The SKU of ordinary product `index`.
 pub fn ordinary_sku(index: usize) -> Sku {
     Sku::new(format!("SKU-{index:03}")).expect("generated SKUs are valid identifiers")

@@ -6,7 +6,7 @@
 
 use bazaar_kernel::Command;
 use bazaar_kernel::model::{Order, PluginId, Router, StoreId};
-use bazaar_node::node::{Node, NodeConfig};
+use bazaar_node::node::{Node, NodeConfig, NodeError};
 use bazaar_node::plugins::PluginSet;
 use bazaar_node::seed;
 
@@ -89,5 +89,66 @@ fn a_router_that_fails_falls_back_to_the_built_in_router() {
     let reason = fallback.shipment_plan.fallback_reason.clone().unwrap();
     assert!(reason.starts_with("logistics-router:"), "{reason}");
     assert_eq!(fallback.shipment_plan.shipments.len(), 1);
+    node.check_invariants().unwrap();
+}
+
+#[test]
+fn risk_fails_closed_and_a_rejection_reserves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut plugins = PluginSet::first_party_wasm().unwrap();
+    plugins.add_wasm_risk(&bazaar_artifacts::HOSTILE_RISK).unwrap();
+    let node = Node::open(NodeConfig::new(dir.path()), plugins).unwrap();
+    let guarded = StoreId::new("guarded").unwrap();
+    let healthy = StoreId::new("healthy").unwrap();
+    seed::seed_flagship_store(&node, &guarded, 10).unwrap();
+    seed::seed_flagship_store(&node, &healthy, 10).unwrap();
+    let request =
+        |customer| seed::order_request(customer, vec![(seed::ordinary_sku(1), 1)], None, None);
+
+    // The first-party guard approves, and its approval is kept with the order.
+    configure(
+        &node,
+        &guarded,
+        "risk-guard",
+        r#"{"currency": "CNY", "blocked_customers": ["c13"]}"#,
+    );
+    let approved = node.place_order(guarded.clone(), request(12)).unwrap();
+    let id = guarded.clone();
+    let checks = node
+        .read(&guarded, move |shard| {
+            shard.store(&id).unwrap().order(approved.order).unwrap().risk_checks.clone()
+        })
+        .unwrap();
+    assert_eq!(checks.len(), 1);
+    assert_eq!(
+        (checks[0].plugin.id.as_str(), checks[0].plugin.version.as_str()),
+        ("risk-guard", "0.1.0")
+    );
+
+    let before = node.digest().unwrap();
+    let error = node.place_order(guarded.clone(), request(13)).unwrap_err();
+    assert!(
+        matches!(&error, NodeError::RiskRejected { code, .. } if code == "customer-blocked"),
+        "{error}"
+    );
+    assert_eq!(node.digest().unwrap(), before, "a rejected order changed the state");
+
+    // A risk plugin that traps or hangs stops the order: risk fails closed.
+    for behaviour in ["trap", "loop-forever"] {
+        configure(&node, &guarded, "hostile-risk", &format!(r#"{{"behaviour": "{behaviour}"}}"#));
+        let before = node.digest().unwrap();
+        let error = node.place_order(guarded.clone(), request(14)).unwrap_err();
+        assert!(
+            matches!(&error, NodeError::RiskUnavailable { plugin, .. } if plugin == "hostile-risk@0.1.0"),
+            "{behaviour}: {error}"
+        );
+        assert_eq!(
+            node.digest().unwrap(),
+            before,
+            "{behaviour}: a refused order changed the state"
+        );
+        // Another store, without the broken plugin, keeps selling.
+        node.place_order(healthy.clone(), request(15)).unwrap();
+    }
     node.check_invariants().unwrap();
 }

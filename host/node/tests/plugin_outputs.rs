@@ -95,12 +95,7 @@ fn a_preview_shows_each_plugins_contribution_and_reserves_nothing() {
     let store = StoreId::new("preview-shop").unwrap();
     seed::seed_flagship_store(&node, &store, 5).unwrap();
     let before = node.digest().unwrap();
-    let request = seed::order_request(
-        3,
-        vec![(seed::ordinary_sku(19), 2)],
-        Some("D11-10"),
-        None,
-    );
+    let request = seed::order_request(3, vec![(seed::ordinary_sku(19), 2)], Some("D11-10"), None);
     let (sender, receiver) = std::sync::mpsc::channel();
     node.submit_preview(
         store.clone(),

@@ -1,10 +1,10 @@
 //! Host bindings of the `bazaar:commerce` worlds, generated from the WIT
 //! files at build time.
 //!
-//! Both worlds import the same host interfaces (log, config, state) and use
-//! the same `types`; the logistics bindings reuse the pricing ones for
-//! those, so the host implements each interface once and the linker holds
-//! it once. Every import is trappable: a host function may end the call
+//! Every world imports the same host interfaces (log, config, state) and
+//! uses the same `types`; the other worlds' bindings reuse the pricing ones
+//! for those, so the host implements each interface once and the linker
+//! holds it once. Every import is trappable: a host function may end the call
 //! when a plugin breaks a limit that its WIT signature cannot express.
 
 pub(crate) mod pricing {
@@ -19,6 +19,20 @@ pub(crate) mod logistics {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "logistics",
+        imports: { default: trappable },
+        with: {
+            "bazaar:commerce/types": crate::bindings::pricing::bazaar::commerce::types,
+            "bazaar:commerce/log": crate::bindings::pricing::bazaar::commerce::log,
+            "bazaar:commerce/config": crate::bindings::pricing::bazaar::commerce::config,
+            "bazaar:commerce/state": crate::bindings::pricing::bazaar::commerce::state,
+        },
+    });
+}
+
+pub(crate) mod risk {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "risk",
         imports: { default: trappable },
         with: {
             "bazaar:commerce/types": crate::bindings::pricing::bazaar::commerce::types,

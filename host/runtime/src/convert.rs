@@ -16,6 +16,7 @@ use crate::bindings::types;
 use crate::error::CallError;
 use crate::limits::RuntimeLimits;
 use crate::logistics::RouteRequest;
+use crate::risk::{Decision, RiskRequest, RiskVerdict};
 use crate::text::sanitize_for_log;
 
 /// How much of a plugin's bad value an error message quotes.
@@ -104,6 +105,31 @@ pub(crate) fn route_request_to_guest(request: &RouteRequest) -> types::RouteRequ
     }
 }
 
+/// `request` as plugins see it: the total in the cart's currency, and held
+/// units above `u32::MAX` shown as `u32::MAX` (no limit comes near it, so
+/// no verdict changes).
+pub(crate) fn risk_request_to_guest(request: &RiskRequest) -> types::RiskRequest {
+    types::RiskRequest {
+        cart: cart_to_guest(&request.cart),
+        total: types::Money {
+            amount_minor: request.total_minor,
+            currency: request.cart.currency.as_str().to_owned(),
+        },
+        history: types::CustomerHistory {
+            orders_placed: request.history.orders_placed,
+            units_held: request
+                .history
+                .units_held
+                .iter()
+                .map(|held| types::UnitsHeld {
+                    sku: held.sku.as_str().to_owned(),
+                    units: u32::try_from(held.units).unwrap_or(u32::MAX),
+                })
+                .collect(),
+        },
+    }
+}
+
 /// Checks an amount a plugin returned: in the cart's currency, not
 /// negative, within the kernel's range.
 fn check_money(what: &str, money: &types::Money, currency: Currency) -> Result<i64, CallError> {
@@ -134,6 +160,45 @@ fn check_text(what: &str, text: &str, bytes_max: usize) -> Result<(), CallError>
         )));
     }
     Ok(())
+}
+
+/// Checks that a text a plugin returned holds no control characters: codes
+/// and reasons end up in logs, journals and customers' screens, where a
+/// newline or an escape sequence could forge lines or garble the display.
+fn check_printable(what: &str, text: &str) -> Result<(), CallError> {
+    if text.chars().any(char::is_control) {
+        return Err(invalid(format!("{what} contains control characters: {}", quote(text))));
+    }
+    Ok(())
+}
+
+/// A risk plugin's verdict, checked for shape and tagged with its plugin:
+/// a code that is present, printable and short; a printable reason within
+/// the limit on text shown to people, and present for a rejection, since
+/// the customer is shown it.
+pub(crate) fn verdict_from_guest(
+    output: types::RiskVerdict,
+    plugin: &PluginRef,
+    limits: &RuntimeLimits,
+) -> Result<RiskVerdict, CallError> {
+    if output.code.is_empty() {
+        return Err(invalid("the verdict has an empty code".to_owned()));
+    }
+    check_text("the verdict's code", &output.code, limits.output_code_bytes_max)?;
+    check_printable("the verdict's code", &output.code)?;
+    check_text("the verdict's reason", &output.reason, limits.output_text_bytes_max)?;
+    check_printable("the verdict's reason", &output.reason)?;
+    let decision = match output.decision {
+        types::Decision::Approve => Decision::Approve,
+        types::Decision::Reject => Decision::Reject,
+    };
+    if decision == Decision::Reject && output.reason.trim().is_empty() {
+        return Err(invalid(
+            "the verdict rejects the order with an empty reason; the customer is shown the reason"
+                .to_owned(),
+        ));
+    }
+    Ok(RiskVerdict { decision, code: output.code, reason: output.reason, plugin: plugin.clone() })
 }
 
 /// A pricing plugin's adjustments as kernel values, checked for shape.
@@ -380,6 +445,61 @@ mod tests {
         refused_because(check_plan(vec![empty]), "no lines");
         let many = vec![shipment("wh-1", "TEA", 1, cny(0)); 33];
         refused_because(check_plan(many), "33 shipments");
+    }
+
+    fn verdict(decision: types::Decision, code: &str, reason: &str) -> types::RiskVerdict {
+        types::RiskVerdict { decision, code: code.to_owned(), reason: reason.to_owned() }
+    }
+
+    fn check_verdict(output: types::RiskVerdict) -> Result<RiskVerdict, CallError> {
+        verdict_from_guest(output, &plugin(), &RuntimeLimits::default())
+    }
+
+    #[test]
+    fn a_valid_verdict_is_tagged_with_its_plugin() {
+        let approved = check_verdict(verdict(types::Decision::Approve, "approved", "")).unwrap();
+        assert!(approved.is_approved());
+        assert_eq!(approved.plugin, plugin());
+        let rejected =
+            check_verdict(verdict(types::Decision::Reject, "order-rate-over-limit", "Too fast."))
+                .unwrap();
+        assert_eq!(rejected.decision, Decision::Reject);
+        assert_eq!(rejected.reason, "Too fast.");
+    }
+
+    #[test]
+    fn verdicts_of_the_wrong_shape_are_refused() {
+        use types::Decision::{Approve, Reject};
+        refused_because(check_verdict(verdict(Approve, "", "")), "empty code");
+        refused_because(check_verdict(verdict(Reject, &"c".repeat(65), "r")), "code is 65 bytes");
+        refused_because(
+            check_verdict(verdict(Reject, "c", &"r".repeat(257))),
+            "reason is 257 bytes",
+        );
+        refused_because(check_verdict(verdict(Reject, "c", " ")), "empty reason");
+        refused_because(check_verdict(verdict(Reject, "c", "a\nb")), "control characters");
+        refused_because(check_verdict(verdict(Approve, "c\u{1b}[2J", "")), "control characters");
+    }
+
+    #[test]
+    fn a_risk_request_carries_the_total_in_the_carts_currency_and_caps_held_units() {
+        let request = RiskRequest {
+            cart: cny_cart(),
+            total_minor: 90,
+            history: crate::CustomerHistory {
+                orders_placed: 4,
+                units_held: vec![crate::UnitsHeld {
+                    sku: Sku::new("TEA").unwrap(),
+                    units: u64::from(u32::MAX) + 1,
+                }],
+            },
+        };
+        let guest = risk_request_to_guest(&request);
+        assert_eq!(guest.total.amount_minor, 90);
+        assert_eq!(guest.total.currency, "CNY");
+        assert_eq!(guest.history.orders_placed, 4);
+        assert_eq!(guest.history.units_held[0].sku, "TEA");
+        assert_eq!(guest.history.units_held[0].units, u32::MAX);
     }
 
     #[test]

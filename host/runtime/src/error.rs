@@ -2,8 +2,8 @@
 //!
 //! Each variant names its cause plainly enough for an operator's console:
 //! the failure policy of each extension point (pricing fails open,
-//! logistics falls back) is the caller's, but the reason shown with the
-//! flagged order comes from here.
+//! logistics falls back, risk fails closed) is the caller's, but the
+//! reason shown with the flagged or refused order comes from here.
 
 /// Why a component was refused at load time. Nothing is loaded on error.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -2,12 +2,13 @@
 //! wasmtime with a deadline, a memory cap and no ambient power.
 //!
 //! One [`Runtime`] per node owns the engine (pooling allocator, epoch
-//! interruption, optional fuel). [`Runtime::load_pricing`] and
-//! [`Runtime::load_logistics`] compile a component once per plugin version
-//! and link it against the host interfaces it may import: Bazaar's `log`,
-//! `config` and `state`, and WASI with a deny-all, deterministic context.
-//! Each worker thread then holds a [`Pricer`] or [`ShipmentRouter`], which
-//! keeps one instance alive across calls and replaces it after a trap.
+//! interruption, optional fuel). [`Runtime::load_pricing`],
+//! [`Runtime::load_logistics`] and [`Runtime::load_risk`] compile a
+//! component once per plugin version and link it against the host
+//! interfaces it may import: Bazaar's `log`, `config` and `state`, and WASI
+//! with a deny-all, deterministic context. Each worker thread then holds a
+//! [`Pricer`], [`ShipmentRouter`] or [`RiskAssessor`], which keeps one
+//! instance alive across calls and replaces it after a trap.
 //!
 //! A call is blocking CPU work. It takes a [`PluginCall`] (the store, its
 //! configuration and state, the order's timestamp and a random seed) and
@@ -26,10 +27,12 @@ mod bindings;
 mod call;
 mod convert;
 mod error;
+mod extension;
 mod host;
 mod limits;
 mod logistics;
 mod pricing;
+mod risk;
 mod runtime;
 mod store_data;
 mod text;
@@ -46,4 +49,7 @@ pub use limits::{
 };
 pub use logistics::{LogisticsPlugin, RouteRequest, ShipmentRouter, StockAvailability};
 pub use pricing::{Pricer, PricingPlugin};
+pub use risk::{
+    CustomerHistory, Decision, RiskAssessor, RiskPlugin, RiskRequest, RiskVerdict, UnitsHeld,
+};
 pub use runtime::{EPOCH_TICK_MS, Runtime, RuntimeError};

@@ -39,11 +39,12 @@ pub const COMPONENT_BYTES_MAX_DEFAULT: usize = 64 * 1024 * 1024;
 pub const LOG_LINES_PER_CALL_MAX_DEFAULT: u32 = 16;
 /// Default length of one log line in bytes; longer lines are truncated.
 pub const LOG_LINE_BYTES_MAX_DEFAULT: usize = 1024;
-/// Default length of a plugin-produced machine code (adjustment code):
-/// codes are identifiers such as "spend-300-get-50".
+/// Default length of a plugin-produced machine code (adjustment code, risk
+/// verdict code): codes are identifiers such as "spend-300-get-50".
 pub const OUTPUT_CODE_BYTES_MAX_DEFAULT: usize = ID_LEN_MAX;
 /// Default length of plugin-produced text shown to people (adjustment
-/// reason, carrier name): the kernel's limit on free text.
+/// reason, carrier name, the reason of a risk verdict): the kernel's limit
+/// on free text.
 pub const OUTPUT_TEXT_BYTES_MAX_DEFAULT: usize = TEXT_LEN_MAX;
 /// Default number of lines in one shipment: one per distinct SKU of the
 /// largest order the kernel accepts.

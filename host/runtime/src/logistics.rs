@@ -1,15 +1,12 @@
-//! The logistics extension point: a loaded logistics plugin, and the
-//! per-worker [`ShipmentRouter`] that calls it.
+//! The logistics extension point: a loaded logistics plugin, the
+//! per-worker [`ShipmentRouter`] that calls it, and the request it routes.
 
-use std::fmt;
-use std::sync::Arc;
-
-use bazaar_kernel::model::{Cart, PluginRef, ShipmentPlan, Sku, Warehouse, WarehouseId};
+use bazaar_kernel::model::{Cart, ShipmentPlan, Sku, Warehouse, WarehouseId};
 
 use crate::bindings::logistics::{Logistics, LogisticsPre};
-use crate::call::{CallCounters, CallOutcome, LiveInstance, Loaded, PluginCall};
+use crate::call::{CallOutcome, PluginCall};
 use crate::convert::{plan_from_guest, route_request_to_guest};
-use crate::runtime::RuntimeShared;
+use crate::extension::extension_point;
 use crate::store_data::InstanceState;
 
 /// What a logistics plugin is asked to route (the WIT `route-request`).
@@ -34,75 +31,20 @@ pub struct StockAvailability {
     pub available: u64,
 }
 
-/// A compiled and linked logistics plugin at one version. Cheap to clone
-/// and to share between threads; instances come from
-/// [`LogisticsPlugin::router`].
-#[derive(Clone)]
-pub struct LogisticsPlugin {
-    /// The plugin, shared with every [`ShipmentRouter`] made from it.
-    loaded: Arc<Loaded<LogisticsPre<InstanceState>>>,
-}
+extension_point! {
+    /// A compiled and linked logistics plugin at one version. Cheap to clone
+    /// and to share between threads; instances come from
+    /// [`LogisticsPlugin::router`].
+    plugin LogisticsPlugin(pre: LogisticsPre<InstanceState>);
 
-impl LogisticsPlugin {
-    pub(crate) fn new(
-        plugin: PluginRef,
-        pre: LogisticsPre<InstanceState>,
-        runtime: Arc<RuntimeShared>,
-    ) -> Self {
-        Self { loaded: Arc::new(Loaded::new(plugin, pre, runtime)) }
-    }
-
-    /// Which plugin and version this is.
-    pub fn plugin_ref(&self) -> &PluginRef {
-        &self.loaded.plugin
-    }
-
-    /// Calls, failures, traps and instantiations so far, over every
-    /// [`ShipmentRouter`] of this plugin.
-    pub fn counters(&self) -> CallCounters {
-        self.loaded.counters()
-    }
-
-    /// A holder for one worker's instance of the plugin.
-    pub fn router(&self) -> ShipmentRouter {
-        ShipmentRouter { plugin: self.clone(), instance: None }
-    }
-}
-
-impl fmt::Debug for LogisticsPlugin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LogisticsPlugin")
-            .field("plugin", &self.loaded.plugin)
-            .field("counters", &self.loaded.counters())
-            .finish_non_exhaustive()
-    }
-}
-
-/// One worker's instance of a logistics plugin: created on the first call,
-/// reused by the next ones, replaced after a trap. Not shared between
-/// threads; each worker makes its own with [`LogisticsPlugin::router`].
-pub struct ShipmentRouter {
-    /// The plugin it runs.
-    plugin: LogisticsPlugin,
-    /// The live instance, if any.
-    instance: Option<LiveInstance<Logistics>>,
-}
-
-impl fmt::Debug for ShipmentRouter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShipmentRouter")
-            .field("plugin", &self.plugin.loaded.plugin)
-            .field("warm", &self.instance.is_some())
-            .finish()
-    }
+    /// One worker's instance of a logistics plugin: created on the first
+    /// call, reused by the next ones, replaced after a trap. Not shared
+    /// between threads; each worker makes its own with
+    /// [`LogisticsPlugin::router`].
+    worker ShipmentRouter(bindings: Logistics), made by router;
 }
 
 impl ShipmentRouter {
-    /// The plugin it runs.
-    pub fn plugin(&self) -> &LogisticsPlugin {
-        &self.plugin
-    }
-
     /// Asks the plugin how to ship `request.cart`. The plan comes back
     /// marked as routed by this plugin. Blocking CPU work: run it on a
     /// worker thread, never on an async reactor.

@@ -20,10 +20,12 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::bindings::logistics::LogisticsPre;
 use crate::bindings::pricing::PricingPre;
+use crate::bindings::risk::RiskPre;
 use crate::error::LoadError;
 use crate::limits::{RuntimeLimits, WASM_PAGE_BYTES};
 use crate::logistics::LogisticsPlugin;
 use crate::pricing::PricingPlugin;
+use crate::risk::RiskPlugin;
 use crate::store_data::{self, InstanceState};
 
 /// Period of the epoch clock. Deadlines are enforced to within one tick;
@@ -130,8 +132,9 @@ impl Runtime {
     }
 
     /// Plugin instances alive now, over every plugin: the pool slots in
-    /// use. Instances live in [`Pricer`](crate::Pricer)s and
-    /// [`ShipmentRouter`](crate::ShipmentRouter)s and leave with them.
+    /// use. Instances live in [`Pricer`](crate::Pricer)s,
+    /// [`ShipmentRouter`](crate::ShipmentRouter)s and
+    /// [`RiskAssessor`](crate::RiskAssessor)s and leave with them.
     pub fn live_instances(&self) -> usize {
         self.shared.live_instances.load(Ordering::Relaxed)
     }
@@ -140,11 +143,7 @@ impl Runtime {
     /// `bazaar:commerce/pricer` and import nothing beyond WASI and
     /// Bazaar's log, config and state.
     pub fn load_pricing(&self, plugin: PluginRef, wasm: &[u8]) -> Result<PricingPlugin, LoadError> {
-        let instance_pre = self.prepare(wasm)?;
-        let pre = PricingPre::new(instance_pre).map_err(|error| LoadError::WrongWorld {
-            world: "pricing",
-            detail: format!("{error:#}"),
-        })?;
+        let pre = self.prepare_world(wasm, "pricing", PricingPre::new)?;
         Ok(PricingPlugin::new(plugin, pre, Arc::clone(&self.shared)))
     }
 
@@ -156,12 +155,29 @@ impl Runtime {
         plugin: PluginRef,
         wasm: &[u8],
     ) -> Result<LogisticsPlugin, LoadError> {
-        let instance_pre = self.prepare(wasm)?;
-        let pre = LogisticsPre::new(instance_pre).map_err(|error| LoadError::WrongWorld {
-            world: "logistics",
-            detail: format!("{error:#}"),
-        })?;
+        let pre = self.prepare_world(wasm, "logistics", LogisticsPre::new)?;
         Ok(LogisticsPlugin::new(plugin, pre, Arc::clone(&self.shared)))
+    }
+
+    /// Compiles and links a risk plugin. The component must export
+    /// `bazaar:commerce/risk-assessor` and import nothing beyond WASI and
+    /// Bazaar's log, config and state.
+    pub fn load_risk(&self, plugin: PluginRef, wasm: &[u8]) -> Result<RiskPlugin, LoadError> {
+        let pre = self.prepare_world(wasm, "risk", RiskPre::new)?;
+        Ok(RiskPlugin::new(plugin, pre, Arc::clone(&self.shared)))
+    }
+
+    /// Checks, compiles and links a component, then checks that it
+    /// implements `world` with that world's generated `new_pre`.
+    fn prepare_world<P>(
+        &self,
+        wasm: &[u8],
+        world: &'static str,
+        new_pre: impl FnOnce(InstancePre<InstanceState>) -> wasmtime::Result<P>,
+    ) -> Result<P, LoadError> {
+        let instance_pre = self.prepare(wasm)?;
+        new_pre(instance_pre)
+            .map_err(|error| LoadError::WrongWorld { world, detail: format!("{error:#}") })
     }
 
     /// Checks, compiles and links a component, leaving the world check to
@@ -265,12 +281,14 @@ mod tests {
         assert_send_sync::<Runtime>();
         assert_send_sync::<PricingPlugin>();
         assert_send_sync::<LogisticsPlugin>();
+        assert_send_sync::<RiskPlugin>();
     }
 
     #[test]
     fn a_workers_instance_holders_can_move_to_its_thread() {
         assert_send::<crate::Pricer>();
         assert_send::<crate::ShipmentRouter>();
+        assert_send::<crate::RiskAssessor>();
     }
 
     #[test]

@@ -1,0 +1,436 @@
+//! The auth matrix over a real `bazaar serve` process: every route with
+//! every kind of caller (no token, a bad token, operator, merchant of the
+//! store, merchant of another store, partner, checkout of the store,
+//! checkout of another store). Refusals are 401 or 403 and change nothing in
+//! either store; permitted calls succeed.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{ROUTES, Server, order_body};
+use serde_json::{Value, json};
+
+/// The store the routes target.
+const OWN: &str = "alpha";
+/// The other tenant.
+const OTHER: &str = "beta";
+/// The SKU both stores sell.
+const SKU: &str = "D11-PHONE";
+
+/// Who calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Caller {
+    /// No `Authorization` header.
+    Anonymous,
+    /// A well-formed secret that is no token.
+    BadToken,
+    /// The operator.
+    Operator,
+    /// A merchant of the targeted store.
+    MerchantOwn,
+    /// A merchant of the other store.
+    MerchantOther,
+    /// A partner.
+    Partner,
+    /// The targeted store's checkout.
+    CheckoutOwn,
+    /// The other store's checkout.
+    CheckoutOther,
+}
+
+const CALLERS: [Caller; 8] = [
+    Caller::Anonymous,
+    Caller::BadToken,
+    Caller::Operator,
+    Caller::MerchantOwn,
+    Caller::MerchantOther,
+    Caller::Partner,
+    Caller::CheckoutOwn,
+    Caller::CheckoutOther,
+];
+
+/// Who may call a route (besides the refusals every route shares).
+#[derive(Clone, Copy, Debug)]
+enum Access {
+    /// Anyone, without a token.
+    Public,
+    /// Operators only.
+    Operator,
+    /// Operators and merchants (any merchant: the route names no store).
+    AnyMerchant,
+    /// Operators and the store's merchants.
+    Merchant,
+    /// Operators, the store's merchants and its checkout tokens.
+    Checkout,
+}
+
+/// The access of each route; must cover `ROUTES` exactly.
+const MATRIX: &[(&str, &str, Access)] = &[
+    ("GET", "/v1/health", Access::Public),
+    ("GET", "/v1/ready", Access::Public),
+    ("GET", "/v1/openapi.json", Access::Public),
+    ("GET", "/docs", Access::Public),
+    ("POST", "/v1/tokens", Access::Operator),
+    ("GET", "/v1/tokens", Access::Operator),
+    ("DELETE", "/v1/tokens/{token_id}", Access::Operator),
+    ("POST", "/v1/stores", Access::Operator),
+    ("GET", "/v1/stores", Access::AnyMerchant),
+    ("GET", "/v1/stores/{store}", Access::Merchant),
+    ("GET", "/v1/stores/{store}/products", Access::Checkout),
+    ("PUT", "/v1/stores/{store}/products/{sku}", Access::Merchant),
+    ("GET", "/v1/stores/{store}/products/{sku}", Access::Checkout),
+    ("GET", "/v1/stores/{store}/warehouses", Access::Merchant),
+    ("PUT", "/v1/stores/{store}/warehouses/{warehouse}", Access::Merchant),
+    ("POST", "/v1/stores/{store}/stock/receipts", Access::Merchant),
+    ("POST", "/v1/stores/{store}/stock/write-offs", Access::Merchant),
+    ("GET", "/v1/stores/{store}/stock", Access::Checkout),
+    ("GET", "/v1/stores/{store}/stock/{sku}", Access::Checkout),
+    ("PUT", "/v1/stores/{store}/plugins/{plugin}/config", Access::Merchant),
+    ("DELETE", "/v1/stores/{store}/plugins/{plugin}/config", Access::Merchant),
+    ("POST", "/v1/stores/{store}/orders", Access::Checkout),
+    ("GET", "/v1/stores/{store}/orders", Access::Merchant),
+    ("GET", "/v1/stores/{store}/orders/{number}", Access::Checkout),
+    ("POST", "/v1/stores/{store}/orders/{number}/pay", Access::Merchant),
+    ("POST", "/v1/stores/{store}/orders/{number}/cancel", Access::Merchant),
+    ("POST", "/v1/stores/{store}/orders/{number}/fulfil", Access::Merchant),
+    ("POST", "/v1/stores/{store}/cart/price", Access::Checkout),
+];
+
+/// The status `caller` gets from a route with `access`: a success class
+/// (2) or the exact refusal.
+fn expected(access: Access, caller: Caller) -> u16 {
+    use Caller::*;
+    match (access, caller) {
+        (Access::Public, _) => 2,
+        (_, Anonymous | BadToken) => 401,
+        (_, Operator) => 2,
+        (Access::AnyMerchant, MerchantOwn | MerchantOther) => 2,
+        (Access::Merchant | Access::Checkout, MerchantOwn) => 2,
+        (Access::Checkout, CheckoutOwn) => 2,
+        _ => 403,
+    }
+}
+
+/// The tokens of every caller.
+struct Tokens {
+    /// Merchant of the targeted store.
+    merchant_own: String,
+    /// Merchant of the other store.
+    merchant_other: String,
+    /// A partner.
+    partner: String,
+    /// Checkout of the targeted store.
+    checkout_own: String,
+    /// Checkout of the other store.
+    checkout_other: String,
+    /// A token id that a refused DELETE targets.
+    victim_id: String,
+}
+
+impl Tokens {
+    fn of(&self, server: &Server, caller: Caller) -> Option<String> {
+        match caller {
+            Caller::Anonymous => None,
+            Caller::BadToken => {
+                Some("bzr_0000000000000000000000000000000000000000000000000000000000000000".into())
+            }
+            Caller::Operator => Some(server.operator.clone()),
+            Caller::MerchantOwn => Some(self.merchant_own.clone()),
+            Caller::MerchantOther => Some(self.merchant_other.clone()),
+            Caller::Partner => Some(self.partner.clone()),
+            Caller::CheckoutOwn => Some(self.checkout_own.clone()),
+            Caller::CheckoutOther => Some(self.checkout_other.clone()),
+        }
+    }
+}
+
+/// A request for `route`; `fresh` makes it succeed when allowed (it prepares
+/// what the call needs as the operator), otherwise it targets existing data.
+struct Call {
+    /// The concrete path.
+    path: String,
+    /// The JSON body, if the route takes one.
+    body: Option<Value>,
+    /// Extra headers (an `Idempotency-Key` for orders).
+    headers: Vec<(String, String)>,
+}
+
+async fn call_for(
+    server: &Server,
+    tokens: &Tokens,
+    method: &str,
+    template: &str,
+    serial: usize,
+    fresh: bool,
+) -> Call {
+    let store_path = |rest: &str| format!("/v1/stores/{OWN}{rest}");
+    let key = vec![("Idempotency-Key".to_string(), format!("matrix-{serial}"))];
+    let new_order = || async {
+        let order = server
+            .operator(
+                "POST",
+                &store_path("/orders"),
+                Some(order_body(&format!("c{serial}"), SKU, 1)),
+                201,
+            )
+            .await;
+        order["number"].as_u64().unwrap()
+    };
+    let (path, body, headers) = match (method, template) {
+        ("POST", "/v1/tokens") => (
+            "/v1/tokens".to_string(),
+            Some(json!({"role": "checkout", "stores": [OWN], "label": "matrix"})),
+            vec![],
+        ),
+        ("DELETE", "/v1/tokens/{token_id}") => {
+            let id = if fresh {
+                server.issue_token("partner", &[], &["pricing-promotions"]).await.1
+            } else {
+                tokens.victim_id.clone()
+            };
+            (format!("/v1/tokens/{id}"), None, vec![])
+        }
+        ("POST", "/v1/stores") => (
+            "/v1/stores".to_string(),
+            Some(json!({"id": format!("made-{serial}"), "name": "new", "currency": "CNY"})),
+            vec![],
+        ),
+        ("PUT", "/v1/stores/{store}/products/{sku}") => (
+            store_path(&format!("/products/NEW-{serial}")),
+            Some(json!({"title": "new", "price": {"amount_minor": 100, "currency": "CNY"}})),
+            vec![],
+        ),
+        ("GET", "/v1/stores/{store}/products/{sku}")
+        | ("GET", "/v1/stores/{store}/stock/{sku}") => {
+            (template.replace("{store}", OWN).replace("{sku}", SKU), None, vec![])
+        }
+        ("PUT", "/v1/stores/{store}/warehouses/{warehouse}") => (
+            store_path(&format!("/warehouses/W{serial}")),
+            Some(json!({"name": "new", "location": {"latitude_micro": 0, "longitude_micro": 0}})),
+            vec![],
+        ),
+        ("POST", "/v1/stores/{store}/stock/receipts")
+        | ("POST", "/v1/stores/{store}/stock/write-offs") => (
+            template.replace("{store}", OWN),
+            Some(json!({"sku": SKU, "warehouse": "HGH", "quantity": 1})),
+            vec![],
+        ),
+        ("PUT", "/v1/stores/{store}/plugins/{plugin}/config") => (
+            store_path("/plugins/logistics-router/config"),
+            Some(serde_json::from_str(bazaar_node::seed::ROUTER_CONFIG).unwrap()),
+            vec![],
+        ),
+        ("DELETE", "/v1/stores/{store}/plugins/{plugin}/config") => {
+            if fresh {
+                let config: Value =
+                    serde_json::from_str(bazaar_node::seed::PROMOTIONS_CONFIG).unwrap();
+                server
+                    .operator(
+                        "PUT",
+                        &store_path("/plugins/pricing-promotions/config"),
+                        Some(config),
+                        200,
+                    )
+                    .await;
+            }
+            (store_path("/plugins/pricing-promotions/config"), None, vec![])
+        }
+        ("POST", "/v1/stores/{store}/orders") => {
+            (store_path("/orders"), Some(order_body(&format!("c{serial}"), SKU, 1)), key)
+        }
+        ("POST", "/v1/stores/{store}/cart/price") => {
+            (store_path("/cart/price"), Some(order_body("pricer", SKU, 1)), vec![])
+        }
+        ("GET", "/v1/stores/{store}/orders/{number}") => (store_path("/orders/1"), None, vec![]),
+        ("POST", "/v1/stores/{store}/orders/{number}/pay")
+        | ("POST", "/v1/stores/{store}/orders/{number}/cancel") => {
+            let number = if fresh { new_order().await } else { 1 };
+            (
+                template.replace("{store}", OWN).replace("{number}", &number.to_string()),
+                None,
+                vec![],
+            )
+        }
+        ("POST", "/v1/stores/{store}/orders/{number}/fulfil") => {
+            let number = if fresh {
+                let number = new_order().await;
+                server
+                    .operator("POST", &store_path(&format!("/orders/{number}/pay")), None, 200)
+                    .await;
+                number
+            } else {
+                2
+            };
+            (store_path(&format!("/orders/{number}/fulfil")), None, vec![])
+        }
+        (_, template) => (template.replace("{store}", OWN), None, vec![]),
+    };
+    Call { path, body, headers }
+}
+
+/// Everything either store holds, and the token list, as the operator sees them.
+async fn snapshot(server: &Server) -> Vec<Value> {
+    let mut state = vec![server.operator("GET", "/v1/tokens", None, 200).await];
+    for store in [OWN, OTHER] {
+        for rest in ["", "/products", "/warehouses", "/stock"] {
+            state.push(
+                server.operator("GET", &format!("/v1/stores/{store}{rest}"), None, 200).await,
+            );
+        }
+        state.push(Value::Array(server.all_orders(store).await));
+    }
+    state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_admits_exactly_the_roles_it_should_and_refusals_change_nothing() {
+    let matrix: BTreeSet<(&str, &str)> = MATRIX.iter().map(|(m, p, _)| (*m, *p)).collect();
+    let routes: BTreeSet<(&str, &str)> = ROUTES.iter().copied().collect();
+    assert_eq!(matrix, routes, "the matrix must cover every route");
+
+    let server = Server::start(&[]);
+    for store in [OWN, OTHER] {
+        server.seed_store(store, SKU, 1_000).await;
+        server.configure_plugins(store).await;
+        server
+            .operator(
+                "POST",
+                &format!("/v1/stores/{store}/orders"),
+                Some(order_body("seed", SKU, 1)),
+                201,
+            )
+            .await;
+        server
+            .operator(
+                "POST",
+                &format!("/v1/stores/{store}/orders"),
+                Some(order_body("seed2", SKU, 1)),
+                201,
+            )
+            .await;
+        server.operator("POST", &format!("/v1/stores/{store}/orders/2/pay"), None, 200).await;
+    }
+    let tokens = Tokens {
+        merchant_own: server.issue_token("merchant", &[OWN], &[]).await.0,
+        merchant_other: server.issue_token("merchant", &[OTHER], &[]).await.0,
+        partner: server.issue_token("partner", &[], &["pricing-promotions"]).await.0,
+        checkout_own: server.issue_token("checkout", &[OWN], &[]).await.0,
+        checkout_other: server.issue_token("checkout", &[OTHER], &[]).await.0,
+        victim_id: server.issue_token("merchant", &[OTHER], &[]).await.1,
+    };
+
+    // Every refusal first, with the state compared before and after.
+    let before = snapshot(&server).await;
+    let mut serial = 0;
+    let mut refusals = 0;
+    for (method, template, access) in MATRIX {
+        for caller in CALLERS {
+            let want = expected(*access, caller);
+            if want == 2 {
+                continue;
+            }
+            serial += 1;
+            let call = call_for(&server, &tokens, method, template, serial, false).await;
+            let headers: Vec<(&str, &str)> =
+                call.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let token = tokens.of(&server, caller);
+            let reply = server
+                .send(
+                    method,
+                    &call.path,
+                    token.as_deref(),
+                    &headers,
+                    call.body.map(|b| b.to_string()),
+                )
+                .await;
+            assert_eq!(
+                reply.status.as_u16(),
+                want,
+                "{caller:?} {method} {}: {}",
+                call.path,
+                reply.text
+            );
+            let code = if want == 401 { "unauthorized" } else { "forbidden" };
+            assert_eq!(reply.code(), code, "{caller:?} {method} {}", call.path);
+            assert!(!reply.message().is_empty());
+            if want == 401 {
+                assert_eq!(reply.headers["www-authenticate"], "Bearer");
+            }
+            refusals += 1;
+        }
+    }
+    assert!(refusals > 100, "{refusals} refusals");
+    assert_eq!(snapshot(&server).await, before, "a refused request changed something");
+
+    // Then every permitted call, each prepared to succeed.
+    for (method, template, access) in MATRIX {
+        for caller in CALLERS {
+            if expected(*access, caller) != 2 {
+                continue;
+            }
+            serial += 1;
+            let call = call_for(&server, &tokens, method, template, serial, true).await;
+            let headers: Vec<(&str, &str)> =
+                call.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let token = tokens.of(&server, caller);
+            let reply = server
+                .send(
+                    method,
+                    &call.path,
+                    token.as_deref(),
+                    &headers,
+                    call.body.map(|b| b.to_string()),
+                )
+                .await;
+            assert!(
+                reply.status.is_success(),
+                "{caller:?} {method} {}: {} {}",
+                call.path,
+                reply.status,
+                reply.text
+            );
+        }
+    }
+
+    // A merchant lists only its own stores.
+    let listed = server.call("GET", "/v1/stores", Some(&tokens.merchant_other), None).await;
+    let ids: Vec<&str> = listed.json["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [OTHER]);
+    // A revoked token stops working at once.
+    let (secret, id) = server.issue_token("merchant", &[OWN], &[]).await;
+    assert_eq!(
+        server.call("GET", "/v1/stores/alpha", Some(&secret), None).await.status.as_u16(),
+        200
+    );
+    assert_eq!(
+        server
+            .call("DELETE", &format!("/v1/tokens/{id}"), Some(&server.operator), None)
+            .await
+            .status
+            .as_u16(),
+        204
+    );
+    assert_eq!(
+        server.call("GET", "/v1/stores/alpha", Some(&secret), None).await.status.as_u16(),
+        401
+    );
+    // The last operator token cannot be revoked.
+    let tokens_list = server.operator("GET", "/v1/tokens", None, 200).await;
+    assert!(tokens_list.to_string().find("bzr_").is_none(), "secrets are never listed");
+    let operator_id =
+        tokens_list["tokens"].as_array().unwrap().iter().find(|t| t["role"] == "operator").unwrap()
+            ["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let refused = server
+        .call("DELETE", &format!("/v1/tokens/{operator_id}"), Some(&server.operator), None)
+        .await;
+    assert_eq!((refused.status.as_u16(), refused.code()), (409, "last_operator_token"));
+}

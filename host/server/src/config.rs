@@ -1,0 +1,267 @@
+//! How `bazaar serve` is configured: embedded defaults that work with no
+//! configuration at all, overridden by a TOML file, then by environment
+//! variables, then by flags (flag > env > file > default).
+//!
+//! Every setting has one name used three ways: `in_flight_max` in the file,
+//! `BAZAAR_IN_FLIGHT_MAX` in the environment, `--in-flight-max` on the
+//! command line. The binary parses flags and environment; this module reads
+//! the file, merges, checks every value against its limit and fills in the
+//! defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use bazaar_store::Backend;
+use serde::Deserialize;
+
+use crate::admission::{RATE_PER_SECOND_MAX, Rate};
+
+/// The default port: Double 11.
+pub const PORT_DEFAULT: u16 = 1111;
+/// The default address: loopback only, so a fresh node is not exposed.
+pub const LISTEN_DEFAULT: &str = "127.0.0.1:1111";
+/// The default data directory, relative to the working directory.
+pub const DATA_DIR_DEFAULT: &str = "bazaar-data";
+/// Default cap on requests being served at once. Well above the 1,024
+/// connections of the largest benchmark, so only a real overload reaches
+/// it; each request in flight holds a few KiB at most.
+pub const IN_FLIGHT_MAX_DEFAULT: usize = 4_096;
+/// Largest configurable in-flight cap.
+pub const IN_FLIGHT_MAX_LIMIT: usize = 1_000_000;
+/// Default cap on open connections: each holds a socket and a task, and the
+/// default open-file limit of a process is often a few thousand.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 4_096;
+/// Largest configurable connection cap.
+pub const CONNECTIONS_MAX_LIMIT: usize = 1_000_000;
+/// Largest configurable shard queue depth: a million queued orders is
+/// seconds of work, beyond which queueing only adds latency.
+pub const SHARD_QUEUE_DEPTH_LIMIT: usize = 1_000_000;
+/// Most shards a new data directory may get: each is a writer thread, and
+/// far more threads than cores only contend.
+pub const SHARDS_LIMIT: u32 = 256;
+/// Largest configuration file read: a real one is a few hundred bytes.
+pub const CONFIG_FILE_BYTES_MAX: u64 = 64 * 1024;
+
+/// The resolved configuration of a server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// Where to listen (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// The data directory: journal, snapshots, registry, operator token.
+    pub data_dir: PathBuf,
+    /// The storage engine.
+    pub backend: Backend,
+    /// Shards of a new data directory (an existing one keeps its count).
+    pub shards: u32,
+    /// Depth of each shard's request queue.
+    pub shard_queue_depth: usize,
+    /// Most requests served at once; more are refused with 503.
+    pub in_flight_max: usize,
+    /// Most open connections; more wait in the listen backlog.
+    pub connections_max: usize,
+    /// Rate limit of every request to one store's routes.
+    pub store_rate: Rate,
+    /// Rate limit of orders and cart prices per customer of a store.
+    pub customer_rate: Rate,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], PORT_DEFAULT)),
+            data_dir: PathBuf::from(DATA_DIR_DEFAULT),
+            backend: Backend::Redb,
+            shards: bazaar_node::node::SHARD_COUNT_DEFAULT,
+            shard_queue_depth: bazaar_node::node::SHARD_QUEUE_DEPTH_DEFAULT,
+            in_flight_max: IN_FLIGHT_MAX_DEFAULT,
+            connections_max: CONNECTIONS_MAX_DEFAULT,
+            store_rate: Rate::OFF,
+            customer_rate: Rate::OFF,
+        }
+    }
+}
+
+/// Settings from one source (file, environment or flags); `None` leaves the
+/// setting to the next source down.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `listen`: address and port, e.g. `127.0.0.1:1111`.
+    pub listen: Option<String>,
+    /// `data_dir`: the data directory.
+    pub data_dir: Option<PathBuf>,
+    /// `backend`: `redb` (default) or `sled` (if built in).
+    pub backend: Option<String>,
+    /// `shards`: shards of a new data directory.
+    pub shards: Option<u32>,
+    /// `shard_queue_depth`: requests queued per shard before 503.
+    pub shard_queue_depth: Option<usize>,
+    /// `in_flight_max`: requests served at once before 503.
+    pub in_flight_max: Option<usize>,
+    /// `connections_max`: open connections.
+    pub connections_max: Option<usize>,
+    /// `store_rate_per_second`: requests per second per store, 0 = off.
+    pub store_rate_per_second: Option<u32>,
+    /// `store_rate_burst`: burst per store (default: one second's worth).
+    pub store_rate_burst: Option<u32>,
+    /// `customer_rate_per_second`: orders and cart prices per second per
+    /// customer, 0 = off.
+    pub customer_rate_per_second: Option<u32>,
+    /// `customer_rate_burst`: burst per customer (default: one second's worth).
+    pub customer_rate_burst: Option<u32>,
+}
+
+impl Settings {
+    /// Reads a TOML configuration file; unknown keys are an error, so a
+    /// misspelt setting is not silently ignored.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let size = std::fs::metadata(path)
+            .with_context(|| format!("reading configuration file {}", path.display()))?
+            .len();
+        anyhow::ensure!(
+            size <= CONFIG_FILE_BYTES_MAX,
+            "configuration file {} is {size} bytes; the limit is {CONFIG_FILE_BYTES_MAX}",
+            path.display()
+        );
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading configuration file {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("configuration file {} is invalid", path.display()))
+    }
+
+    /// These settings, with every unset one taken from `lower`.
+    pub fn over(self, lower: Settings) -> Settings {
+        Settings {
+            listen: self.listen.or(lower.listen),
+            data_dir: self.data_dir.or(lower.data_dir),
+            backend: self.backend.or(lower.backend),
+            shards: self.shards.or(lower.shards),
+            shard_queue_depth: self.shard_queue_depth.or(lower.shard_queue_depth),
+            in_flight_max: self.in_flight_max.or(lower.in_flight_max),
+            connections_max: self.connections_max.or(lower.connections_max),
+            store_rate_per_second: self.store_rate_per_second.or(lower.store_rate_per_second),
+            store_rate_burst: self.store_rate_burst.or(lower.store_rate_burst),
+            customer_rate_per_second: self
+                .customer_rate_per_second
+                .or(lower.customer_rate_per_second),
+            customer_rate_burst: self.customer_rate_burst.or(lower.customer_rate_burst),
+        }
+    }
+
+    /// The configuration: these settings over the defaults, each checked.
+    pub fn resolve(self) -> anyhow::Result<ServeConfig> {
+        let defaults = ServeConfig::default();
+        let listen = match self.listen {
+            Some(text) => text.parse().with_context(|| {
+                format!(
+                    "listen address {text:?} is not an IP address and port such as {LISTEN_DEFAULT}"
+                )
+            })?,
+            None => defaults.listen,
+        };
+        let backend = match self.backend {
+            Some(name) => name.parse::<Backend>().map_err(|error| anyhow::anyhow!("{error}"))?,
+            None => defaults.backend,
+        };
+        Ok(ServeConfig {
+            listen,
+            data_dir: self.data_dir.unwrap_or(defaults.data_dir),
+            backend,
+            shards: within("shards", self.shards, defaults.shards, 1, SHARDS_LIMIT)?,
+            shard_queue_depth: within(
+                "shard_queue_depth",
+                self.shard_queue_depth,
+                defaults.shard_queue_depth,
+                1,
+                SHARD_QUEUE_DEPTH_LIMIT,
+            )?,
+            in_flight_max: within(
+                "in_flight_max",
+                self.in_flight_max,
+                defaults.in_flight_max,
+                1,
+                IN_FLIGHT_MAX_LIMIT,
+            )?,
+            connections_max: within(
+                "connections_max",
+                self.connections_max,
+                defaults.connections_max,
+                1,
+                CONNECTIONS_MAX_LIMIT,
+            )?,
+            store_rate: rate("store_rate", self.store_rate_per_second, self.store_rate_burst)?,
+            customer_rate: rate(
+                "customer_rate",
+                self.customer_rate_per_second,
+                self.customer_rate_burst,
+            )?,
+        })
+    }
+}
+
+fn within<T: PartialOrd + std::fmt::Display + Copy>(
+    name: &str,
+    value: Option<T>,
+    default: T,
+    min: T,
+    max: T,
+) -> anyhow::Result<T> {
+    let value = value.unwrap_or(default);
+    anyhow::ensure!(value >= min && value <= max, "{name} must be {min} to {max}, got {value}");
+    Ok(value)
+}
+
+fn rate(name: &str, per_second: Option<u32>, burst: Option<u32>) -> anyhow::Result<Rate> {
+    let per_second = within(&format!("{name}_per_second"), per_second, 0, 0, RATE_PER_SECOND_MAX)?;
+    if per_second == 0 {
+        return Ok(Rate::OFF);
+    }
+    let burst = within(&format!("{name}_burst"), burst, per_second, 1, RATE_PER_SECOND_MAX)?;
+    Ok(Rate { per_second, burst })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_configuration_gives_the_embedded_defaults() {
+        let config = Settings::default().resolve().unwrap();
+        assert_eq!(config, ServeConfig::default());
+        assert_eq!(config.listen.to_string(), LISTEN_DEFAULT);
+        assert_eq!(config.data_dir, PathBuf::from("bazaar-data"));
+        assert!(!config.store_rate.is_on() && !config.customer_rate.is_on());
+    }
+
+    #[test]
+    fn higher_sources_override_lower_ones_setting_by_setting() {
+        let file: Settings = toml::from_str(
+            "listen = \"127.0.0.1:2222\"\nin_flight_max = 64\ncustomer_rate_per_second = 5\n",
+        )
+        .unwrap();
+        let env = Settings { in_flight_max: Some(32), ..Settings::default() };
+        let flags = Settings { listen: Some("127.0.0.1:0".into()), ..Settings::default() };
+        let config = flags.over(env.over(file)).resolve().unwrap();
+        assert_eq!(config.listen.port(), 0);
+        assert_eq!(config.in_flight_max, 32);
+        assert_eq!(config.customer_rate, Rate { per_second: 5, burst: 5 });
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        let error = toml::from_str::<Settings>("in_flight_maximum = 3\n").unwrap_err();
+        assert!(error.to_string().contains("in_flight_maximum"), "{error}");
+    }
+
+    #[test]
+    fn values_outside_their_limits_are_refused_with_the_limit() {
+        let error =
+            Settings { in_flight_max: Some(0), ..Settings::default() }.resolve().unwrap_err();
+        assert!(error.to_string().contains("in_flight_max must be 1 to"), "{error}");
+        let error = Settings { listen: Some("localhost".into()), ..Settings::default() }
+            .resolve()
+            .unwrap_err();
+        assert!(error.to_string().contains("listen address"), "{error}");
+    }
+}

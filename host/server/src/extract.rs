@@ -1,0 +1,238 @@
+//! Extractors that turn a request's body, path and query into typed values
+//! or into an [`ApiError`] that says exactly what was wrong.
+//!
+//! The body is read lazily (handlers authorise first, then parse), with a
+//! hard byte limit checked against `Content-Length` before a byte is read
+//! and enforced again while streaming, so a 10 MB upload is refused without
+//! being buffered. Syntax errors answer 400 with line and column; well-formed
+//! JSON of the wrong shape answers 422 with the path of the bad field.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::request::Parts;
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Largest request body: an order of 100 lines with addresses and coupons
+/// is a few KiB, and a plugin configuration is at most 64 KiB (the kernel's
+/// `PLUGIN_CONFIG_LEN_MAX`); anything bigger is not a legitimate request.
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// Longest time a client may take to send its body: a 64 KiB body crosses
+/// any working network in far less; a trickling client holds a connection
+/// and an in-flight slot, so it is cut off.
+pub const BODY_READ_TIMEOUT_MS: u64 = 10_000;
+
+/// A request body not read yet; [`JsonBody::parse`] reads and decodes it.
+pub struct JsonBody {
+    /// The unread body.
+    body: Body,
+    /// The `Content-Length` the client declared, if any.
+    declared_len_bytes: Option<u64>,
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let declared_len_bytes = request
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.parse().ok());
+        Ok(Self { body: request.into_body(), declared_len_bytes })
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the request body is larger than the limit of {BODY_BYTES_MAX} bytes (64 KiB)"),
+    )
+}
+
+impl JsonBody {
+    /// Reads the body within [`BODY_BYTES_MAX`] and [`BODY_READ_TIMEOUT_MS`].
+    pub async fn bytes(self) -> Result<Bytes, ApiError> {
+        if self.declared_len_bytes.is_some_and(|len| len > BODY_BYTES_MAX as u64) {
+            return Err(too_large());
+        }
+        let limited = Limited::new(self.body, BODY_BYTES_MAX);
+        let collected =
+            tokio::time::timeout(Duration::from_millis(BODY_READ_TIMEOUT_MS), limited.collect())
+                .await
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "body_timeout",
+                        format!("the request body did not arrive within {BODY_READ_TIMEOUT_MS} ms"),
+                    )
+                })?;
+        match collected {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+            Err(error) => Err(ApiError::bad_request(
+                "body_unreadable",
+                format!("the request body could not be read: {error}"),
+            )),
+        }
+    }
+
+    /// Reads the body and decodes it as `T`.
+    pub async fn parse<T: DeserializeOwned>(self) -> Result<T, ApiError> {
+        let bytes = self.bytes().await?;
+        decode_json(&bytes)
+    }
+}
+
+/// Decodes `bytes` as `T`: 400 with line and column for malformed JSON, 422
+/// with the field path for JSON of the wrong shape.
+pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "malformed_json",
+            "the request body is empty; expected a JSON document",
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        json_error(error.into_inner(), (path != ".").then_some(path))
+    })?;
+    // Trailing garbage after the document is a syntax error too.
+    deserializer.end().map_err(|error| json_error(error, None))?;
+    Ok(value)
+}
+
+fn json_error(error: serde_json::Error, path: Option<String>) -> ApiError {
+    match error.classify() {
+        serde_json::error::Category::Data => match path {
+            Some(path) => ApiError::unprocessable(
+                "invalid_body",
+                format!("field `{path}` is invalid: {error}"),
+            )
+            .at_field(path),
+            None => ApiError::unprocessable(
+                "invalid_body",
+                format!("the request body has the wrong shape: {error}"),
+            ),
+        },
+        _ => {
+            let mut refused = ApiError::bad_request(
+                "malformed_json",
+                format!("the request body is not valid JSON: {error}"),
+            );
+            refused.line = Some(error.line());
+            refused.column = Some(error.column());
+            refused
+        }
+    }
+}
+
+/// Path parameters; a malformed one is a 404 naming the parameter, since no
+/// resource can live at such a path.
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state).await.map(|Path(value)| Self(value)).map_err(
+            |rejection| {
+                ApiError::not_found(
+                    "not_found",
+                    format!("no such resource: {}", rejection.body_text()),
+                )
+            },
+        )
+    }
+}
+
+/// Query parameters; a malformed query is a 400 saying which parameter.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| Self(value))
+            .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Line {
+        sku: String,
+        quantity: u32,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Order {
+        lines: Vec<Line>,
+    }
+
+    #[test]
+    fn a_well_formed_body_decodes() {
+        let order: Order = decode_json(br#"{"lines": [{"sku": "A", "quantity": 2}]}"#).unwrap();
+        assert_eq!(order.lines[0].sku, "A");
+        assert_eq!(order.lines[0].quantity, 2);
+    }
+
+    #[test]
+    fn truncated_json_is_a_bad_request_with_its_position() {
+        let error = decode_json::<Order>(b"{\"lines\": [\n{\"sku\": \"A\"").unwrap_err();
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+        assert_eq!(error.code, "malformed_json");
+        assert_eq!(error.line, Some(2));
+        assert!(error.column.is_some());
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_field() {
+        let error =
+            decode_json::<Order>(br#"{"lines": [{"sku": "A", "quantity": "two"}]}"#).unwrap_err();
+        assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error.field.as_deref(), Some("lines[0].quantity"));
+    }
+
+    #[test]
+    fn a_number_too_big_for_its_field_is_unprocessable() {
+        let error =
+            decode_json::<Order>(br#"{"lines": [{"sku": "A", "quantity": 1e40}]}"#).unwrap_err();
+        assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let error = decode_json::<Order>(
+            br#"{"lines": [{"sku": "A", "quantity": 99999999999999999999999}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(error.field.as_deref(), Some("lines[0].quantity"));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_by_name() {
+        let error = decode_json::<Order>(br#"{"lines": [], "discount": 100}"#).unwrap_err();
+        assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(error.message.contains("discount"), "{}", error.message);
+    }
+
+    #[test]
+    fn trailing_garbage_is_malformed() {
+        let error = decode_json::<Order>(br#"{"lines": []} x"#).unwrap_err();
+        assert_eq!(error.status, StatusCode::BAD_REQUEST);
+    }
+}

@@ -1,0 +1,318 @@
+//! What every handler shares (node, tokens, limits) and the bridge from the
+//! node's callbacks to async handlers.
+//!
+//! The node never blocks its caller: each request is queued with a callback
+//! (or refused at once when the shard's queue is full), and the callback
+//! completes a `oneshot` channel the handler awaits. No tokio worker thread
+//! ever waits on a shard.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use bazaar_kernel::model::{OrderRequest, PluginId, PluginRef, StoreId};
+use bazaar_kernel::money::Currency;
+use bazaar_kernel::{Command, Outcome, Shard};
+use bazaar_node::{Node, NodeError, Preview};
+use tokio::sync::{Semaphore, oneshot};
+
+use crate::admission::{Rate, RateLimits};
+use crate::auth::{Role, TokenBook, TokenRequest};
+use crate::error::ApiError;
+
+/// Name of the file, in the data directory, that holds the first operator
+/// token (readable by its owner only).
+pub const OPERATOR_TOKEN_FILE: &str = "operator-token";
+
+/// The limits an [`AppState`] enforces.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Most requests served at once.
+    pub in_flight_max: usize,
+    /// Rate of every request to one store's routes.
+    pub store_rate: Rate,
+    /// Rate of orders and cart prices per customer of a store.
+    pub customer_rate: Rate,
+}
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The shared parts.
+    shared: Arc<Shared>,
+}
+
+/// The parts of [`AppState`].
+struct Shared {
+    /// The node.
+    node: Arc<Node>,
+    /// Every bearer token.
+    tokens: TokenBook,
+    /// Permits for requests in flight.
+    in_flight: Arc<Semaphore>,
+    /// The number of permits.
+    in_flight_max: usize,
+    /// Rate limits.
+    rate_limits: RateLimits,
+    /// The plugins this node runs, by id.
+    plugins: HashMap<PluginId, PluginRef>,
+    /// Each store's currency, remembered once seen: it never changes after
+    /// the store is created, so checking an order's currency needs no read.
+    /// One entry per store, and only operators create stores.
+    currencies: RwLock<HashMap<StoreId, Currency>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("in_flight_max", &self.shared.in_flight_max).finish()
+    }
+}
+
+/// Where the operator can find a token at start-up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OperatorToken {
+    /// A first operator token was generated and written to this file.
+    Created(PathBuf),
+    /// Operator tokens exist already; the first one was written to this file
+    /// (which may have been removed since).
+    Existing(PathBuf),
+}
+
+impl AppState {
+    /// State over `node`, loading the tokens from its registry. `plugins`
+    /// are the plugins the node runs. Reads storage: call at start-up.
+    pub fn new(node: Arc<Node>, limits: Limits, plugins: Vec<PluginRef>) -> anyhow::Result<Self> {
+        let tokens = TokenBook::load(node.storage().clone())?;
+        let in_flight_max = limits.in_flight_max.max(1);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                node,
+                tokens,
+                in_flight: Arc::new(Semaphore::new(in_flight_max)),
+                in_flight_max,
+                rate_limits: RateLimits::new(limits.store_rate, limits.customer_rate),
+                plugins: plugins.into_iter().map(|p| (p.id.clone(), p)).collect(),
+                currencies: RwLock::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// Generates an operator token when there is none, writing its secret to
+    /// `<data_dir>/operator-token` (mode 0600); says where to find it.
+    /// Blocks on storage: call at start-up.
+    pub fn ensure_operator_token(&self, data_dir: &Path) -> anyhow::Result<OperatorToken> {
+        let path = data_dir.join(OPERATOR_TOKEN_FILE);
+        if self.shared.tokens.has_operator() {
+            return Ok(OperatorToken::Existing(path));
+        }
+        let (_, secret) = self
+            .shared
+            .tokens
+            .issue(TokenRequest {
+                role: Role::Operator,
+                stores: Vec::new(),
+                plugins: Vec::new(),
+                label: "first operator token, generated at start-up".into(),
+            })
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        write_secret_file(&path, &secret)?;
+        Ok(OperatorToken::Created(path))
+    }
+
+    /// The node.
+    pub fn node(&self) -> &Node {
+        &self.shared.node
+    }
+
+    /// The tokens.
+    pub fn tokens(&self) -> &TokenBook {
+        &self.shared.tokens
+    }
+
+    /// The rate limits.
+    pub fn rate_limits(&self) -> &RateLimits {
+        &self.shared.rate_limits
+    }
+
+    /// The in-flight permits.
+    pub fn in_flight(&self) -> &Arc<Semaphore> {
+        &self.shared.in_flight
+    }
+
+    /// The in-flight cap.
+    pub fn in_flight_max(&self) -> usize {
+        self.shared.in_flight_max
+    }
+
+    /// The plugin this node runs under `id`.
+    pub fn plugin(&self, id: &PluginId) -> Option<&PluginRef> {
+        self.shared.plugins.get(id)
+    }
+
+    /// Remembers a store's currency.
+    pub fn remember_currency(&self, store: &StoreId, currency: Currency) {
+        let mut currencies = self.shared.currencies.write().unwrap_or_else(PoisonError::into_inner);
+        currencies.entry(store.clone()).or_insert(currency);
+    }
+
+    /// A store's currency: remembered, or read once from its shard.
+    pub async fn store_currency(&self, store: &StoreId) -> Result<Currency, ApiError> {
+        let known = self
+            .shared
+            .currencies
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(store)
+            .copied();
+        if let Some(currency) = known {
+            return Ok(currency);
+        }
+        let id = store.clone();
+        let currency = self
+            .read(store, move |shard| shard.store(&id).map(|state| state.currency()))
+            .await?
+            .ok_or_else(|| {
+                ApiError::from(bazaar_kernel::KernelError::UnknownStore(store.to_string()))
+            })?;
+        self.remember_currency(store, currency);
+        Ok(currency)
+    }
+
+    /// Runs `read` on the shard owning `store`.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        store: &StoreId,
+        read: impl FnOnce(&Shard) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (sender, receiver) = oneshot::channel();
+        self.node().submit_read(
+            store,
+            Box::new(move |shard| {
+                let _ = sender.send(read(shard));
+            }),
+        )?;
+        receiver.await.map_err(|_| NodeError::ShuttingDown.into())
+    }
+
+    /// Runs `read` on every shard and collects the results.
+    pub async fn read_all<T: Send + 'static>(
+        &self,
+        read: impl Fn(&Shard) -> T + Send + Sync + 'static,
+    ) -> Result<Vec<T>, ApiError> {
+        let read = Arc::new(read);
+        let mut receivers = Vec::new();
+        self.node().submit_read_all(|_| {
+            let (sender, receiver) = oneshot::channel();
+            receivers.push(receiver);
+            let read = read.clone();
+            Box::new(move |shard| {
+                let _ = sender.send(read(shard));
+            })
+        })?;
+        let mut results = Vec::with_capacity(receivers.len());
+        for receiver in receivers {
+            results.push(receiver.await.map_err(|_| ApiError::from(NodeError::ShuttingDown))?);
+        }
+        Ok(results)
+    }
+
+    /// Applies `command`; once it is durable, returns its outcome and what
+    /// `view` saw right after it was applied.
+    pub async fn execute<T: Send + 'static>(
+        &self,
+        command: Command,
+        view: impl FnOnce(&Shard, &Outcome) -> T + Send + 'static,
+    ) -> Result<(Outcome, T), ApiError> {
+        let (after, viewed) = after_apply(view);
+        let (reply, replied) = reply();
+        self.node().submit_command_then(command, after, reply)?;
+        settle(replied, viewed).await
+    }
+
+    /// Places an order; once it is durable, returns the outcome and what
+    /// `view` saw right after it was placed.
+    pub async fn place_order<T: Send + 'static>(
+        &self,
+        store: StoreId,
+        request: OrderRequest,
+        view: impl FnOnce(&Shard, &Outcome) -> T + Send + 'static,
+    ) -> Result<(Outcome, T), ApiError> {
+        let (after, viewed) = after_apply(view);
+        let (reply, replied) = reply();
+        self.node().submit_order_then(store, request, after, reply)?;
+        settle(replied, viewed).await
+    }
+
+    /// Prices and routes an order without placing it.
+    pub async fn preview(
+        &self,
+        store: StoreId,
+        request: OrderRequest,
+    ) -> Result<Preview, ApiError> {
+        let (sender, receiver) = oneshot::channel();
+        self.node().submit_preview(
+            store,
+            request,
+            Box::new(move |result| {
+                let _ = sender.send(result);
+            }),
+        )?;
+        Ok(receiver.await.map_err(|_| NodeError::ShuttingDown)??)
+    }
+}
+
+type Viewed<T> = oneshot::Receiver<T>;
+type Replied = oneshot::Receiver<Result<Outcome, NodeError>>;
+
+fn after_apply<T: Send + 'static>(
+    view: impl FnOnce(&Shard, &Outcome) -> T + Send + 'static,
+) -> (bazaar_node::AfterApply, Viewed<T>) {
+    let (sender, receiver) = oneshot::channel();
+    let after: bazaar_node::AfterApply = Box::new(move |shard, outcome| {
+        let _ = sender.send(view(shard, outcome));
+    });
+    (after, receiver)
+}
+
+fn reply() -> (bazaar_node::Reply, Replied) {
+    let (sender, receiver) = oneshot::channel();
+    let reply: bazaar_node::Reply = Box::new(move |result| {
+        let _ = sender.send(result);
+    });
+    (reply, receiver)
+}
+
+async fn settle<T>(replied: Replied, viewed: Viewed<T>) -> Result<(Outcome, T), ApiError> {
+    let outcome = replied.await.map_err(|_| NodeError::ShuttingDown)??;
+    // The view ran before the reply (on the writer, at apply time), so it
+    // is there whenever the reply says the change was applied.
+    let view = viewed
+        .await
+        .map_err(|_| ApiError::internal("the node acknowledged a change without showing it"))?;
+    Ok((outcome, view))
+}
+
+/// Writes a secret to a new file readable by its owner only, replacing any
+/// older file atomically.
+fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let partial = path.with_extension("partial");
+    // A leftover from an interrupted start would keep its old mode.
+    let _ = std::fs::remove_file(&partial);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(&partial)
+        .map_err(|error| anyhow::anyhow!("writing {}: {error}", partial.display()))?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)
+        .map_err(|error| anyhow::anyhow!("writing {}: {error}", path.display()))?;
+    Ok(())
+}
