@@ -336,7 +336,7 @@ pub fn run(options: HttpBenchOptions) -> anyhow::Result<()> {
     let authorization: Arc<str> = Arc::from(format!("Bearer {}", token.trim()));
     println!("node: bazaar serve at http://{} (pid {})", server.address, server.child.id());
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .enable_all()
         .build()
         .context("starting the client runtime")?;

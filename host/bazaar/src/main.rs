@@ -160,6 +160,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     bazaar_server::serve_blocking(given.over(file).resolve()?)
 }
 
+/// The node allocates and frees many small strings per order (ids, JSON,
+/// plugin inputs); mimalloc's thread-local free lists make that markedly
+/// cheaper than the system allocator under load (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

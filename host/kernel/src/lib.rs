@@ -11,6 +11,7 @@ mod command;
 mod error;
 pub mod model;
 pub mod money;
+mod order_log;
 mod shard;
 
 pub use command::{
@@ -18,6 +19,7 @@ pub use command::{
     STATE_VALUE_LEN_MAX, STATE_WRITES_PER_ORDER_MAX, StateWrite,
 };
 pub use error::KernelError;
+pub use order_log::OrderLog;
 pub use shard::{
     ADJUSTMENTS_MAX, Digest, IdempotencyCheck, PluginConfig, PluginStateMap,
     SHIPMENT_FEE_MINOR_MAX, SHIPMENTS_MAX, Shard, StoreState, order_totals, validate_adjustments,

@@ -22,6 +22,7 @@ use crate::model::{
     check_text,
 };
 use crate::money::{AMOUNT_MINOR_MAX, Currency, add_amounts, line_amount};
+use crate::order_log::OrderLog;
 
 /// Most price adjustments on one order: promotions stack a handful deep;
 /// this bounds what a misbehaving pricing plugin can add to the journal.
@@ -61,8 +62,8 @@ pub struct StoreState {
     warehouses: BTreeMap<WarehouseId, Warehouse>,
     /// Stock per SKU per warehouse.
     stock: BTreeMap<Sku, BTreeMap<WarehouseId, StockLevel>>,
-    /// Orders; order number `n` is at index `n - 1`.
-    orders: Vec<Order>,
+    /// Orders, numbered from 1.
+    orders: OrderLog,
     /// Idempotency key to the order it created.
     idempotency: BTreeMap<String, OrderNumber>,
     /// Units of purchase-limited SKUs held by each customer's live orders.
@@ -128,13 +129,12 @@ impl StoreState {
         self.stock.get(sku).and_then(|levels| levels.get(warehouse)).copied().unwrap_or_default()
     }
     /// All orders, oldest first.
-    pub fn orders(&self) -> &[Order] {
+    pub fn orders(&self) -> &OrderLog {
         &self.orders
     }
     /// One order.
     pub fn order(&self, number: OrderNumber) -> Option<&Order> {
-        let index = usize::try_from(number.checked_sub(1)?).ok()?;
-        self.orders.get(index)
+        self.orders.get(number)
     }
     /// Plugins configured for this store.
     pub fn plugin_configs(&self) -> &BTreeMap<PluginId, PluginConfig> {
@@ -163,11 +163,7 @@ impl StoreState {
     }
 
     fn order_mut(&mut self, number: OrderNumber) -> Result<&mut Order, KernelError> {
-        let index = number
-            .checked_sub(1)
-            .and_then(|index| usize::try_from(index).ok())
-            .ok_or(KernelError::UnknownOrder(number))?;
-        self.orders.get_mut(index).ok_or(KernelError::UnknownOrder(number))
+        self.orders.get_mut(number).ok_or(KernelError::UnknownOrder(number))
     }
 
     fn available_total(&self, sku: &Sku) -> u64 {
@@ -452,8 +448,8 @@ pub enum IdempotencyCheck {
 fn request_fingerprint(request: &OrderRequest) -> [u8; 32] {
     let body =
         (&request.customer, &request.lines, &request.coupon_codes, &request.shipping_address);
-    // Encoding plain data into a Vec cannot fail.
-    let bytes = postcard::to_allocvec(&body).unwrap_or_default();
+    // Plain data encodes into a Vec; a failure is a bug, not a fingerprint.
+    let bytes = postcard::to_allocvec(&body).expect("an order request encodes");
     Sha256::digest(&bytes).into()
 }
 
@@ -548,7 +544,7 @@ impl Shard {
                         products: BTreeMap::new(),
                         warehouses: BTreeMap::new(),
                         stock: BTreeMap::new(),
-                        orders: Vec::new(),
+                        orders: OrderLog::default(),
                         idempotency: BTreeMap::new(),
                         limit_holdings: BTreeMap::new(),
                         customer_orders: BTreeMap::new(),
@@ -730,7 +726,7 @@ impl Shard {
                 None => map.remove(&write.key),
             };
         }
-        let number = state.orders.len() as OrderNumber + 1;
+        let number = state.orders.next_number();
         if let Some(key) = &place.request.idempotency_key {
             state.idempotency.insert(key.clone(), number);
         }
@@ -835,7 +831,7 @@ impl Shard {
             let mut sold: BTreeMap<(&Sku, &WarehouseId), u64> = BTreeMap::new();
             let mut holdings: BTreeMap<(CustomerId, Sku), u32> = BTreeMap::new();
             let mut customer_orders: BTreeMap<CustomerId, u64> = BTreeMap::new();
-            for order in &state.orders {
+            for order in state.orders.iter() {
                 let bucket = match order.status {
                     OrderStatus::Reserved => Some(&mut reserved),
                     OrderStatus::Paid => Some(&mut sold),
@@ -910,8 +906,9 @@ impl Shard {
 
     /// The state encoded for a snapshot.
     pub fn encode(&self) -> Vec<u8> {
-        // Encoding plain in-memory data into a Vec cannot fail.
-        postcard::to_allocvec(self).unwrap_or_default()
+        // Every type here encodes into a Vec; a failure is a bug that must
+        // not be written to disk as an empty snapshot.
+        postcard::to_allocvec(self).expect("the kernel state encodes")
     }
 
     /// The state decoded from a snapshot.

@@ -210,8 +210,10 @@ pub struct NodeStats {
     pub batches: AtomicU64,
     /// Commands journaled.
     pub commands_journaled: AtomicU64,
-    /// Snapshots written.
+    /// Snapshots taken (handed to the snapshot thread).
     pub snapshots: AtomicU64,
+    /// Snapshots durably written.
+    pub snapshots_written: AtomicU64,
 }
 
 /// A running node.
@@ -220,6 +222,9 @@ pub struct Node {
     shards: Vec<Sender<Work>>,
     /// The writer threads, joined on shutdown.
     writers: Vec<JoinHandle<()>>,
+    /// The snapshot thread, joined after the writers (it finishes the
+    /// snapshots they handed it).
+    snapshotter: Option<JoinHandle<()>>,
     /// The group-commit journal.
     journal: Arc<Journal>,
     /// The storage under the journal.
@@ -258,6 +263,17 @@ impl Node {
         let journal =
             Arc::new(Journal::start(storage.clone(), config.journal).map_err(|e| recovery(&e))?);
         let stats = Arc::new(NodeStats::default());
+        // One snapshot in flight per shard at most; a writer that finds the
+        // queue full snapshots later rather than waiting.
+        let (snapshot_sender, snapshot_jobs) = crossbeam_channel::bounded(shard_count as usize);
+        let snapshotter = {
+            let journal = journal.clone();
+            let stats = stats.clone();
+            std::thread::Builder::new()
+                .name("snapshots".into())
+                .spawn(move || write_snapshots(&snapshot_jobs, &journal, &stats))
+                .map_err(|e| recovery(&e))?
+        };
         let mut shards = Vec::new();
         let mut writers = Vec::new();
         for index in 0..shard_count {
@@ -273,6 +289,7 @@ impl Node {
                 stats: stats.clone(),
                 batch_requests_max: config.batch_requests_max.max(1),
                 snapshot_every_commands: config.snapshot_every_commands.max(1),
+                snapshots: snapshot_sender.clone(),
                 last_time_ms: 0,
             };
             let handle = std::thread::Builder::new()
@@ -282,7 +299,8 @@ impl Node {
             shards.push(sender);
             writers.push(handle);
         }
-        Ok(Self { shards, writers, journal, storage, stats })
+        drop(snapshot_sender);
+        Ok(Self { shards, writers, snapshotter: Some(snapshotter), journal, storage, stats })
     }
 
     /// The node's activity counters.
@@ -478,6 +496,41 @@ impl Drop for Node {
         for writer in self.writers.drain(..) {
             let _ = writer.join();
         }
+        if let Some(snapshotter) = self.snapshotter.take() {
+            let _ = snapshotter.join();
+        }
+    }
+}
+
+/// A copy of a shard's state after journal record `sequence`, to encode
+/// and store off the writer thread.
+struct SnapshotJob {
+    /// The shard's journal stream.
+    stream: u32,
+    /// The last record the copy includes.
+    sequence: u64,
+    /// The copy.
+    shard: Shard,
+}
+
+/// The snapshot thread: encodes each copy and appends it to the journal,
+/// which stores it and compacts the stream in one commit.
+fn write_snapshots(jobs: &Receiver<SnapshotJob>, journal: &Journal, stats: &Arc<NodeStats>) {
+    for job in jobs {
+        let snapshot =
+            Snapshot { stream: job.stream, sequence: job.sequence, payload: job.shard.encode() };
+        drop(job.shard);
+        let stats = stats.clone();
+        let stream = job.stream;
+        let written = Box::new(move |result: Result<(), bazaar_store::StoreError>| match result {
+            Ok(()) => {
+                stats.snapshots_written.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => tracing::warn!(stream, %error, "snapshot not written"),
+        });
+        if let Err(error) = journal.append(Vec::new(), Some(snapshot), written) {
+            tracing::warn!(stream = job.stream, %error, "snapshot not queued");
+        }
     }
 }
 
@@ -559,6 +612,8 @@ struct ShardWriter {
     batch_requests_max: usize,
     /// Commands between snapshots.
     snapshot_every_commands: u64,
+    /// Where snapshot jobs go.
+    snapshots: Sender<SnapshotJob>,
     /// The last timestamp handed out, to keep time monotonic per shard.
     last_time_ms: u64,
 }
@@ -628,20 +683,19 @@ impl ShardWriter {
         // Duplicates alone still wait for a journal round trip: the order
         // they repeat may be in a commit that is not durable yet.
         let mut records = Vec::new();
-        let mut snapshot = None;
+        let mut snapshot_due = None;
         if !commands.is_empty() {
             let sequence = self.next_sequence;
             self.next_sequence += 1;
             self.commands_since_snapshot += commands.len() as u64;
             self.stats.commands_journaled.fetch_add(commands.len() as u64, Ordering::Relaxed);
-            // Encoding plain in-memory data into a Vec cannot fail.
-            let payload = postcard::to_allocvec(&JournalEntry::V1(commands)).unwrap_or_default();
+            // Commands encode into a Vec; a failure is a bug that must not
+            // reach the journal as an empty record.
+            let payload =
+                postcard::to_allocvec(&JournalEntry::V1(commands)).expect("commands encode");
             records.push(JournalRecord { stream: self.index, sequence, payload });
             if self.commands_since_snapshot >= self.snapshot_every_commands {
-                self.commands_since_snapshot = 0;
-                self.stats.snapshots.fetch_add(1, Ordering::Relaxed);
-                snapshot =
-                    Some(Snapshot { stream: self.index, sequence, payload: self.shard.encode() });
+                snapshot_due = Some(sequence);
             }
         }
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
@@ -656,9 +710,20 @@ impl ShardWriter {
                 acknowledge(&stats, taken.unwrap_or_default(), result.map_err(|e| e.to_string()));
             })
         };
-        if let Err(error) = self.journal.append(records, snapshot, on_durable) {
+        if let Err(error) = self.journal.append(records, None, on_durable) {
             let taken = replies.lock().ok().and_then(|mut slot| slot.take());
             acknowledge(&self.stats, taken.unwrap_or_default(), Err(error.to_string()));
+        }
+        // The record is queued before the snapshot that includes it, so the
+        // journal sees them in order. The copy is cheap (orders are shared
+        // in chunks); encoding and writing happen on the snapshot thread. If
+        // that thread is still busy, the next batch tries again.
+        if let Some(sequence) = snapshot_due {
+            let job = SnapshotJob { stream: self.index, sequence, shard: self.shard.clone() };
+            if self.snapshots.try_send(job).is_ok() {
+                self.commands_since_snapshot = 0;
+                self.stats.snapshots.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -666,8 +731,7 @@ impl ShardWriter {
     fn preview(&mut self, store: StoreId, request: OrderRequest) -> Result<Preview, KernelError> {
         let placed_at_ms = self.now_ms();
         let cart = self.shard.prepare_cart(&store, &request, placed_at_ms)?;
-        let next_order =
-            self.shard.store(&store).map_or(1, |state| state.orders().len() as u64 + 1);
+        let next_order = self.shard.store(&store).map_or(1, |state| state.orders().next_number());
         let outputs =
             self.plugins.price_and_route(&self.shard, &cart, order_seed(&store, next_order));
         let discount_minor = validate_adjustments(&cart, &outputs.adjustments)?;
@@ -697,8 +761,7 @@ impl ShardWriter {
         }
         let placed_at_ms = self.now_ms();
         let cart = self.shard.prepare_cart(&store, &request, placed_at_ms)?;
-        let next_order =
-            self.shard.store(&store).map_or(1, |state| state.orders().len() as u64 + 1);
+        let next_order = self.shard.store(&store).map_or(1, |state| state.orders().next_number());
         let seed = order_seed(&store, next_order);
         let mut outputs = self.plugins.price_and_route(&self.shard, &cart, seed);
         // Pricing output was validated against this cart already; the risk

@@ -86,6 +86,10 @@ fn a_reopened_node_has_the_identical_state_on_every_backend() {
         };
         // Recovery never calls a plugin: reopen with none at all.
         let node = Node::open(config, PluginSet::none()).unwrap();
+        let snapshots = (0..node.shard_count())
+            .filter(|stream| node.storage().latest_snapshot(*stream).unwrap().is_some())
+            .count();
+        assert!(snapshots > 0, "{backend}: no snapshot was written before shutdown");
         assert_eq!(node.digest().unwrap(), digest, "{backend}: recovered state differs");
         node.check_invariants().unwrap();
     }

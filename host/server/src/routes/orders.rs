@@ -214,9 +214,9 @@ pub async fn list(
     let listed = state
         .read(&store, move |shard| {
             let orders = shard.store(&id)?.orders();
-            let start = usize::try_from(after).unwrap_or(usize::MAX).min(orders.len());
-            let end = start.saturating_add(limit).min(orders.len());
-            Some((orders[start..end].to_vec(), end < orders.len()))
+            let page: Vec<_> = orders.after(after).take(limit).cloned().collect();
+            let more = page.last().is_some_and(|last| last.number < orders.len() as u64);
+            Some((page, more))
         })
         .await?;
     let (orders, more) = listed.ok_or_else(|| unknown_store(&store))?;
