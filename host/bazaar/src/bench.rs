@@ -17,7 +17,6 @@ use bazaar_kernel::money::Currency;
 use bazaar_kernel::{Command, PlaceOrder, Shard};
 use bazaar_store::Backend;
 
-use crate::demo::splitmix64;
 use crate::load::{self, LoadPlan, LoadProgress, LoadReport};
 use crate::loadgen::{self, HttpBenchOptions};
 use bazaar_node::node::{Node, NodeConfig};
@@ -102,20 +101,8 @@ fn run_pipeline(
         window_per_client: PIPELINE_WINDOW,
         attempts: orders,
         source: Arc::new(move |attempt| {
-            let r = splitmix64(attempt);
-            let store = source_stores[(r % PIPELINE_STORES as u64) as usize].clone();
-            let count = 1 + ((r >> 8) % 3) as usize;
-            let first = ((r >> 12) % seed::ORDINARY_SKUS as u64) as usize;
-            let lines = (0..count)
-                .map(|i| {
-                    (
-                        seed::ordinary_sku((first + i * 5) % seed::ORDINARY_SKUS),
-                        1 + ((r >> (20 + i)) % 2) as u32,
-                    )
-                })
-                .collect();
-            let coupon = (r >> 40).is_multiple_of(4).then_some("D11-10");
-            (store, seed::order_request(r >> 16, lines, coupon, None))
+            let (store, request) = load::mixed_order(attempt, PIPELINE_STORES);
+            (source_stores[store].clone(), request)
         }),
         on_ack: None,
     };

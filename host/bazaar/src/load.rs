@@ -12,6 +12,7 @@ use bazaar_kernel::model::{OrderRequest, StoreId};
 use bazaar_kernel::{KernelError, Outcome};
 
 use bazaar_node::node::{Node, NodeError};
+use bazaar_node::seed;
 
 /// Back-off after the node refused a request as overloaded.
 const OVERLOAD_BACKOFF: Duration = Duration::from_millis(1);
@@ -83,6 +84,25 @@ impl LoadReport {
         let index = ((self.latencies_us.len() - 1) as f64 * q).round() as usize;
         self.latencies_us[index]
     }
+}
+
+/// The mixed-catalogue order of attempt `attempt`, for a store chosen
+/// among `stores`: 1 to 3 ordinary lines of 1 or 2 units, a quarter with a
+/// coupon. Returns the store's index and the request. A pure function of
+/// `attempt`, shared by the in-process and the HTTP benchmarks.
+pub fn mixed_order(attempt: u64, stores: usize) -> (usize, OrderRequest) {
+    let r = crate::demo::splitmix64(attempt);
+    let store = (r % stores.max(1) as u64) as usize;
+    let count = 1 + ((r >> 8) % 3) as usize;
+    let first = ((r >> 12) % seed::ORDINARY_SKUS as u64) as usize;
+    let lines = (0..count)
+        .map(|i| {
+            let sku = seed::ordinary_sku((first + i * 5) % seed::ORDINARY_SKUS);
+            (sku, 1 + ((r >> (20 + i)) % 2) as u32)
+        })
+        .collect();
+    let coupon = (r >> 40).is_multiple_of(4).then_some("D11-10");
+    (store, seed::order_request(r >> 16, lines, coupon, None))
 }
 
 /// A short name for a refusal, for reports.

@@ -27,8 +27,6 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 
-use crate::demo::splitmix64;
-
 /// Connection counts measured, as the issue asks.
 pub const CONNECTIONS_DEFAULT: [usize; 3] = [64, 256, 1_024];
 /// Seconds of load per (scenario, connection count) step.
@@ -222,25 +220,10 @@ fn order_body(request: &OrderRequest) -> Value {
 
 /// The order of attempt `n` of a scenario: (path, body).
 fn scenario_order(scenario: Scenario, n: u64) -> (String, Value) {
-    let r = splitmix64(n);
     match scenario {
         Scenario::Mixed => {
-            let store = format!("mixed-{}", r % MIXED_STORES as u64);
-            let count = 1 + ((r >> 8) % 3) as usize;
-            let first = ((r >> 12) % seed::ORDINARY_SKUS as u64) as usize;
-            let lines = (0..count)
-                .map(|i| {
-                    (
-                        seed::ordinary_sku((first + i * 5) % seed::ORDINARY_SKUS),
-                        1 + ((r >> (20 + i)) % 2) as u32,
-                    )
-                })
-                .collect();
-            let coupon = (r >> 40).is_multiple_of(4).then_some("D11-10");
-            (
-                format!("/v1/stores/{store}/orders"),
-                order_body(&seed::order_request(r >> 16, lines, coupon, None)),
-            )
+            let (store, request) = crate::load::mixed_order(n, MIXED_STORES);
+            (format!("/v1/stores/mixed-{store}/orders"), order_body(&request))
         }
         Scenario::Hot => {
             // A new customer every order, so the purchase limit never refuses.
