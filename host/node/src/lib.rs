@@ -3,6 +3,7 @@
 //! policies), the group-committed journal, and recovery. The `bazaar`
 //! binary and the HTTP server drive it.
 
+pub mod breaker;
 pub mod node;
 pub mod plugins;
 pub mod router;

@@ -8,14 +8,15 @@
 //! router plans the order and the reason is recorded. Risk fails closed:
 //! every configured risk plugin must approve, and one that fails stops the
 //! order, since letting an order through unchecked is what risk exists to
-//! prevent.
+//! prevent. A plugin that keeps failing for a store is skipped by its
+//! circuit breaker (see `breaker`), and the same policy applies.
 //!
 //! The first-party plugins exist in two forms: as Wasm components (what
 //! the node runs) and as native Rust (the same source compiled into the
 //! host), so the cost of the sandbox can be measured against no sandbox.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, PoisonError};
 
 use anyhow::Context as _;
 use bazaar_artifacts::Artifact;
@@ -25,11 +26,12 @@ use bazaar_kernel::model::{
 };
 use bazaar_kernel::{PluginConfig, Shard, StateWrite, StoreState, validate_adjustments};
 use bazaar_runtime::{
-    CustomerHistory, Decision, LogisticsPlugin, PluginCall, Pricer, PricingPlugin, RiskAssessor,
-    RiskPlugin, RiskRequest, RouteRequest, Runtime, RuntimeLimits, ShipmentRouter,
+    CallCounters, CustomerHistory, Decision, LogisticsPlugin, PluginCall, Pricer, PricingPlugin,
+    RiskAssessor, RiskPlugin, RiskRequest, RouteRequest, Runtime, RuntimeLimits, ShipmentRouter,
     StockAvailability, UnitsHeld,
 };
 
+use crate::breaker::{BreakerState, Breakers, PublishedBreakers};
 use crate::router::{self, sdk_coordinates};
 
 /// What the plugins decided for one order.
@@ -109,6 +111,8 @@ pub struct PluginSet {
     logistics: Vec<LogisticsImpl>,
     /// Risk plugins; every one a store configured must approve its orders.
     risk: Vec<RiskPlugin>,
+    /// The circuit breakers that are not plain closed, across all shards.
+    breakers: PublishedBreakers,
     /// The Wasm runtime, kept alive as long as plugins use it.
     runtime: Option<Arc<Runtime>>,
 }
@@ -185,6 +189,7 @@ impl PluginSet {
                 Box::new(NativeRouter::<logistics_router::Router>::new(plugin))
             })],
             risk: Vec::new(),
+            breakers: PublishedBreakers::default(),
             runtime: None,
         }
     }
@@ -211,6 +216,26 @@ impl PluginSet {
         if all.is_empty() { "none".into() } else { all.join(", ") }
     }
 
+    /// The call counters of every Wasm plugin, in set order.
+    pub fn call_counters(&self) -> Vec<(PluginRef, CallCounters)> {
+        let pricing = self.pricing.iter().filter_map(|p| match p {
+            PricingImpl::Wasm(w) => Some((w.plugin_ref().clone(), w.counters())),
+            PricingImpl::Native(..) => None,
+        });
+        let logistics = self.logistics.iter().filter_map(|p| match p {
+            LogisticsImpl::Wasm(w) => Some((w.plugin_ref().clone(), w.counters())),
+            LogisticsImpl::Native(..) => None,
+        });
+        let risk = self.risk.iter().map(|r| (r.plugin_ref().clone(), r.counters()));
+        pricing.chain(logistics).chain(risk).collect()
+    }
+
+    /// Every circuit breaker that is open, half open, or has recent
+    /// failures, by store and plugin.
+    pub fn breakers(&self) -> BTreeMap<(StoreId, PluginId), BreakerState> {
+        self.breakers.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// One shard writer's instances of every plugin.
     pub fn for_shard(&self) -> ShardPlugins {
         ShardPlugins {
@@ -235,6 +260,7 @@ impl PluginSet {
                 })
                 .collect(),
             risk: self.risk.iter().map(RiskPlugin::assessor).collect(),
+            breakers: Breakers::new(self.breakers.clone()),
             configs: HashMap::new(),
         }
     }
@@ -282,6 +308,8 @@ pub struct ShardPlugins {
     logistics: Vec<ShardLogistics>,
     /// Risk plugins in order.
     risk: Vec<RiskAssessor>,
+    /// A circuit breaker per plugin per store of this shard.
+    breakers: Breakers,
     /// Each store's plugin configurations as shared text, refreshed when
     /// the store's configuration revision changes, so a call does not copy
     /// the document.
@@ -317,6 +345,11 @@ impl ShardPlugins {
         for index in 0..self.pricing.len() {
             let plugin = self.pricing[index].plugin().clone();
             let Some(config) = state.plugin_configs().get(&plugin.id) else { continue };
+            if !self.breakers.allow(&cart.store_id, &plugin.id, cart.placed_at_ms) {
+                let reason = BREAKER_OPEN_REASON.to_string();
+                pricing_failures.push(PluginFailure { plugin, reason });
+                continue;
+            }
             let call = self.call(state, cart, &plugin, config, seed);
             let (result, writes) = match &mut self.pricing[index] {
                 ShardPricing::Wasm(pricer) => {
@@ -330,6 +363,7 @@ impl ShardPlugins {
                 all.extend(proposed.iter().cloned());
                 validate_adjustments(cart, &all).map(|_| proposed).map_err(|e| e.to_string())
             });
+            self.breakers.record(&cart.store_id, &plugin.id, cart.placed_at_ms, checked.is_ok());
             match checked {
                 Ok(proposed) => {
                     adjustments.extend(proposed);
@@ -361,6 +395,12 @@ impl ShardPlugins {
         for index in 0..self.risk.len() {
             let plugin = self.risk[index].plugin().plugin_ref().clone();
             let Some(config) = state.plugin_configs().get(&plugin.id) else { continue };
+            if !self.breakers.allow(&cart.store_id, &plugin.id, cart.placed_at_ms) {
+                return Err(RiskRefusal::Unavailable {
+                    plugin,
+                    reason: BREAKER_OPEN_REASON.into(),
+                });
+            }
             let request = RiskRequest {
                 cart: cart.clone(),
                 total_minor,
@@ -378,6 +418,8 @@ impl ShardPlugins {
             };
             let call = self.call(state, cart, &plugin, config, seed);
             let outcome = self.risk[index].assess_order(call, &request);
+            let succeeded = outcome.result.is_ok();
+            self.breakers.record(&cart.store_id, &plugin.id, cart.placed_at_ms, succeeded);
             match outcome.result {
                 Ok(verdict) if verdict.decision == Decision::Approve => {
                     checks.push(RiskCheck { plugin, code: verdict.code, reason: verdict.reason });
@@ -431,28 +473,40 @@ impl ShardPlugins {
         let mut fallback_reason = None;
         if let Some(index) = configured {
             let plugin = self.logistics[index].plugin().clone();
-            let config = &state.plugin_configs()[&plugin.id];
-            let request = route_request(state, cart);
-            let call = self.call(state, cart, &plugin, config, seed);
-            let (result, writes) = match &mut self.logistics[index] {
-                ShardLogistics::Wasm(router) => {
-                    let outcome = router.plan_shipment(call, &request);
-                    (outcome.result.map_err(|e| e.to_string()), outcome.state_writes)
+            if self.breakers.allow(&cart.store_id, &plugin.id, cart.placed_at_ms) {
+                let config = &state.plugin_configs()[&plugin.id];
+                let request = route_request(state, cart);
+                let call = self.call(state, cart, &plugin, config, seed);
+                let (result, writes) = match &mut self.logistics[index] {
+                    ShardLogistics::Wasm(router) => {
+                        let outcome = router.plan_shipment(call, &request);
+                        (outcome.result.map_err(|e| e.to_string()), outcome.state_writes)
+                    }
+                    ShardLogistics::Native(_, native) => {
+                        (native.plan(config, &request), Vec::new())
+                    }
+                };
+                let checked = result.and_then(|plan| {
+                    shard
+                        .check_shipment_plan(&cart.store_id, cart, &plan)
+                        .map(|_| plan)
+                        .map_err(|e| e.to_string())
+                });
+                self.breakers.record(
+                    &cart.store_id,
+                    &plugin.id,
+                    cart.placed_at_ms,
+                    checked.is_ok(),
+                );
+                match checked {
+                    Ok(plan) => {
+                        state_writes.extend(writes);
+                        return plan;
+                    }
+                    Err(reason) => fallback_reason = Some(clip(format!("{}: {reason}", plugin.id))),
                 }
-                ShardLogistics::Native(_, native) => (native.plan(config, &request), Vec::new()),
-            };
-            let checked = result.and_then(|plan| {
-                shard
-                    .check_shipment_plan(&cart.store_id, cart, &plan)
-                    .map(|_| plan)
-                    .map_err(|e| e.to_string())
-            });
-            match checked {
-                Ok(plan) => {
-                    state_writes.extend(writes);
-                    return plan;
-                }
-                Err(reason) => fallback_reason = Some(clip(format!("{}: {reason}", plugin.id))),
+            } else {
+                fallback_reason = Some(format!("{}: {BREAKER_OPEN_REASON}", plugin.id));
             }
         }
         let mut plan = router::route(state, cart).unwrap_or(ShipmentPlan {
@@ -464,6 +518,9 @@ impl ShardPlugins {
         plan
     }
 }
+
+/// What an order records for a plugin skipped by its open breaker.
+const BREAKER_OPEN_REASON: &str = "circuit breaker open: the plugin failed repeatedly for this store and is skipped until a probe succeeds";
 
 /// Longest failure reason kept on an order (the kernel's text limit).
 const FAILURE_REASON_LEN_MAX: usize = bazaar_kernel::model::TEXT_LEN_MAX;

@@ -152,3 +152,51 @@ fn risk_fails_closed_and_a_rejection_reserves_nothing() {
     }
     node.check_invariants().unwrap();
 }
+
+#[test]
+fn a_plugin_failing_repeatedly_for_a_store_is_skipped_by_its_breaker_until_a_probe_succeeds() {
+    use bazaar_node::breaker::{BreakerState, FAILURES_TO_OPEN};
+    let dir = tempfile::tempdir().unwrap();
+    let mut plugins = PluginSet::first_party_wasm().unwrap();
+    plugins.add_wasm_pricing(&bazaar_artifacts::HOSTILE_PRICING).unwrap();
+    let node = Node::open(NodeConfig::new(dir.path()), plugins.clone()).unwrap();
+    let broken = StoreId::new("broken").unwrap();
+    let healthy = StoreId::new("healthy").unwrap();
+    seed::seed_flagship_store(&node, &broken, 10).unwrap();
+    seed::seed_flagship_store(&node, &healthy, 10).unwrap();
+    configure(&node, &broken, "hostile-pricing", r#"{"behaviour": "loop-forever"}"#);
+    configure(&node, &healthy, "hostile-pricing", r#"{"behaviour": "well-behaved"}"#);
+    let hostile_calls = || {
+        plugins
+            .call_counters()
+            .into_iter()
+            .find(|(plugin, _)| plugin.id.as_str() == "hostile-pricing")
+            .unwrap()
+            .1
+            .calls
+    };
+
+    for attempt in 0..FAILURES_TO_OPEN + 3 {
+        let flagged = order(&node, &broken, 1);
+        let reason = &flagged.pricing_failures[0].reason;
+        if attempt < FAILURES_TO_OPEN {
+            assert!(reason.contains("deadline"), "attempt {attempt}: {reason}");
+        } else {
+            assert!(reason.starts_with("circuit breaker open"), "attempt {attempt}: {reason}");
+        }
+    }
+    // Only the calls before the breaker opened reached the plugin.
+    assert_eq!(hostile_calls(), u64::from(FAILURES_TO_OPEN));
+    let key = (broken.clone(), PluginId::new("hostile-pricing").unwrap());
+    assert!(matches!(plugins.breakers().get(&key), Some(BreakerState::Open { .. })));
+    // The same plugin keeps serving the other store.
+    assert!(order(&node, &healthy, 2).pricing_failures.is_empty());
+
+    // Fixed, and after the backoff one probe goes through and closes it.
+    configure(&node, &broken, "hostile-pricing", r#"{"behaviour": "well-behaved"}"#);
+    std::thread::sleep(std::time::Duration::from_millis(
+        bazaar_node::breaker::BACKOFF_MS_INITIAL + 100,
+    ));
+    assert!(order(&node, &broken, 3).pricing_failures.is_empty());
+    assert!(!plugins.breakers().contains_key(&key));
+}
