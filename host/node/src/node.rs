@@ -15,7 +15,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bazaar_kernel::model::{Cart, OrderNumber, OrderRequest, StoreId, Totals};
 use bazaar_kernel::{
     Command, IdempotencyCheck, KernelError, Outcome, PlaceOrder, Shard, order_totals,
-    validate_adjustments,
 };
 use bazaar_store::{Backend, Journal, JournalLimits, JournalRecord, Snapshot, Storage};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -734,10 +733,9 @@ impl ShardWriter {
         let next_order = self.shard.store(&store).map_or(1, |state| state.orders().next_number());
         let outputs =
             self.plugins.price_and_route(&self.shard, &cart, order_seed(&store, next_order));
-        let discount_minor = validate_adjustments(&cart, &outputs.adjustments)?;
         let shipping_minor =
             self.shard.check_shipment_plan(&store, &cart, &outputs.shipment_plan)?;
-        let totals = order_totals(&cart, discount_minor, shipping_minor)?;
+        let totals = order_totals(&cart, outputs.discount_minor, shipping_minor)?;
         Ok(Preview { cart, outputs, totals })
     }
 
@@ -764,10 +762,8 @@ impl ShardWriter {
         let next_order = self.shard.store(&store).map_or(1, |state| state.orders().next_number());
         let seed = order_seed(&store, next_order);
         let mut outputs = self.plugins.price_and_route(&self.shard, &cart, seed);
-        // Pricing output was validated against this cart already; the risk
-        // plugins judge the price after promotions, before shipping.
-        let discount_minor = validate_adjustments(&cart, &outputs.adjustments)?;
-        let total_minor = order_totals(&cart, discount_minor, 0)?.total_minor;
+        // The risk plugins judge the price after promotions, before shipping.
+        let total_minor = order_totals(&cart, outputs.discount_minor, 0)?.total_minor;
         let (risk_checks, risk_writes) = self
             .plugins
             .assess_risk(&self.shard, &cart, total_minor, seed)

@@ -39,6 +39,8 @@ use crate::router::{self, sdk_coordinates};
 pub struct PluginOutputs {
     /// Accepted price adjustments, in order.
     pub adjustments: Vec<Adjustment>,
+    /// Their sum, as the kernel validated it against the cart.
+    pub discount_minor: i64,
     /// Pricing plugins skipped because they failed.
     pub pricing_failures: Vec<PluginFailure>,
     /// How the order ships.
@@ -340,6 +342,7 @@ impl ShardPlugins {
     pub fn price_and_route(&mut self, shard: &Shard, cart: &Cart, seed: u64) -> PluginOutputs {
         let state = shard.store(&cart.store_id).expect("the cart was prepared from this store");
         let mut adjustments: Vec<Adjustment> = Vec::new();
+        let mut discount_minor = 0;
         let mut pricing_failures = Vec::new();
         let mut state_writes = Vec::new();
         for index in 0..self.pricing.len() {
@@ -358,24 +361,27 @@ impl ShardPlugins {
                 }
                 ShardPricing::Native(_, native) => (native.price(config, cart), Vec::new()),
             };
+            // Validated together with the adjustments already accepted, and
+            // taken back out if the whole no longer holds.
+            let accepted = adjustments.len();
             let checked = result.and_then(|proposed| {
-                let mut all = adjustments.clone();
-                all.extend(proposed.iter().cloned());
-                validate_adjustments(cart, &all).map(|_| proposed).map_err(|e| e.to_string())
+                adjustments.extend(proposed);
+                validate_adjustments(cart, &adjustments).map_err(|e| e.to_string())
             });
             self.breakers.record(&cart.store_id, &plugin.id, cart.placed_at_ms, checked.is_ok());
             match checked {
-                Ok(proposed) => {
-                    adjustments.extend(proposed);
+                Ok(discount) => {
+                    discount_minor = discount;
                     state_writes.extend(writes);
                 }
                 Err(reason) => {
+                    adjustments.truncate(accepted);
                     pricing_failures.push(PluginFailure { plugin, reason: clip(reason) })
                 }
             }
         }
         let shipment_plan = self.route(shard, state, cart, seed, &mut state_writes);
-        PluginOutputs { adjustments, pricing_failures, shipment_plan, state_writes }
+        PluginOutputs { adjustments, discount_minor, pricing_failures, shipment_plan, state_writes }
     }
 
     /// Asks every risk plugin the store configured to judge the order,
