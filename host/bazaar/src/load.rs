@@ -157,7 +157,6 @@ fn run_client(
     client: u64,
     clients: u64,
 ) -> LoadReport {
-    type Completion = (u64, OrderRequest, Instant, Result<Outcome, NodeError>);
     let (done_sender, done) = crossbeam_channel::unbounded::<Completion>();
     let mut report = LoadReport::default();
     let mut in_flight = 0usize;
@@ -169,7 +168,9 @@ fn run_client(
             let (store, request) = (plan.source)(attempt);
             let sender = done_sender.clone();
             let submitted = Instant::now();
-            let echo = request.clone();
+            // Only an observer needs the request back; the benchmarks do not
+            // pay for a copy of every order.
+            let echo = plan.on_ack.as_ref().map(|_| request.clone());
             let reply = Box::new(move |result| {
                 let _ = sender.send((attempt, echo, submitted, result));
             });
@@ -184,7 +185,7 @@ fn run_client(
                     if in_flight == 0 {
                         std::thread::sleep(OVERLOAD_BACKOFF);
                     } else {
-                        collect(&done, &mut in_flight, &mut report, plan, progress, true);
+                        collect(&done, &mut in_flight, &mut report, plan, progress);
                     }
                 }
                 Err(error) => {
@@ -198,20 +199,24 @@ fn run_client(
         if in_flight == 0 {
             break;
         }
-        collect(&done, &mut in_flight, &mut report, plan, progress, true);
+        collect(&done, &mut in_flight, &mut report, plan, progress);
     }
     report
 }
 
+/// A finished attempt: its index, its request (when an observer wants it),
+/// when it was submitted, and its result.
+type Completion = (u64, Option<OrderRequest>, Instant, Result<Outcome, NodeError>);
+
 fn collect(
-    done: &crossbeam_channel::Receiver<(u64, OrderRequest, Instant, Result<Outcome, NodeError>)>,
+    done: &crossbeam_channel::Receiver<Completion>,
     in_flight: &mut usize,
     report: &mut LoadReport,
     plan: &LoadPlan,
     progress: &LoadProgress,
-    block: bool,
 ) {
-    let first = if block { done.recv().ok() } else { done.try_recv().ok() };
+    // Waits for one completion, then takes every other one already there.
+    let first = done.recv().ok();
     let Some(first) = first else { return };
     for (attempt, request, submitted, result) in std::iter::once(first).chain(done.try_iter()) {
         *in_flight -= 1;
@@ -228,8 +233,8 @@ fn collect(
                 report
                     .latencies_us
                     .push(submitted.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-                if let Some(on_ack) = &plan.on_ack {
-                    on_ack(attempt, &request, &outcome);
+                if let (Some(on_ack), Some(request)) = (&plan.on_ack, &request) {
+                    on_ack(attempt, request, &outcome);
                 }
             }
             Err(error) => {
