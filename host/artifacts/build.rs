@@ -1,6 +1,8 @@
 //! Compiles the plugin crates to wasm32-wasip2 components as part of the
 //! normal build, so `cargo build` is the only step and the host embeds
-//! components that match the sources.
+//! components that match the sources. Each component is embedded with its
+//! manifest, the `plugin.toml` beside its Cargo.toml, whose `id` and
+//! `version` the build checks against the crate (see [`checked_manifest`]).
 //!
 //! Modelled on wasmtime's `crates/test-programs/artifacts/build.rs`, with
 //! three differences that matter here:
@@ -15,6 +17,11 @@
 //! - The environment cargo gives build scripts is scrubbed (see
 //!   [`scrubbed_cargo`]), so the outer build's flags, profile and wrappers do
 //!   not leak into, or break, the wasm build.
+//!
+//! One crate may also be built a second time with other cargo features, as
+//! another version of the same plugin (a [`Variant`], for hot-swap tests);
+//! such a build gets a target directory of its own (see
+//! [`build_component`]).
 
 use std::env;
 use std::ffi::OsString;
@@ -22,10 +29,17 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+// Shared with the crate's tests, which check it without a build.
+#[path = "build/manifest.rs"]
+mod manifest;
+
 /// The target every component is built for.
 const WASM_TARGET: &str = "wasm32-wasip2";
 
-/// A component crate this build compiles.
+/// The manifest every component crate keeps beside its Cargo.toml.
+const MANIFEST_FILE: &str = "plugin.toml";
+
+/// A component this build compiles.
 struct Component {
     /// The cargo package name; also the artifact's id.
     package: &'static str,
@@ -37,6 +51,18 @@ struct Component {
     summary: &'static str,
     /// Built only with the `test-guests` feature.
     test_guest: bool,
+    /// A variant of the crate: the cargo features it is built with and the
+    /// version it is, which replaces the `version` of its manifest. `None`
+    /// builds the crate as it is, at its own version.
+    variant: Option<Variant>,
+}
+
+/// A second build of a component crate with other cargo features.
+struct Variant {
+    /// The cargo features enabled.
+    features: &'static str,
+    /// The plugin version this build is.
+    version: &'static str,
 }
 
 const COMPONENTS: &[Component] = &[
@@ -46,6 +72,7 @@ const COMPONENTS: &[Component] = &[
         constant: "PRICING_PROMOTIONS",
         summary: "The first-party pricing plugin: Double-11 flash sales, spend thresholds, coupons, discount cap.",
         test_guest: false,
+        variant: None,
     },
     Component {
         package: "logistics-router",
@@ -53,6 +80,7 @@ const COMPONENTS: &[Component] = &[
         constant: "LOGISTICS_ROUTER",
         summary: "The first-party logistics plugin: nearest warehouse with stock, order splitting, carriers.",
         test_guest: false,
+        variant: None,
     },
     Component {
         package: "risk-guard",
@@ -60,6 +88,7 @@ const COMPONENTS: &[Component] = &[
         constant: "RISK_GUARD",
         summary: "The first-party risk plugin: anti-scalper limits for flash sales.",
         test_guest: false,
+        variant: None,
     },
     Component {
         package: "hostile-pricing",
@@ -67,6 +96,7 @@ const COMPONENTS: &[Component] = &[
         constant: "HOSTILE_PRICING",
         summary: "A pricing test guest that misbehaves as its configuration asks (loops, traps, floods).",
         test_guest: true,
+        variant: None,
     },
     Component {
         package: "hostile-risk",
@@ -74,6 +104,7 @@ const COMPONENTS: &[Component] = &[
         constant: "HOSTILE_RISK",
         summary: "A risk test guest that misbehaves as its configuration asks (rejects, loops, traps).",
         test_guest: true,
+        variant: None,
     },
     Component {
         package: "bulk-discount",
@@ -81,6 +112,39 @@ const COMPONENTS: &[Component] = &[
         constant: "BULK_DISCOUNT_EXAMPLE",
         summary: "The example partner plugin of examples/bulk-discount, written against the SDK alone.",
         test_guest: true,
+        variant: None,
+    },
+    Component {
+        package: "spy-pricing",
+        directory: "host/test-programs/spy-pricing",
+        constant: "SPY_PRICING",
+        summary: "A pricing test guest that reports the first configuration its instance saw and the state it read (tenant isolation).",
+        test_guest: true,
+        variant: None,
+    },
+    Component {
+        package: "foreign-import",
+        directory: "host/test-programs/foreign-import",
+        constant: "FOREIGN_IMPORT",
+        summary: "A pricing test guest that imports `partner:net/socket`, an interface Bazaar does not provide: install must refuse it.",
+        test_guest: true,
+        variant: None,
+    },
+    Component {
+        package: "tagged-pricing",
+        directory: "host/test-programs/tagged-pricing",
+        constant: "TAGGED_PRICING_V1",
+        summary: "Version 1.0.0 of a pricing test guest that takes 1 minor unit off line 0 with code `tagged-v1` (hot swap).",
+        test_guest: true,
+        variant: None,
+    },
+    Component {
+        package: "tagged-pricing",
+        directory: "host/test-programs/tagged-pricing",
+        constant: "TAGGED_PRICING_V2",
+        summary: "Version 2.0.0 of a pricing test guest that takes 2 minor units off line 0 with code `tagged-v2` (hot swap).",
+        test_guest: true,
+        variant: Some(Variant { features: "v2", version: "2.0.0" }),
     },
 ];
 
@@ -114,7 +178,7 @@ fn build() -> Result<(), String> {
     }
 
     check_target_installed()?;
-    let guests_target_dir = outer_target_dir(&out_dir)?.join("wasm-guests");
+    let outer_target_dir = outer_target_dir(&out_dir)?;
     let versions = package_versions(&workspace_root)?;
 
     let mut generated = String::new();
@@ -122,24 +186,53 @@ fn build() -> Result<(), String> {
         if component.test_guest && !with_test_guests {
             continue;
         }
-        let wasm = build_component(component, &workspace_root, &guests_target_dir)?;
-        // A snapshot in OUT_DIR: a later build of the shared guest directory
-        // (by another profile or checkout state) cannot change what this
-        // build embedded.
-        let embedded = out_dir.join(format!("{}.wasm", component.package));
-        fs::copy(&wasm, &embedded).map_err(|error| {
-            format!("copying {} to {}: {error}", wasm.display(), embedded.display())
-        })?;
-        let version = versions
+        let crate_version = versions
             .iter()
             .find(|(name, _)| name == component.package)
             .map(|(_, version)| version.as_str())
             .ok_or_else(|| format!("cargo metadata does not list {}", component.package))?;
-        write_constant(&mut generated, component, version, &embedded);
+        // Checked before the slow part, so a wrong manifest fails at once.
+        let manifest = checked_manifest(component, &workspace_root, crate_version)?;
+        let wasm = build_component(component, &workspace_root, &outer_target_dir)?;
+        // Snapshots in OUT_DIR, named after the constant (one crate may make
+        // several artifacts): a later build of the shared guest directory
+        // (by another profile or checkout state) cannot change what this
+        // build embedded.
+        let file_stem = component.constant.to_ascii_lowercase();
+        let embedded_wasm = out_dir.join(format!("{file_stem}.wasm"));
+        fs::copy(&wasm, &embedded_wasm).map_err(|error| {
+            format!("copying {} to {}: {error}", wasm.display(), embedded_wasm.display())
+        })?;
+        let embedded_manifest = out_dir.join(format!("{file_stem}.{MANIFEST_FILE}"));
+        fs::write(&embedded_manifest, manifest)
+            .map_err(|error| format!("writing {}: {error}", embedded_manifest.display()))?;
+        let version = component.variant.as_ref().map_or(crate_version, |variant| variant.version);
+        write_constant(&mut generated, component, version, &embedded_wasm, &embedded_manifest);
     }
     let generated_path = out_dir.join("artifacts.rs");
     fs::write(&generated_path, generated)
         .map_err(|error| format!("writing {}: {error}", generated_path.display()))
+}
+
+/// The manifest of `component`: the `plugin.toml` beside its Cargo.toml,
+/// checked against the crate (see [`manifest::checked`]), with the
+/// variant's version put in for a variant.
+fn checked_manifest(
+    component: &Component,
+    workspace_root: &Path,
+    crate_version: &str,
+) -> Result<String, String> {
+    let shown = format!("{}/{MANIFEST_FILE}", component.directory);
+    let path = workspace_root.join(component.directory).join(MANIFEST_FILE);
+    let text = fs::read_to_string(&path).map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => format!(
+            "{shown} is missing: every component ships with its manifest (id, version, kind, \
+             publisher, capabilities and configuration schema) beside its Cargo.toml"
+        ),
+        _ => format!("reading {}: {error}", path.display()),
+    })?;
+    let variant = component.variant.as_ref().map(|variant| (variant.features, variant.version));
+    manifest::checked(&text, &shown, component.package, crate_version, variant)
 }
 
 fn env_var(name: &str) -> Result<String, String> {
@@ -263,16 +356,29 @@ fn package_versions(workspace_root: &Path) -> Result<Vec<(String, String)>, Stri
         .collect())
 }
 
-/// Runs `cargo build --release --target wasm32-wasip2 -p <package>` and
-/// returns the component's path.
+/// Runs `cargo build --release --target wasm32-wasip2 -p <package>` (with
+/// the variant's `--features`) and returns the component's path.
+///
+/// A variant builds in a target directory of its own. The output of a
+/// `cdylib` is named after the crate alone, without the hash that keeps the
+/// builds of other features apart, so two feature sets built in turn in one
+/// directory would overwrite each other's file, and cargo, finding the file
+/// newer than the sources, could take the other build's output as fresh.
 fn build_component(
     component: &Component,
     workspace_root: &Path,
-    guests_target_dir: &Path,
+    outer_target_dir: &Path,
 ) -> Result<PathBuf, String> {
+    let guests_target_dir = match &component.variant {
+        None => outer_target_dir.join("wasm-guests"),
+        Some(_) => outer_target_dir.join(format!(
+            "wasm-guests-{}",
+            component.constant.to_ascii_lowercase().replace('_', "-")
+        )),
+    };
     let mut command = scrubbed_cargo();
     command
-        .env("CARGO_TARGET_DIR", guests_target_dir)
+        .env("CARGO_TARGET_DIR", &guests_target_dir)
         // A component is a shipped artifact: optimised, small, and without
         // unwinding, which wasm32-wasip2 does not support (the workspace's
         // release profile asks for `panic = "unwind"` for the host).
@@ -282,6 +388,7 @@ fn build_component(
         .env("CARGO_PROFILE_RELEASE_LTO", "true")
         .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
         .args(["build", "--release", "--target", WASM_TARGET, "--package", component.package])
+        .args(component.variant.iter().flat_map(|variant| ["--features", variant.features]))
         .arg("--manifest-path")
         .arg(workspace_root.join("Cargo.toml"))
         .current_dir(workspace_root)
@@ -289,15 +396,15 @@ fn build_component(
         // nested cargo's output goes to stderr, shown when the build fails.
         .stdout(std::io::stderr())
         .stderr(Stdio::inherit());
-    eprintln!("building {} for {WASM_TARGET}: {command:?}", component.package);
+    eprintln!("building {} for {WASM_TARGET}: {command:?}", component.constant);
     let status = command
         .status()
         .map_err(|error| format!("running cargo for {}: {error}", component.package))?;
     if !status.success() {
         return Err(format!(
-            "building the {} component for {WASM_TARGET} failed (see the cargo output above; \
-             directory {})",
-            component.package, component.directory
+            "building the {} component ({}) for {WASM_TARGET} failed (see the cargo output \
+             above; directory {})",
+            component.package, component.constant, component.directory
         ));
     }
     let wasm = guests_target_dir
@@ -311,22 +418,34 @@ fn build_component(
 }
 
 /// Appends the `pub const` of one component to the generated source.
-fn write_constant(generated: &mut String, component: &Component, version: &str, wasm: &Path) {
+fn write_constant(
+    generated: &mut String,
+    component: &Component,
+    version: &str,
+    wasm: &Path,
+    manifest: &Path,
+) {
     let feature_gate =
         if component.test_guest { "#[cfg(feature = \"test-guests\")]\n" } else { "" };
+    let features = match &component.variant {
+        None => String::new(),
+        Some(variant) => format!(" with `--features {}`", variant.features),
+    };
     generated.push_str(&format!(
         "/// {summary}\n\
          ///\n\
-         /// Built from `{directory}`, version {version}.\n\
+         /// Built from `{directory}`{features}, version {version}.\n\
          {feature_gate}pub const {constant}: Artifact = Artifact {{\n    \
              id: {id:?},\n    \
              version: {version:?},\n    \
-             wasm: include_bytes!({path:?}),\n\
+             wasm: include_bytes!({wasm_path:?}),\n    \
+             manifest: include_str!({manifest_path:?}),\n\
          }};\n\n",
         summary = component.summary,
         directory = component.directory,
         constant = component.constant,
         id = component.package,
-        path = wasm.display().to_string(),
+        wasm_path = wasm.display().to_string(),
+        manifest_path = manifest.display().to_string(),
     ));
 }

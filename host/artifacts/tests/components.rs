@@ -1,6 +1,10 @@
 //! The embedded artifacts are real components with the world they claim:
-//! the right header, one exported extension point, and no imports besides
-//! Bazaar's interfaces and the WASI interfaces Rust's standard library uses.
+//! the right header, the extension point of their manifest's kind, and no
+//! imports besides the Bazaar interfaces their manifest asks for and the
+//! WASI interfaces Rust's standard library uses (except the guest built to
+//! import something else).
+
+use std::collections::BTreeSet;
 
 use bazaar_artifacts::{Artifact, FIRST_PARTY, LOGISTICS_ROUTER, PRICING_PROMOTIONS, RISK_GUARD};
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
@@ -17,15 +21,31 @@ const COMPONENT_BYTES_MIN: usize = 16 * 1024;
 /// links them with a deny-all context.
 const WASI_PREFIXES: &[&str] = &["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:random/"];
 
+/// The prefix and version of Bazaar's own interfaces.
+const BAZAAR_PREFIX: &str = "bazaar:commerce/";
+const BAZAAR_VERSION: &str = "@0.1.0";
+
+/// The Bazaar interface of shared types: it has no functions, every plugin
+/// imports it, and it needs no grant.
+const TYPES_INTERFACE: &str = "types";
+
+/// The test guests, when this build has them.
+#[cfg(feature = "test-guests")]
+const TEST_GUESTS: &[Artifact] = bazaar_artifacts::TEST_GUESTS;
+#[cfg(not(feature = "test-guests"))]
+const TEST_GUESTS: &[Artifact] = &[];
+
 fn all_artifacts() -> Vec<Artifact> {
-    let mut artifacts = FIRST_PARTY.to_vec();
+    [FIRST_PARTY, TEST_GUESTS].concat()
+}
+
+/// Every artifact but the one built to import an interface Bazaar lacks.
+fn well_formed_artifacts() -> Vec<Artifact> {
     #[cfg(feature = "test-guests")]
-    artifacts.extend([
-        bazaar_artifacts::HOSTILE_PRICING,
-        bazaar_artifacts::HOSTILE_RISK,
-        bazaar_artifacts::BULK_DISCOUNT_EXAMPLE,
-    ]);
-    artifacts
+    let foreign = Some(bazaar_artifacts::FOREIGN_IMPORT);
+    #[cfg(not(feature = "test-guests"))]
+    let foreign: Option<Artifact> = None;
+    all_artifacts().into_iter().filter(|artifact| Some(*artifact) != foreign).collect()
 }
 
 /// The top-level import and export names of `component`.
@@ -51,6 +71,25 @@ fn interface_names(component: &[u8]) -> (Vec<String>, Vec<String>) {
         }
     }
     (imports, exports)
+}
+
+/// The manifest of `artifact`, parsed.
+fn manifest_of(artifact: &Artifact) -> toml::Table {
+    toml::from_str(artifact.manifest)
+        .unwrap_or_else(|error| panic!("the manifest of {} is not TOML: {error}", artifact.id))
+}
+
+/// The `kind` and `capabilities` of `artifact`'s manifest.
+fn kind_and_capabilities(artifact: &Artifact) -> (String, BTreeSet<String>) {
+    let manifest = manifest_of(artifact);
+    let kind = manifest["kind"].as_str().expect("a kind").to_owned();
+    let capabilities = manifest["capabilities"]
+        .as_array()
+        .expect("a capability list")
+        .iter()
+        .map(|capability| capability.as_str().expect("a capability name").to_owned())
+        .collect();
+    (kind, capabilities)
 }
 
 #[test]
@@ -81,25 +120,29 @@ fn every_artifact_validates_as_a_component() {
 }
 
 #[test]
-fn each_plugin_exports_exactly_its_own_extension_point() {
+fn each_plugin_exports_exactly_the_extension_point_of_its_manifest_kind() {
     let (_, pricing_exports) = interface_names(PRICING_PROMOTIONS.wasm);
     assert_eq!(pricing_exports, ["bazaar:commerce/pricer@0.1.0"]);
     let (_, logistics_exports) = interface_names(LOGISTICS_ROUTER.wasm);
     assert_eq!(logistics_exports, ["bazaar:commerce/router@0.1.0"]);
     let (_, risk_exports) = interface_names(RISK_GUARD.wasm);
     assert_eq!(risk_exports, ["bazaar:commerce/risk-assessor@0.1.0"]);
-    #[cfg(feature = "test-guests")]
-    {
-        let (_, hostile_exports) = interface_names(bazaar_artifacts::HOSTILE_PRICING.wasm);
-        assert_eq!(hostile_exports, ["bazaar:commerce/pricer@0.1.0"]);
-        let (_, hostile_risk_exports) = interface_names(bazaar_artifacts::HOSTILE_RISK.wasm);
-        assert_eq!(hostile_risk_exports, ["bazaar:commerce/risk-assessor@0.1.0"]);
+    for artifact in all_artifacts() {
+        let (kind, _) = kind_and_capabilities(&artifact);
+        let export = match kind.as_str() {
+            "pricing" => "bazaar:commerce/pricer@0.1.0",
+            "logistics" => "bazaar:commerce/router@0.1.0",
+            "risk" => "bazaar:commerce/risk-assessor@0.1.0",
+            other => panic!("{} has an unknown kind {other:?}", artifact.id),
+        };
+        let (_, exports) = interface_names(artifact.wasm);
+        assert_eq!(exports, [export], "{}", artifact.id);
     }
 }
 
 #[test]
 fn components_import_only_bazaar_interfaces_and_std_wasi() {
-    for artifact in all_artifacts() {
+    for artifact in well_formed_artifacts() {
         let (imports, _) = interface_names(artifact.wasm);
         assert!(
             imports.iter().any(|name| name.starts_with("bazaar:commerce/config@")),
@@ -107,7 +150,7 @@ fn components_import_only_bazaar_interfaces_and_std_wasi() {
             artifact.id
         );
         for name in &imports {
-            let bazaar = name.starts_with("bazaar:commerce/");
+            let bazaar = name.starts_with(BAZAAR_PREFIX);
             let wasi = WASI_PREFIXES.iter().any(|prefix| name.starts_with(prefix));
             assert!(bazaar || wasi, "{} imports {name}", artifact.id);
             assert!(
@@ -122,6 +165,28 @@ fn components_import_only_bazaar_interfaces_and_std_wasi() {
 }
 
 #[test]
+fn every_manifest_asks_for_exactly_the_bazaar_interfaces_its_component_imports() {
+    for artifact in all_artifacts() {
+        let (_, capabilities) = kind_and_capabilities(&artifact);
+        let (imports, _) = interface_names(artifact.wasm);
+        let imported: BTreeSet<String> = imports
+            .iter()
+            .filter_map(|name| name.strip_prefix(BAZAAR_PREFIX))
+            .map(|interface| {
+                interface
+                    .strip_suffix(BAZAAR_VERSION)
+                    .unwrap_or_else(|| {
+                        panic!("{} imports {interface} of another version", artifact.id)
+                    })
+                    .to_owned()
+            })
+            .filter(|interface| interface != TYPES_INTERFACE)
+            .collect();
+        assert_eq!(imported, capabilities, "{}: imports {imports:?}", artifact.id);
+    }
+}
+
+#[test]
 fn versions_come_from_the_plugin_manifests() {
     assert_eq!(PRICING_PROMOTIONS.id, "pricing-promotions");
     assert_eq!(LOGISTICS_ROUTER.id, "logistics-router");
@@ -131,5 +196,77 @@ fn versions_come_from_the_plugin_manifests() {
         let parts: Vec<&str> = artifact.version.split('.').collect();
         assert_eq!(parts.len(), 3, "{}: {:?}", artifact.id, artifact.version);
         assert!(parts.iter().all(|part| part.parse::<u64>().is_ok()), "{}", artifact.version);
+    }
+}
+
+#[cfg(feature = "test-guests")]
+mod test_guests {
+    use super::*;
+    use bazaar_artifacts::{CORE_MODULE, FOREIGN_IMPORT, TAGGED_PRICING_V1, TAGGED_PRICING_V2};
+    use wasmparser::{Encoding, ExternalKind};
+
+    #[test]
+    fn the_foreign_import_guest_really_imports_the_partner_socket() {
+        let (imports, _) = interface_names(FOREIGN_IMPORT.wasm);
+        assert!(imports.iter().any(|name| name == "partner:net/socket"), "{imports:?}");
+        let unknown: Vec<&String> = imports
+            .iter()
+            .filter(|name| {
+                !name.starts_with(BAZAAR_PREFIX)
+                    && !WASI_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+            })
+            .collect();
+        assert_eq!(unknown, ["partner:net/socket"]);
+    }
+
+    #[test]
+    fn the_two_tagged_versions_are_one_plugin_in_two_different_builds() {
+        assert_eq!(TAGGED_PRICING_V1.id, "tagged-pricing");
+        assert_eq!(TAGGED_PRICING_V2.id, "tagged-pricing");
+        assert_eq!(TAGGED_PRICING_V1.version, "1.0.0");
+        assert_eq!(TAGGED_PRICING_V2.version, "2.0.0");
+        assert_ne!(TAGGED_PRICING_V1.wasm, TAGGED_PRICING_V2.wasm);
+        let code_of = |wasm: &[u8]| {
+            let text = String::from_utf8_lossy(wasm).into_owned();
+            (text.contains("tagged-v1"), text.contains("tagged-v2"))
+        };
+        assert_eq!(code_of(TAGGED_PRICING_V1.wasm), (true, false));
+        assert_eq!(code_of(TAGGED_PRICING_V2.wasm), (false, true));
+        // The manifests differ in their version line and nowhere else.
+        let differing: Vec<(&str, &str)> = TAGGED_PRICING_V1
+            .manifest
+            .lines()
+            .zip(TAGGED_PRICING_V2.manifest.lines())
+            .filter(|(v1, v2)| v1 != v2)
+            .collect();
+        assert_eq!(differing, [("version = \"1.0.0\"", "version = \"2.0.0\"")]);
+        assert_eq!(
+            TAGGED_PRICING_V1.manifest.lines().count(),
+            TAGGED_PRICING_V2.manifest.lines().count()
+        );
+    }
+
+    #[test]
+    fn the_core_module_is_a_valid_module_exporting_one_function() {
+        Validator::new_with_features(WasmFeatures::all())
+            .validate_all(CORE_MODULE)
+            .expect("a valid core module");
+        assert!(!CORE_MODULE.starts_with(&COMPONENT_HEADER));
+        let mut encoding = None;
+        let mut exports = Vec::new();
+        for payload in Parser::new(0).parse_all(CORE_MODULE) {
+            match payload.expect("a well-formed module") {
+                Payload::Version { encoding: found, .. } => encoding = Some(found),
+                Payload::ExportSection(section) => {
+                    for export in section {
+                        let export = export.expect("an export");
+                        exports.push((export.name.to_owned(), export.kind));
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(encoding, Some(Encoding::Module));
+        assert_eq!(exports, [("run".to_owned(), ExternalKind::Func)]);
     }
 }

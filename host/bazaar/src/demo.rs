@@ -19,7 +19,7 @@ use bazaar_kernel::Command;
 use bazaar_kernel::model::{OrderStatus, PluginId, Sku, StoreId};
 use bazaar_store::Backend;
 
-use crate::load::{self, LoadPlan, LoadProgress};
+use crate::load::{self, LoadPlan, LoadProgress, splitmix64};
 use bazaar_node::node::{Node, NodeConfig};
 use bazaar_node::plugins::PluginSet;
 use bazaar_node::seed::{self, HOT_SKU};
@@ -75,6 +75,7 @@ pub fn run(options: DemoOptions) -> anyhow::Result<()> {
         store: flagship.clone(),
         plugin: PluginId::new("risk-guard")?,
         config_json: Some(seed::RISK_GUARD_CONFIG.into()),
+        settings: bazaar_kernel::PluginSettings::default(),
     })?;
     println!(
         "stores    {flagship} ({} x {HOT_SKU} at 4,999.00 instead of 5,999.00, limit {} per customer, anti-scalper risk rules), {outlet}",
@@ -269,14 +270,6 @@ fn demo_requests(flagship: StoreId, outlet: StoreId, hot_stock: u64) -> Arc<load
             (store.clone(), seed::order_request(customer, lines, coupon, key))
         }
     })
-}
-
-/// A well-mixed 64-bit hash of `x` (SplitMix64).
-pub fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 fn print_progress(node: &Node, flagship: &StoreId, progress: &LoadProgress, total: u64) {

@@ -1,9 +1,10 @@
 //! The `bazaar` command's work: the Double-11 demo, the benchmarks (over an
-//! in-process node, and over HTTP against `bazaar serve`), and the soak load
-//! that the crash test drives.
+//! in-process node, and over HTTP against `bazaar serve`), the soak load
+//! that the crash test drives, and the `bazaar plugin` commands.
 
 pub mod bench;
 pub mod demo;
-pub mod load;
+pub use bazaar_node::load;
 pub mod loadgen;
+pub mod plugin_cli;
 pub mod soak;

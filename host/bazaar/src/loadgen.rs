@@ -194,7 +194,7 @@ fn seed_call(command: &Command) -> Option<(Method, String, Value)> {
             format!("/v1/stores/{store}/stock/receipts"),
             json!({"sku": sku.as_str(), "warehouse": warehouse.as_str(), "quantity": quantity}),
         ),
-        Command::ConfigurePlugin { store, plugin, config_json: Some(config) } => (
+        Command::ConfigurePlugin { store, plugin, config_json: Some(config), .. } => (
             Method::PUT,
             format!("/v1/stores/{store}/plugins/{plugin}/config"),
             serde_json::from_str(config).ok()?,

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use bazaar::bench::{self, BenchOptions, Benchmark};
 use bazaar::demo::{self, DemoOptions};
 use bazaar::loadgen::{HttpBenchOptions, Scenario};
+use bazaar::plugin_cli::{self, PluginCommand};
 use bazaar::soak::{self, SoakOptions};
 use bazaar_server::Settings;
 use bazaar_store::Backend;
@@ -78,6 +79,9 @@ enum Commands {
         #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Mixed, Scenario::Hot])]
         scenarios: Vec<Scenario>,
     },
+    /// Publish and manage plugins: keys, signatures, install, activate, roll back.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Place orders continuously against a node, printing one line per
     /// acknowledged order (`ack <idempotency-key> <order-number>`) until killed.
     Soak {
@@ -186,6 +190,7 @@ fn main() -> ExitCode {
             let http = HttpBenchOptions { connections, step_seconds: seconds, scenarios };
             bench::run(benchmark, BenchOptions { orders, backend, http })
         }
+        Commands::Plugin(command) => plugin_cli::run(command),
         Commands::Soak { data_dir, backend, clients, snapshot_every_commands } => {
             soak::run(SoakOptions { data_dir, backend, clients, snapshot_every_commands })
         }

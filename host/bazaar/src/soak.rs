@@ -12,8 +12,7 @@ use bazaar_kernel::Outcome;
 use bazaar_kernel::model::StoreId;
 use bazaar_store::Backend;
 
-use crate::demo::splitmix64;
-use crate::load::{self, LoadPlan, LoadProgress};
+use crate::load::{self, LoadPlan, LoadProgress, splitmix64};
 use bazaar_node::node::{Node, NodeConfig, wall_clock_ms};
 use bazaar_node::plugins::PluginSet;
 use bazaar_node::seed;

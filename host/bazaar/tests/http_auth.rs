@@ -1,14 +1,15 @@
 //! The auth matrix over a real `bazaar serve` process: every route with
 //! every kind of caller (no token, a bad token, operator, merchant of the
-//! store, merchant of another store, partner, checkout of the store,
-//! checkout of another store). Refusals are 401 or 403 and change nothing in
-//! either store; permitted calls succeed.
+//! store, merchant of another store, partner of the plugin, partner of
+//! another plugin, checkout of the store, checkout of another store).
+//! Refusals are 401 or 403 and change nothing in either store nor in the
+//! plugin platform; permitted calls succeed.
 
 mod common;
 
 use std::collections::BTreeSet;
 
-use common::{ROUTES, Server, order_body};
+use common::{Publisher, ROUTES, Server, order_body};
 use serde_json::{Value, json};
 
 /// The store the routes target.
@@ -17,6 +18,8 @@ const OWN: &str = "alpha";
 const OTHER: &str = "beta";
 /// The SKU both stores sell.
 const SKU: &str = "D11-PHONE";
+/// The plugin the platform's routes target: the partner's, in two versions.
+const PLUGIN: &str = "tagged-pricing";
 
 /// Who calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,21 +34,24 @@ enum Caller {
     MerchantOwn,
     /// A merchant of the other store.
     MerchantOther,
-    /// A partner.
+    /// The partner publishing the targeted plugin.
     Partner,
+    /// A partner of another plugin.
+    PartnerOther,
     /// The targeted store's checkout.
     CheckoutOwn,
     /// The other store's checkout.
     CheckoutOther,
 }
 
-const CALLERS: [Caller; 8] = [
+const CALLERS: [Caller; 9] = [
     Caller::Anonymous,
     Caller::BadToken,
     Caller::Operator,
     Caller::MerchantOwn,
     Caller::MerchantOther,
     Caller::Partner,
+    Caller::PartnerOther,
     Caller::CheckoutOwn,
     Caller::CheckoutOther,
 ];
@@ -63,6 +69,10 @@ enum Access {
     Merchant,
     /// Operators, the store's merchants and its checkout tokens.
     Checkout,
+    /// Every token, whatever its role and scope.
+    AnyToken,
+    /// Operators and the partner publishing the plugin.
+    Publisher,
 }
 
 /// The access of each route; must cover `ROUTES` exactly.
@@ -86,8 +96,12 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("POST", "/v1/stores/{store}/stock/write-offs", Access::Merchant),
     ("GET", "/v1/stores/{store}/stock", Access::Checkout),
     ("GET", "/v1/stores/{store}/stock/{sku}", Access::Checkout),
+    ("GET", "/v1/stores/{store}/plugins", Access::Merchant),
+    ("PUT", "/v1/stores/{store}/plugins/{plugin}", Access::Merchant),
+    ("DELETE", "/v1/stores/{store}/plugins/{plugin}", Access::Merchant),
     ("PUT", "/v1/stores/{store}/plugins/{plugin}/config", Access::Merchant),
     ("DELETE", "/v1/stores/{store}/plugins/{plugin}/config", Access::Merchant),
+    ("PUT", "/v1/stores/{store}/pricing-rules", Access::Merchant),
     ("POST", "/v1/stores/{store}/orders", Access::Checkout),
     ("GET", "/v1/stores/{store}/orders", Access::Merchant),
     ("GET", "/v1/stores/{store}/orders/{number}", Access::Checkout),
@@ -95,6 +109,21 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("POST", "/v1/stores/{store}/orders/{number}/cancel", Access::Merchant),
     ("POST", "/v1/stores/{store}/orders/{number}/fulfil", Access::Merchant),
     ("POST", "/v1/stores/{store}/cart/price", Access::Checkout),
+    ("PUT", "/v1/publishers/{publisher}", Access::Operator),
+    ("GET", "/v1/publishers", Access::Operator),
+    ("DELETE", "/v1/publishers/{publisher}", Access::Operator),
+    ("POST", "/v1/plugins", Access::Publisher),
+    ("GET", "/v1/plugins", Access::AnyToken),
+    ("GET", "/v1/plugins/{plugin}", Access::AnyToken),
+    ("POST", "/v1/plugins/{plugin}/activate", Access::Operator),
+    ("POST", "/v1/plugins/{plugin}/rollback", Access::Operator),
+    ("PUT", "/v1/plugins/{plugin}/shadow", Access::Operator),
+    ("GET", "/v1/plugins/{plugin}/shadow", Access::Publisher),
+    ("DELETE", "/v1/plugins/{plugin}/shadow", Access::Operator),
+    ("POST", "/v1/plugins/{plugin}/shadow/promote", Access::Operator),
+    ("DELETE", "/v1/plugins/{plugin}/versions/{version}", Access::Operator),
+    ("GET", "/v1/plugins/{plugin}/stats", Access::Publisher),
+    ("GET", "/v1/breakers", Access::AnyMerchant),
 ];
 
 /// The status `caller` gets from a route with `access`: a success class
@@ -105,6 +134,8 @@ fn expected(access: Access, caller: Caller) -> u16 {
         (Access::Public, _) => 2,
         (_, Anonymous | BadToken) => 401,
         (_, Operator) => 2,
+        (Access::AnyToken, _) => 2,
+        (Access::Publisher, Partner) => 2,
         (Access::AnyMerchant, MerchantOwn | MerchantOther) => 2,
         (Access::Merchant | Access::Checkout, MerchantOwn) => 2,
         (Access::Checkout, CheckoutOwn) => 2,
@@ -118,14 +149,19 @@ struct Tokens {
     merchant_own: String,
     /// Merchant of the other store.
     merchant_other: String,
-    /// A partner.
+    /// The partner of the targeted plugin.
     partner: String,
+    /// A partner of another plugin.
+    partner_other: String,
     /// Checkout of the targeted store.
     checkout_own: String,
     /// Checkout of the other store.
     checkout_other: String,
     /// A token id that a refused DELETE targets.
     victim_id: String,
+    /// The publisher of the targeted plugin (not a token: its key signs
+    /// the packages the install route receives).
+    publisher: Publisher,
 }
 
 impl Tokens {
@@ -139,6 +175,7 @@ impl Tokens {
             Caller::MerchantOwn => Some(self.merchant_own.clone()),
             Caller::MerchantOther => Some(self.merchant_other.clone()),
             Caller::Partner => Some(self.partner.clone()),
+            Caller::PartnerOther => Some(self.partner_other.clone()),
             Caller::CheckoutOwn => Some(self.checkout_own.clone()),
             Caller::CheckoutOther => Some(self.checkout_other.clone()),
         }
@@ -242,6 +279,100 @@ async fn call_for(
         ("POST", "/v1/stores/{store}/cart/price") => {
             (store_path("/cart/price"), Some(order_body("pricer", SKU, 1)), vec![])
         }
+        ("PUT", "/v1/stores/{store}/plugins/{plugin}") => (
+            store_path("/plugins/logistics-router"),
+            Some(json!({
+                "config": serde_json::from_str::<Value>(bazaar_node::seed::ROUTER_CONFIG).unwrap(),
+                "consent": ["config"],
+            })),
+            vec![],
+        ),
+        ("DELETE", "/v1/stores/{store}/plugins/{plugin}") => {
+            if fresh {
+                let config: Value =
+                    serde_json::from_str(bazaar_node::seed::PROMOTIONS_CONFIG).unwrap();
+                server
+                    .operator(
+                        "PUT",
+                        &store_path("/plugins/pricing-promotions/config"),
+                        Some(config),
+                        200,
+                    )
+                    .await;
+            }
+            (store_path("/plugins/pricing-promotions"), None, vec![])
+        }
+        ("PUT", "/v1/stores/{store}/pricing-rules") => {
+            (store_path("/pricing-rules"), Some(json!({"discount_cap_percent": 90})), vec![])
+        }
+        ("PUT", "/v1/publishers/{publisher}") => (
+            format!("/v1/publishers/matrix-{serial}"),
+            Some(json!({"public_key": Publisher::new("unused").public_key()})),
+            vec![],
+        ),
+        ("DELETE", "/v1/publishers/{publisher}") => {
+            let id = if fresh {
+                let doomed = Publisher::new(&format!("doomed-{serial}"));
+                server.trust(&doomed).await;
+                doomed.id
+            } else {
+                tokens.publisher.id.clone()
+            };
+            (format!("/v1/publishers/{id}"), None, vec![])
+        }
+        ("POST", "/v1/plugins") => (
+            "/v1/plugins".to_string(),
+            Some(tokens.publisher.artifact(&bazaar_artifacts::TAGGED_PRICING_V1)),
+            vec![],
+        ),
+        ("POST", "/v1/plugins/{plugin}/activate") => {
+            if fresh {
+                reset_plugin(server, &tokens.publisher).await;
+            }
+            (plugin_path("/activate"), Some(json!({"version": "2.0.0"})), vec![])
+        }
+        ("POST", "/v1/plugins/{plugin}/rollback") => {
+            if fresh {
+                reset_plugin(server, &tokens.publisher).await;
+                server
+                    .operator(
+                        "POST",
+                        &plugin_path("/activate"),
+                        Some(json!({"version": "2.0.0"})),
+                        200,
+                    )
+                    .await;
+            }
+            (plugin_path("/rollback"), None, vec![])
+        }
+        ("PUT", "/v1/plugins/{plugin}/shadow") => {
+            if fresh {
+                reset_plugin(server, &tokens.publisher).await;
+            }
+            (plugin_path("/shadow"), Some(json!({"version": "2.0.0", "share_percent": 50})), vec![])
+        }
+        ("GET", "/v1/plugins/{plugin}/shadow")
+        | ("DELETE", "/v1/plugins/{plugin}/shadow")
+        | ("POST", "/v1/plugins/{plugin}/shadow/promote") => {
+            if fresh {
+                reset_plugin(server, &tokens.publisher).await;
+                server
+                    .operator(
+                        "PUT",
+                        &plugin_path("/shadow"),
+                        Some(json!({"version": "2.0.0", "share_percent": 50})),
+                        200,
+                    )
+                    .await;
+            }
+            (template.replace("{plugin}", PLUGIN), None, vec![])
+        }
+        ("DELETE", "/v1/plugins/{plugin}/versions/{version}") => {
+            if fresh {
+                reset_plugin(server, &tokens.publisher).await;
+            }
+            (plugin_path("/versions/2.0.0"), None, vec![])
+        }
         ("GET", "/v1/stores/{store}/orders/{number}") => (store_path("/orders/1"), None, vec![]),
         ("POST", "/v1/stores/{store}/orders/{number}/pay")
         | ("POST", "/v1/stores/{store}/orders/{number}/cancel") => {
@@ -264,16 +395,39 @@ async fn call_for(
             };
             (store_path(&format!("/orders/{number}/fulfil")), None, vec![])
         }
-        (_, template) => (template.replace("{store}", OWN), None, vec![]),
+        (_, template) => {
+            (template.replace("{store}", OWN).replace("{plugin}", PLUGIN), None, vec![])
+        }
     };
     Call { path, body, headers }
 }
 
-/// Everything either store holds, and the token list, as the operator sees them.
+/// The path of the targeted plugin followed by `rest`.
+fn plugin_path(rest: &str) -> String {
+    format!("/v1/plugins/{PLUGIN}{rest}")
+}
+
+/// Puts the targeted plugin back as the matrix starts from: both versions
+/// installed, 1.0.0 active, no shadow run.
+async fn reset_plugin(server: &Server, publisher: &Publisher) {
+    for artifact in [&bazaar_artifacts::TAGGED_PRICING_V1, &bazaar_artifacts::TAGGED_PRICING_V2] {
+        let reply = server.install(&server.operator, &publisher.artifact(artifact)).await;
+        assert!(reply.status.is_success(), "installing {}: {}", artifact.version, reply.text);
+    }
+    server
+        .operator("POST", &plugin_path("/activate"), Some(json!({"version": "1.0.0"})), 200)
+        .await;
+    server.operator("DELETE", &plugin_path("/shadow"), None, 204).await;
+}
+
+/// Everything either store holds, the token list, the trusted publishers
+/// and the installed plugins, as the operator sees them.
 async fn snapshot(server: &Server) -> Vec<Value> {
     let mut state = vec![server.operator("GET", "/v1/tokens", None, 200).await];
+    state.push(server.operator("GET", "/v1/publishers", None, 200).await);
+    state.push(server.operator("GET", "/v1/plugins", None, 200).await);
     for store in [OWN, OTHER] {
-        for rest in ["", "/products", "/warehouses", "/stock"] {
+        for rest in ["", "/products", "/warehouses", "/stock", "/plugins"] {
             state.push(
                 server.operator("GET", &format!("/v1/stores/{store}{rest}"), None, 200).await,
             );
@@ -311,13 +465,18 @@ async fn every_route_admits_exactly_the_roles_it_should_and_refusals_change_noth
             .await;
         server.operator("POST", &format!("/v1/stores/{store}/orders/2/pay"), None, 200).await;
     }
+    let publisher = Publisher::new("bazaar-tests");
+    server.trust(&publisher).await;
+    reset_plugin(&server, &publisher).await;
     let tokens = Tokens {
         merchant_own: server.issue_token("merchant", &[OWN], &[]).await.0,
         merchant_other: server.issue_token("merchant", &[OTHER], &[]).await.0,
-        partner: server.issue_token("partner", &[], &["pricing-promotions"]).await.0,
+        partner: server.issue_token("partner", &[], &[PLUGIN]).await.0,
+        partner_other: server.issue_token("partner", &[], &["pricing-promotions"]).await.0,
         checkout_own: server.issue_token("checkout", &[OWN], &[]).await.0,
         checkout_other: server.issue_token("checkout", &[OTHER], &[]).await.0,
         victim_id: server.issue_token("merchant", &[OTHER], &[]).await.1,
+        publisher,
     };
 
     // Every refusal first, with the state compared before and after.

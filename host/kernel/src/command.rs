@@ -8,8 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Adjustment, OrderNumber, OrderRequest, OrderStatus, PluginFailure, PluginId, Product,
-    RiskCheck, ShipmentPlan, Sku, StockLevel, StoreId, Totals, Warehouse, WarehouseId,
+    Adjustment, Capability, OrderNumber, OrderRequest, OrderStatus, PluginFailure, PluginId,
+    Product, RiskCheck, ShipmentPlan, Sku, StockLevel, StoreId, Totals, Warehouse, WarehouseId,
 };
 use crate::money::Currency;
 
@@ -85,6 +85,15 @@ pub enum Command {
         plugin: PluginId,
         /// The configuration as JSON, or `None` to switch it off.
         config_json: Option<String>,
+        /// How the plugin runs for the store (ignored when switching off).
+        settings: PluginSettings,
+    },
+    /// Set how the store's pricing plugins combine.
+    SetPricingRules {
+        /// The store.
+        store: StoreId,
+        /// The rules.
+        rules: PricingRules,
     },
     /// Create an order and reserve its stock.
     PlaceOrder(Box<PlaceOrder>),
@@ -128,10 +137,56 @@ impl Command {
             | Command::ReceiveStock { store, .. }
             | Command::WriteOffStock { store, .. }
             | Command::ConfigurePlugin { store, .. }
+            | Command::SetPricingRules { store, .. }
             | Command::PayOrder { store, .. }
             | Command::CancelOrder { store, .. }
             | Command::FulfilOrder { store, .. } => store,
             Command::PlaceOrder(place) => &place.store,
+        }
+    }
+}
+
+/// Most plugins one store may configure: each runs on every order of the
+/// store, so this bounds the plugin work one order can cause.
+pub const PLUGINS_PER_STORE_MAX: usize = 16;
+
+/// How a configured plugin runs for a store.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginSettings {
+    /// The version the store runs, or `None` to follow the version the
+    /// operator activates.
+    pub version_pin: Option<String>,
+    /// The plugin's place among the store's pricing plugins: lower runs
+    /// first, equal priorities run in plugin-id order.
+    pub priority: u32,
+    /// When this pricing plugin grants a discount, the store's later
+    /// pricing plugins do not run.
+    pub exclusive: bool,
+    /// The capabilities the merchant consented to when enabling it.
+    pub consented: Vec<Capability>,
+}
+
+/// How a store's pricing plugins combine, beyond their order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PricingRules {
+    /// The largest total discount as a percentage of the subtotal.
+    pub discount_cap_percent: Option<u8>,
+    /// The largest total discount in minor units of the store currency.
+    pub discount_cap_minor: Option<i64>,
+}
+
+impl PricingRules {
+    /// The most the store's plugins may take off a cart of `subtotal_minor`
+    /// together, or `None` when uncapped. A percentage rounds down, so
+    /// the cap never exceeds the stated share.
+    pub fn discount_cap(&self, subtotal_minor: i64) -> Option<i64> {
+        let by_percent = self.discount_cap_percent.map(|percent| {
+            let capped = i128::from(subtotal_minor.max(0)) * i128::from(percent) / 100;
+            i64::try_from(capped).unwrap_or(i64::MAX)
+        });
+        match (by_percent, self.discount_cap_minor) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 }
@@ -181,6 +236,8 @@ pub enum Outcome {
     StockChanged(StockLevel),
     /// The plugin configuration was stored or removed.
     PluginConfigured,
+    /// The store's pricing rules were stored.
+    PricingRulesSet,
     /// An order exists: new, or the earlier order of the same idempotency key.
     OrderPlaced {
         /// Its number.

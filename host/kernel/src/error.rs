@@ -145,6 +145,17 @@ pub enum KernelError {
     /// A plugin state write over a limit.
     #[error("invalid plugin state write: {0}")]
     InvalidStateWrite(String),
+    /// Pricing rules out of range.
+    #[error("invalid pricing rules: {0}")]
+    InvalidPricingRules(String),
+    /// Adjustments that take more off than the store's pricing rules allow.
+    #[error("the discounts total {discount_minor}, over the store's cap of {cap_minor}")]
+    DiscountOverCap {
+        /// The adjustments' total.
+        discount_minor: i64,
+        /// The store's cap for this cart.
+        cap_minor: i64,
+    },
     /// A plugin configuration over its limit.
     #[error("plugin configuration is larger than {limit} bytes")]
     ConfigTooLarge {

@@ -15,8 +15,9 @@ mod order_log;
 mod shard;
 
 pub use command::{
-    Command, Outcome, PLUGIN_CONFIG_LEN_MAX, PlaceOrder, STATE_KEY_LEN_MAX, STATE_KEYS_MAX,
-    STATE_VALUE_LEN_MAX, STATE_WRITES_PER_ORDER_MAX, StateWrite,
+    Command, Outcome, PLUGIN_CONFIG_LEN_MAX, PLUGINS_PER_STORE_MAX, PlaceOrder, PluginSettings,
+    PricingRules, STATE_KEY_LEN_MAX, STATE_KEYS_MAX, STATE_VALUE_LEN_MAX,
+    STATE_WRITES_PER_ORDER_MAX, StateWrite,
 };
 pub use error::KernelError;
 pub use order_log::OrderLog;

@@ -304,6 +304,115 @@ pub struct PluginRef {
     pub version: String,
 }
 
+/// The extension point a plugin implements: its WIT world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginKind {
+    /// Prices a cart (`pricing` world, exports `pricer`).
+    Pricing,
+    /// Plans shipments (`logistics` world, exports `router`).
+    Logistics,
+    /// Judges an order before it is placed (`risk` world, exports
+    /// `risk-assessor`).
+    Risk,
+}
+
+impl PluginKind {
+    /// Every kind.
+    pub const ALL: [PluginKind; 3] = [PluginKind::Pricing, PluginKind::Logistics, PluginKind::Risk];
+
+    /// The WIT world's name, also the kind's name in manifests.
+    pub fn world(self) -> &'static str {
+        match self {
+            PluginKind::Pricing => "pricing",
+            PluginKind::Logistics => "logistics",
+            PluginKind::Risk => "risk",
+        }
+    }
+
+    /// The kind whose world is named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.world() == name)
+    }
+
+    /// The versioned interface a plugin of this kind exports.
+    pub fn export(self) -> &'static str {
+        match self {
+            PluginKind::Pricing => "bazaar:commerce/pricer@0.1.0",
+            PluginKind::Logistics => "bazaar:commerce/router@0.1.0",
+            PluginKind::Risk => "bazaar:commerce/risk-assessor@0.1.0",
+        }
+    }
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.world())
+    }
+}
+
+/// A host interface a plugin may be granted. WASI is always linked deny-all
+/// (no files, no network, frozen clocks, seeded randomness) and needs no
+/// grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    /// Write log lines to the node's log.
+    Log,
+    /// Read the store's configuration of the plugin.
+    Config,
+    /// Keep private key-value state per store, journaled with orders.
+    State,
+}
+
+impl Capability {
+    /// Every capability.
+    pub const ALL: [Capability; 3] = [Capability::Log, Capability::Config, Capability::State];
+
+    /// The capability's name in manifests and the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Log => "log",
+            Capability::Config => "config",
+            Capability::State => "state",
+        }
+    }
+
+    /// The capability named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|capability| capability.name() == name)
+    }
+
+    /// The versioned WIT interface a plugin imports to use it.
+    pub fn interface(self) -> &'static str {
+        match self {
+            Capability::Log => "bazaar:commerce/log@0.1.0",
+            Capability::Config => "bazaar:commerce/config@0.1.0",
+            Capability::State => "bazaar:commerce/state@0.1.0",
+        }
+    }
+
+    /// What a merchant reads before consenting to it.
+    pub fn plain_words(self) -> &'static str {
+        match self {
+            Capability::Log => {
+                "Write diagnostic messages to the operator's log (a few short lines per order)."
+            }
+            Capability::Config => "Read the settings you give it for your store.",
+            Capability::State => {
+                "Keep its own small records about your store's orders (for example counters \
+                 per customer); they stay in your store and are visible to no other store."
+            }
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One price change on an order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Adjustment {

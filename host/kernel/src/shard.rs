@@ -12,8 +12,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::KernelError;
 use crate::command::{
-    Command, Outcome, PLUGIN_CONFIG_LEN_MAX, PlaceOrder, STATE_KEY_LEN_MAX, STATE_KEYS_MAX,
-    STATE_VALUE_LEN_MAX, STATE_WRITES_PER_ORDER_MAX, StateWrite,
+    Command, Outcome, PLUGIN_CONFIG_LEN_MAX, PLUGINS_PER_STORE_MAX, PlaceOrder, PluginSettings,
+    PricingRules, STATE_KEY_LEN_MAX, STATE_KEYS_MAX, STATE_VALUE_LEN_MAX,
+    STATE_WRITES_PER_ORDER_MAX, StateWrite,
 };
 use crate::model::{
     COUPON_CODES_MAX, Cart, CartLine, CustomerId, IDEMPOTENCY_KEY_LEN_MAX, LINE_QUANTITY_MAX,
@@ -47,6 +48,8 @@ pub struct PluginConfig {
     pub json: String,
     /// The store revision at which it was set; changes whenever it changes.
     pub revision: u64,
+    /// How the plugin runs for the store.
+    pub settings: PluginSettings,
 }
 
 /// Everything the kernel knows about one store.
@@ -76,6 +79,8 @@ pub struct StoreState {
     /// `Arc` and copied on write only if a call still holds it.
     #[serde(with = "arc_state")]
     plugin_state: BTreeMap<PluginId, Arc<PluginStateMap>>,
+    /// How the store's pricing plugins combine.
+    pricing_rules: PricingRules,
     /// Commands applied to this store so far.
     revision: u64,
 }
@@ -135,6 +140,10 @@ impl StoreState {
     /// One order.
     pub fn order(&self, number: OrderNumber) -> Option<&Order> {
         self.orders.get(number)
+    }
+    /// How the store's pricing plugins combine.
+    pub fn pricing_rules(&self) -> &PricingRules {
+        &self.pricing_rules
     }
     /// Plugins configured for this store.
     pub fn plugin_configs(&self) -> &BTreeMap<PluginId, PluginConfig> {
@@ -550,6 +559,7 @@ impl Shard {
                         customer_orders: BTreeMap::new(),
                         plugin_configs: BTreeMap::new(),
                         plugin_state: BTreeMap::new(),
+                        pricing_rules: PricingRules::default(),
                         revision: 1,
                     },
                 );
@@ -630,15 +640,31 @@ impl Shard {
                 state.revision += 1;
                 Ok(Outcome::StockChanged(level))
             }
-            Command::ConfigurePlugin { store, plugin, config_json } => {
+            Command::ConfigurePlugin { store, plugin, config_json, settings } => {
                 if config_json.as_ref().is_some_and(|json| json.len() > PLUGIN_CONFIG_LEN_MAX) {
                     return Err(KernelError::ConfigTooLarge { limit: PLUGIN_CONFIG_LEN_MAX });
                 }
+                if let Some(pin) = &settings.version_pin {
+                    check_text("plugin version", pin)?;
+                }
                 let state = self.store_mut(store)?;
+                if config_json.is_some()
+                    && !state.plugin_configs.contains_key(plugin)
+                    && state.plugin_configs.len() >= PLUGINS_PER_STORE_MAX
+                {
+                    return Err(KernelError::TooMany {
+                        what: "plugins configured for one store",
+                        limit: PLUGINS_PER_STORE_MAX,
+                    });
+                }
                 state.revision += 1;
                 match config_json {
                     Some(json) => {
-                        let config = PluginConfig { json: json.clone(), revision: state.revision };
+                        let config = PluginConfig {
+                            json: json.clone(),
+                            revision: state.revision,
+                            settings: settings.clone(),
+                        };
                         state.plugin_configs.insert(plugin.clone(), config);
                     }
                     None => {
@@ -646,6 +672,22 @@ impl Shard {
                     }
                 }
                 Ok(Outcome::PluginConfigured)
+            }
+            Command::SetPricingRules { store, rules } => {
+                if rules.discount_cap_percent.is_some_and(|percent| percent > 100) {
+                    return Err(KernelError::InvalidPricingRules(
+                        "discount_cap_percent must be between 0 and 100".into(),
+                    ));
+                }
+                if rules.discount_cap_minor.is_some_and(|cap| cap < 0) {
+                    return Err(KernelError::InvalidPricingRules(
+                        "discount_cap_minor must not be negative".into(),
+                    ));
+                }
+                let state = self.store_mut(store)?;
+                state.revision += 1;
+                state.pricing_rules = *rules;
+                Ok(Outcome::PricingRulesSet)
             }
             Command::PlaceOrder(place) => self.place_order(place),
             Command::PayOrder { store, order, at_ms } => {
@@ -679,6 +721,12 @@ impl Shard {
         let fingerprint = request_fingerprint(&place.request);
         let cart = state.cart_for(&place.store, &place.request, place.placed_at_ms)?;
         let discount_minor = validate_adjustments(&cart, &place.adjustments)?;
+        let subtotal_minor = order_totals(&cart, 0, 0)?.subtotal_minor;
+        if let Some(cap_minor) = state.pricing_rules.discount_cap(subtotal_minor)
+            && discount_minor > cap_minor
+        {
+            return Err(KernelError::DiscountOverCap { discount_minor, cap_minor });
+        }
         for failure in &place.pricing_failures {
             check_text("plugin failure reason", &failure.reason)?;
         }

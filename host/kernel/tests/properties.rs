@@ -8,7 +8,10 @@ use bazaar_kernel::model::{
     ShipmentPlan, Sku, StoreId, Warehouse, WarehouseId,
 };
 use bazaar_kernel::money::Currency;
-use bazaar_kernel::{Command, IdempotencyCheck, KernelError, Outcome, PlaceOrder, Shard};
+use bazaar_kernel::{
+    Command, IdempotencyCheck, KernelError, Outcome, PLUGINS_PER_STORE_MAX, PlaceOrder,
+    PluginSettings, PricingRules, Shard,
+};
 use proptest::prelude::*;
 
 const SKUS: [&str; 3] = ["PHONE", "CASE", "CABLE"];
@@ -373,4 +376,76 @@ fn zero_and_unknown_quantities_and_skus_are_refused_with_clear_errors() {
     assert_eq!(error.to_string(), "unknown sku NOPE");
     let error = shard.apply(&place(&shard, 0, &[(1, 11)], None)).unwrap_err();
     assert_eq!(error.to_string(), "insufficient stock for sku CASE: requested 11, available 10");
+}
+
+#[test]
+fn discounts_over_the_stores_cap_are_refused_and_change_nothing() {
+    let mut shard = stocked();
+    // CASE costs 2,000; a 10 % cap allows 200 off.
+    let rules = PricingRules { discount_cap_percent: Some(10), discount_cap_minor: None };
+    shard.apply(&Command::SetPricingRules { store: store(), rules }).unwrap();
+    let before = shard.digest();
+    let over = command_for(
+        &shard,
+        &Step::Order { customer: 0, lines: vec![(1, 1)], key: None, discount: 201, split: false },
+    );
+    let error = shard.apply(&over).unwrap_err();
+    assert!(
+        matches!(error, KernelError::DiscountOverCap { discount_minor: 201, cap_minor: 200 }),
+        "{error}"
+    );
+    assert_eq!(shard.digest(), before);
+    let at_cap = command_for(
+        &shard,
+        &Step::Order { customer: 0, lines: vec![(1, 1)], key: None, discount: 200, split: false },
+    );
+    shard.apply(&at_cap).unwrap();
+}
+
+#[test]
+fn pricing_rules_out_of_range_are_refused() {
+    let mut shard = stocked();
+    for rules in [
+        PricingRules { discount_cap_percent: Some(101), discount_cap_minor: None },
+        PricingRules { discount_cap_percent: None, discount_cap_minor: Some(-1) },
+    ] {
+        let error = shard.apply(&Command::SetPricingRules { store: store(), rules }).unwrap_err();
+        assert!(matches!(error, KernelError::InvalidPricingRules(_)), "{error}");
+    }
+}
+
+#[test]
+fn the_cap_is_the_lower_of_percentage_and_amount() {
+    let both = PricingRules { discount_cap_percent: Some(50), discount_cap_minor: Some(300) };
+    assert_eq!(both.discount_cap(1_000), Some(300));
+    assert_eq!(both.discount_cap(400), Some(200));
+    assert_eq!(PricingRules::default().discount_cap(1_000), None);
+    // Rounds down: 33 % of 10 is 3.3, and the cap never exceeds the share.
+    let third = PricingRules { discount_cap_percent: Some(33), discount_cap_minor: None };
+    assert_eq!(third.discount_cap(10), Some(3));
+}
+
+#[test]
+fn a_store_configures_at_most_the_plugin_limit() {
+    let mut shard = stocked();
+    for index in 0..PLUGINS_PER_STORE_MAX {
+        let plugin = PluginId::new(format!("plugin-{index}")).unwrap();
+        let command = Command::ConfigurePlugin {
+            store: store(),
+            plugin,
+            config_json: Some("{}".into()),
+            settings: PluginSettings::default(),
+        };
+        shard.apply(&command).unwrap();
+    }
+    let before = shard.digest();
+    let one_more = Command::ConfigurePlugin {
+        store: store(),
+        plugin: PluginId::new("plugin-extra").unwrap(),
+        config_json: Some("{}".into()),
+        settings: PluginSettings::default(),
+    };
+    let error = shard.apply(&one_more).unwrap_err();
+    assert!(matches!(error, KernelError::TooMany { .. }), "{error}");
+    assert_eq!(shard.digest(), before);
 }

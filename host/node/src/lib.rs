@@ -4,7 +4,11 @@
 //! binary and the HTTP server drive it.
 
 pub mod breaker;
+pub mod load;
+pub mod native;
 pub mod node;
+pub mod pipeline;
+pub mod platform;
 pub mod plugins;
 pub mod router;
 pub mod seed;
@@ -13,4 +17,5 @@ pub use node::{
     AfterApply, Node, NodeConfig, NodeError, NodeStats, OrderReceipt, Preview, PreviewReply, Read,
     Reply, wall_clock_ms,
 };
-pub use plugins::{PluginOutputs, PluginSet};
+pub use pipeline::{PluginOutputs, Refusal};
+pub use plugins::{FailurePolicy, Implementation, PluginSet};

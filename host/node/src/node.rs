@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bazaar_kernel::model::{Cart, OrderNumber, OrderRequest, StoreId, Totals};
+use bazaar_kernel::model::{Cart, OrderNumber, OrderRequest, PluginKind, StoreId, Totals};
 use bazaar_kernel::{
     Command, IdempotencyCheck, KernelError, Outcome, PlaceOrder, Shard, order_totals,
 };
@@ -21,7 +21,8 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::plugins::{PluginOutputs, PluginSet, RiskRefusal, ShardPlugins};
+use crate::pipeline::{PluginOutputs, Refusal, ShardPlugins};
+use crate::plugins::PluginSet;
 
 /// Default number of shards: one writer per core of a small machine.
 pub const SHARD_COUNT_DEFAULT: u32 = 2;
@@ -112,18 +113,32 @@ pub enum NodeError {
         /// What went wrong.
         reason: String,
     },
+    /// A pricing or logistics plugin whose failure policy is fail-closed
+    /// failed, so the order was not placed.
+    #[error("order not placed: {kind} plugin {plugin} is unavailable: {reason}")]
+    PluginUnavailable {
+        /// The plugin, `id@version`.
+        plugin: String,
+        /// Its extension point.
+        kind: bazaar_kernel::model::PluginKind,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
-impl From<RiskRefusal> for NodeError {
-    fn from(refusal: RiskRefusal) -> Self {
+impl From<Refusal> for NodeError {
+    fn from(refusal: Refusal) -> Self {
         let name =
             |plugin: &bazaar_kernel::model::PluginRef| format!("{}@{}", plugin.id, plugin.version);
         match refusal {
-            RiskRefusal::Rejected { plugin, code, reason } => {
+            Refusal::Rejected { plugin, code, reason } => {
                 NodeError::RiskRejected { plugin: name(&plugin), code, reason }
             }
-            RiskRefusal::Unavailable { plugin, reason } => {
+            Refusal::Unavailable { plugin, kind: PluginKind::Risk, reason } => {
                 NodeError::RiskUnavailable { plugin: name(&plugin), reason }
+            }
+            Refusal::Unavailable { plugin, kind, reason } => {
+                NodeError::PluginUnavailable { plugin: name(&plugin), kind, reason }
             }
         }
     }
@@ -638,13 +653,16 @@ impl ShardWriter {
     }
 
     fn process(&mut self, batch: &mut Vec<Work>) {
+        // A new plugin version takes effect between batches: every call of
+        // this batch runs on the catalogue it started with.
+        self.plugins.refresh();
         let mut commands = Vec::new();
         let mut acknowledgements: Vec<(Reply, Outcome)> = Vec::new();
         for work in batch.drain(..) {
             match work {
                 Work::Read(read) => read(&self.shard),
                 Work::Preview { store, request, reply } => {
-                    reply(self.preview(store, request).map_err(NodeError::from));
+                    reply(self.preview(store, request));
                 }
                 Work::Command { command, reply, after } => match self.shard.apply(&command) {
                     Ok(outcome) => {
@@ -727,12 +745,12 @@ impl ShardWriter {
     }
 
     /// Prices and routes an order as if placing it now, without applying it.
-    fn preview(&mut self, store: StoreId, request: OrderRequest) -> Result<Preview, KernelError> {
+    fn preview(&mut self, store: StoreId, request: OrderRequest) -> Result<Preview, NodeError> {
         let placed_at_ms = self.now_ms();
         let cart = self.shard.prepare_cart(&store, &request, placed_at_ms)?;
         let next_order = self.shard.store(&store).map_or(1, |state| state.orders().next_number());
         let outputs =
-            self.plugins.price_and_route(&self.shard, &cart, order_seed(&store, next_order));
+            self.plugins.price_and_route(&self.shard, &cart, order_seed(&store, next_order))?;
         let shipping_minor =
             self.shard.check_shipment_plan(&store, &cart, &outputs.shipment_plan)?;
         let totals = order_totals(&cart, outputs.discount_minor, shipping_minor)?;
@@ -761,7 +779,7 @@ impl ShardWriter {
         let cart = self.shard.prepare_cart(&store, &request, placed_at_ms)?;
         let next_order = self.shard.store(&store).map_or(1, |state| state.orders().next_number());
         let seed = order_seed(&store, next_order);
-        let mut outputs = self.plugins.price_and_route(&self.shard, &cart, seed);
+        let mut outputs = self.plugins.price_and_route(&self.shard, &cart, seed)?;
         // The risk plugins judge the price after promotions, before shipping.
         let total_minor = order_totals(&cart, outputs.discount_minor, 0)?.total_minor;
         let (risk_checks, risk_writes) = self

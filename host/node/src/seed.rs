@@ -149,6 +149,7 @@ pub fn flagship_store(store: &StoreId, hot_stock: u64) -> Vec<Command> {
             store: store.clone(),
             plugin: PluginId::new(plugin).expect("valid plugin id"),
             config_json: Some(config.into()),
+            settings: bazaar_kernel::PluginSettings::default(),
         });
     }
     commands

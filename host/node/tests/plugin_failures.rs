@@ -11,8 +11,8 @@ use bazaar_node::plugins::PluginSet;
 use bazaar_node::seed;
 
 fn node_with_hostile_pricing(dir: &std::path::Path) -> Node {
-    let mut plugins = PluginSet::first_party_wasm().unwrap();
-    plugins.add_wasm_pricing(&bazaar_artifacts::HOSTILE_PRICING).unwrap();
+    let plugins = PluginSet::first_party_wasm().unwrap();
+    plugins.add_artifact(&bazaar_artifacts::HOSTILE_PRICING).unwrap();
     Node::open(NodeConfig::new(dir), plugins).unwrap()
 }
 
@@ -21,6 +21,7 @@ fn configure(node: &Node, store: &StoreId, plugin: &str, config: &str) {
         store: store.clone(),
         plugin: PluginId::new(plugin).unwrap(),
         config_json: Some(config.into()),
+        settings: bazaar_kernel::PluginSettings::default(),
     })
     .unwrap();
 }
@@ -95,8 +96,8 @@ fn a_router_that_fails_falls_back_to_the_built_in_router() {
 #[test]
 fn risk_fails_closed_and_a_rejection_reserves_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut plugins = PluginSet::first_party_wasm().unwrap();
-    plugins.add_wasm_risk(&bazaar_artifacts::HOSTILE_RISK).unwrap();
+    let plugins = PluginSet::first_party_wasm().unwrap();
+    plugins.add_artifact(&bazaar_artifacts::HOSTILE_RISK).unwrap();
     let node = Node::open(NodeConfig::new(dir.path()), plugins).unwrap();
     let guarded = StoreId::new("guarded").unwrap();
     let healthy = StoreId::new("healthy").unwrap();
@@ -157,8 +158,8 @@ fn risk_fails_closed_and_a_rejection_reserves_nothing() {
 fn a_plugin_failing_repeatedly_for_a_store_is_skipped_by_its_breaker_until_a_probe_succeeds() {
     use bazaar_node::breaker::{BreakerState, FAILURES_TO_OPEN};
     let dir = tempfile::tempdir().unwrap();
-    let mut plugins = PluginSet::first_party_wasm().unwrap();
-    plugins.add_wasm_pricing(&bazaar_artifacts::HOSTILE_PRICING).unwrap();
+    let plugins = PluginSet::first_party_wasm().unwrap();
+    plugins.add_artifact(&bazaar_artifacts::HOSTILE_PRICING).unwrap();
     let node = Node::open(NodeConfig::new(dir.path()), plugins.clone()).unwrap();
     let broken = StoreId::new("broken").unwrap();
     let healthy = StoreId::new("healthy").unwrap();

@@ -14,6 +14,7 @@ fn configure(node: &Node, store: &StoreId, plugin: &str, config: &str) {
         store: store.clone(),
         plugin: PluginId::new(plugin).unwrap(),
         config_json: Some(config.into()),
+        settings: bazaar_kernel::PluginSettings::default(),
     };
     node.execute(command).unwrap();
 }
@@ -29,8 +30,8 @@ fn place(node: &Node, store: &StoreId, quantity: u32) -> Order {
 #[test]
 fn a_partner_plugin_prices_orders_and_is_named_with_its_version() {
     let dir = tempfile::tempdir().unwrap();
-    let mut plugins = PluginSet::first_party_wasm().unwrap();
-    plugins.add_wasm_pricing(&bazaar_artifacts::BULK_DISCOUNT_EXAMPLE).unwrap();
+    let plugins = PluginSet::first_party_wasm().unwrap();
+    plugins.add_artifact(&bazaar_artifacts::BULK_DISCOUNT_EXAMPLE).unwrap();
     let node = Node::open(NodeConfig::new(dir.path()), plugins).unwrap();
     let store = StoreId::new("partner-shop").unwrap();
     seed::seed_flagship_store(&node, &store, 0).unwrap();
@@ -54,8 +55,8 @@ fn plugin_state_is_journaled_with_the_orders_and_rebuilt_on_recovery() {
     let store = StoreId::new("stateful").unwrap();
     let other = StoreId::new("elsewhere").unwrap();
     let plugins = || {
-        let mut plugins = PluginSet::first_party_wasm().unwrap();
-        plugins.add_wasm_pricing(&bazaar_artifacts::HOSTILE_PRICING).unwrap();
+        let plugins = PluginSet::first_party_wasm().unwrap();
+        plugins.add_artifact(&bazaar_artifacts::HOSTILE_PRICING).unwrap();
         plugins
     };
     let counter = |node: &Node, store: &StoreId| {

@@ -1,14 +1,15 @@
 //! Calling a plugin: what a call takes, what it gives back, and the one
 //! driver every extension point shares.
 //!
-//! The driver keeps an instance alive across calls (instantiating from the
-//! plugin's pre-linked `InstancePre` only when there is none), arms the
-//! deadline and fuel, installs the call's inputs, runs the export, and
-//! classifies any failure. An instance that trapped, ran out of time or hit
+//! The driver admits the call under the plugin's concurrency cap, keeps an
+//! instance alive across calls (instantiating from the plugin's pre-linked
+//! `InstancePre` only when there is none), arms the plugin's deadline and
+//! fuel, installs the call's inputs, runs the export, and classifies any
+//! failure. An instance that trapped, ran out of time or hit
 //! its memory cap is thrown away, and the next call starts on a fresh one.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use bazaar_kernel::model::{PluginRef, StoreId};
 use bazaar_kernel::{PluginStateMap, StateWrite};
@@ -16,6 +17,7 @@ use wasmtime::{FrameInfo, Store, Trap, WasmBacktrace};
 
 use crate::bindings::types;
 use crate::error::{CallError, GuestLimitExceeded, PluginError};
+use crate::limits::EffectiveLimits;
 use crate::runtime::{RuntimeShared, deadline_ticks};
 use crate::store_data::{CallInputs, FinishedCall, InstanceState};
 use crate::text::{sanitize_for_log, truncate_utf8};
@@ -78,6 +80,8 @@ pub struct CallCounters {
     pub traps: u64,
     /// Instances created.
     pub instantiations: u64,
+    /// Calls running now.
+    pub in_flight: u32,
 }
 
 /// A plugin's call counters; relaxed atomics, cheap enough for every call.
@@ -108,8 +112,21 @@ pub(crate) struct Loaded<P> {
     pre: P,
     /// The runtime it was loaded into.
     pub(crate) runtime: Arc<RuntimeShared>,
+    /// The limits its calls run under.
+    limits: EffectiveLimits,
+    /// Calls running now, over every holder of its instances.
+    in_flight: AtomicU32,
     /// Its call counters.
     counters: Counters,
+}
+
+/// Counts one call in [`Loaded::in_flight`] while it runs.
+struct InFlight<'a>(&'a AtomicU32);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A live instance of a plugin, with the store it lives in.
@@ -140,8 +157,38 @@ impl Drop for SlotCount {
 }
 
 impl<P> Loaded<P> {
-    pub(crate) fn new(plugin: PluginRef, pre: P, runtime: Arc<RuntimeShared>) -> Self {
-        Self { plugin, pre, runtime, counters: Counters::default() }
+    pub(crate) fn new(
+        plugin: PluginRef,
+        pre: P,
+        runtime: Arc<RuntimeShared>,
+        limits: EffectiveLimits,
+    ) -> Self {
+        Self {
+            plugin,
+            pre,
+            runtime,
+            limits,
+            in_flight: AtomicU32::new(0),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Counts a call in flight, or refuses it when the plugin's
+    /// concurrency cap is reached.
+    fn admit(&self) -> Result<InFlight<'_>, CallError> {
+        match self.limits.concurrency_max {
+            None => {
+                self.in_flight.fetch_add(1, Ordering::AcqRel);
+            }
+            Some(max) => {
+                self.in_flight
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                        (now < max).then(|| now.saturating_add(1))
+                    })
+                    .map_err(|_| CallError::ConcurrencyLimit { max })?;
+            }
+        }
+        Ok(InFlight(&self.in_flight))
     }
 
     /// The counters as they stand.
@@ -151,6 +198,7 @@ impl<P> Loaded<P> {
             failures: self.counters.failures.load(Ordering::Relaxed),
             traps: self.counters.traps.load(Ordering::Relaxed),
             instantiations: self.counters.instantiations.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Acquire),
         }
     }
 
@@ -170,6 +218,10 @@ impl<P> Loaded<P> {
         convert: impl FnOnce(W) -> Result<R, CallError>,
     ) -> CallOutcome<R> {
         Counters::bump(&self.counters.calls);
+        let _in_flight = match self.admit() {
+            Ok(in_flight) => in_flight,
+            Err(refused) => return self.outcome(Err(refused), FinishedCall::default()),
+        };
         let mut live = match slot.take() {
             Some(mut live) => match self.begin_call(&mut live.store, call) {
                 Ok(()) => live,
@@ -204,8 +256,10 @@ impl<P> Loaded<P> {
         instantiate: impl FnOnce(&P, &mut Store<InstanceState>) -> wasmtime::Result<B>,
     ) -> Result<LiveInstance<B>, CallOutcome<R>> {
         let runtime = &self.runtime;
-        let mut store =
-            Store::new(&runtime.engine, InstanceState::new(&self.plugin.id, &runtime.limits));
+        let mut store = Store::new(
+            &runtime.engine,
+            InstanceState::new(&self.plugin.id, &runtime.limits, self.limits.memory_bytes_max),
+        );
         store.limiter(|data| &mut data.limiter);
         store.epoch_deadline_trap();
         let bindings =
@@ -232,9 +286,8 @@ impl<P> Loaded<P> {
             now_ms: call.now_ms,
             random_seed: call.random_seed,
         });
-        let limits = &self.runtime.limits;
-        store.set_epoch_deadline(deadline_ticks(limits.call_deadline_ms));
-        if let Some(fuel) = limits.fuel_per_call {
+        store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline_ms));
+        if let Some(fuel) = self.limits.fuel_per_call {
             store.set_fuel(fuel)?;
         }
         Ok(())
@@ -262,7 +315,7 @@ impl<P> Loaded<P> {
         finished: &FinishedCall,
         instantiating: bool,
     ) -> CallError {
-        let limits = &self.runtime.limits;
+        let limits = &self.limits;
         if let Some(limit) = error.downcast_ref::<GuestLimitExceeded>() {
             return CallError::InvalidOutput(limit.0.clone());
         }

@@ -5,6 +5,8 @@
 //! logistics falls back, risk fails closed) is the caller's, but the
 //! reason shown with the flagged or refused order comes from here.
 
+use bazaar_kernel::model::Capability;
+
 /// Why a component was refused at load time. Nothing is loaded on error.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
@@ -38,6 +40,92 @@ pub enum LoadError {
         world: &'static str,
         /// What is missing or mistyped.
         detail: String,
+    },
+    /// The component defines more functions than the compiler budget admits.
+    #[error("component defines at least {count_at_least} functions; the limit is {limit}")]
+    TooManyFunctions {
+        /// Functions counted when the limit was passed.
+        count_at_least: u32,
+        /// The limit.
+        limit: u32,
+    },
+    /// One function body is larger than the compiler budget admits.
+    #[error("component has a function of {size_bytes} bytes; the limit is {limit_bytes} bytes")]
+    FunctionTooLarge {
+        /// The body's size.
+        size_bytes: usize,
+        /// The limit.
+        limit_bytes: usize,
+    },
+    /// Compilation did not finish within its budget. It goes on in the
+    /// background and holds the compile slot until it ends.
+    #[error("component did not compile within {budget_ms} ms")]
+    CompileBudgetExceeded {
+        /// The budget.
+        budget_ms: u64,
+    },
+    /// Another compilation held the compile slot for the whole budget.
+    #[error("the compiler is busy with another component; try again later")]
+    CompilerBusy,
+    /// The component imports one of Bazaar's interfaces without the grant
+    /// for it.
+    #[error(
+        "component imports `{interface}`, which needs the `{capability}` capability; \
+         it was not granted"
+    )]
+    NotGranted {
+        /// The import's name.
+        interface: String,
+        /// The capability that would allow it.
+        capability: Capability,
+    },
+    /// The component imports an interface the host does not offer at all.
+    #[error("component imports `{interface}`, which the host does not provide")]
+    UnknownImport {
+        /// The import's name.
+        interface: String,
+    },
+    /// A per-plugin limit is above the node's own.
+    #[error("plugin limit {limit} = {requested} is above the node's limit of {node}")]
+    LimitAboveNode {
+        /// The limit's name.
+        limit: &'static str,
+        /// What the plugin asked for.
+        requested: u64,
+        /// The node's limit.
+        node: u64,
+    },
+    /// A per-plugin limit is below the least that lets any call succeed.
+    #[error("plugin limit {limit} = {requested} is below the minimum of {minimum}")]
+    LimitBelowMinimum {
+        /// The limit's name.
+        limit: &'static str,
+        /// What the plugin asked for.
+        requested: u64,
+        /// The least accepted.
+        minimum: u64,
+    },
+    /// A fuel budget was asked for on a node that does not meter fuel.
+    #[error(
+        "plugin limit fuel_per_call = {requested} needs fuel metering, which this node runs \
+         without; set the node's fuel_per_call (RuntimeLimits::fuel_per_call) to enable it, \
+         or drop the plugin's fuel limit"
+    )]
+    FuelNotMetered {
+        /// What the plugin asked for.
+        requested: u64,
+    },
+    /// The compiled component belongs to another runtime's engine.
+    #[error("the component was compiled by another runtime; compile it with this one")]
+    CompiledElsewhere,
+    /// The content hash given with a component is not the SHA-256 of its
+    /// bytes in lowercase hex.
+    #[error("content hash {given:?} is not the SHA-256 of the component ({actual})")]
+    ContentHashMismatch {
+        /// The hash given (cut to its first 64 characters).
+        given: String,
+        /// The component's SHA-256.
+        actual: String,
     },
 }
 
@@ -92,6 +180,12 @@ pub enum CallError {
     /// initialisation failed).
     #[error("plugin could not be instantiated: {0}")]
     Instantiate(String),
+    /// The plugin already had as many calls in flight as its limit allows.
+    #[error("plugin already has {max} calls in flight, its limit")]
+    ConcurrencyLimit {
+        /// The limit.
+        max: u32,
+    },
 }
 
 /// Raised inside a host function to end a call whose plugin broke a limit

@@ -41,9 +41,12 @@ macro_rules! extension_point {
                 plugin: ::bazaar_kernel::model::PluginRef,
                 pre: $pre,
                 runtime: ::std::sync::Arc<$crate::runtime::RuntimeShared>,
+                limits: $crate::limits::EffectiveLimits,
             ) -> Self {
                 Self {
-                    loaded: ::std::sync::Arc::new($crate::call::Loaded::new(plugin, pre, runtime)),
+                    loaded: ::std::sync::Arc::new($crate::call::Loaded::new(
+                        plugin, pre, runtime, limits,
+                    )),
                 }
             }
 

@@ -2,13 +2,30 @@
 //! wasmtime with a deadline, a memory cap and no ambient power.
 //!
 //! One [`Runtime`] per node owns the engine (pooling allocator, epoch
-//! interruption, optional fuel). [`Runtime::load_pricing`],
-//! [`Runtime::load_logistics`] and [`Runtime::load_risk`] compile a
-//! component once per plugin version and link it against the host
-//! interfaces it may import: Bazaar's `log`, `config` and `state`, and WASI
-//! with a deny-all, deterministic context. Each worker thread then holds a
-//! [`Pricer`], [`ShipmentRouter`] or [`RiskAssessor`], which keeps one
-//! instance alive across calls and replaces it after a trap.
+//! interruption, optional fuel). A component goes through three steps:
+//!
+//! 1. [`Runtime::compile`] (or [`Runtime::compile_cached`] through an
+//!    [`ArtifactCache`]): size, header and code-shape checks, then Cranelift
+//!    on the runtime's compile thread within a time budget, one compilation
+//!    at a time. The result is a [`CompiledComponent`].
+//! 2. [`Runtime::check`], at install: every import against the plugin's
+//!    granted [`Capability`](bazaar_kernel::model::Capability)s and the
+//!    interfaces the host provides, every export against its extension
+//!    point's world; the answer is a [`ComponentReport`].
+//! 3. [`Runtime::load`]: links the compiled component against the host
+//!    interfaces (Bazaar's `log`, `config` and `state`, and WASI with a
+//!    deny-all, deterministic context) under the plugin's own
+//!    [`PluginLimits`], giving a [`LoadedPlugin`]. Cheap, so it can sit on
+//!    the hot-swap path. [`Runtime::load_pricing`],
+//!    [`Runtime::load_logistics`] and [`Runtime::load_risk`] do steps 1 and
+//!    3 in one go for trusted first-party components.
+//!
+//! Each worker thread then holds a [`Pricer`], [`ShipmentRouter`] or
+//! [`RiskAssessor`], which keeps one instance alive across calls and
+//! replaces it after a trap. A plugin's deadline, memory cap and fuel apply
+//! to every call; its concurrency cap counts calls in flight over all its
+//! workers, and a call over it fails at once with
+//! [`CallError::ConcurrencyLimit`].
 //!
 //! A call is blocking CPU work. It takes a [`PluginCall`] (the store, its
 //! configuration and state, the order's timestamp and a random seed) and
@@ -19,35 +36,46 @@
 //! Isolation: the host hands each call only its own store's configuration
 //! and state, and takes them back when the call ends. An instance's linear
 //! memory does outlive a call, so a plugin can remember things between the
-//! calls it serves (for any store that enabled it); it cannot see another
+//! calls it serves; a node that keeps one instance per store (the reason
+//! for the size of [`INSTANCES_MAX_DEFAULT`]) keeps what one store's calls
+//! left in memory from every other store. A plugin cannot see another
 //! plugin's memory, and nothing it remembers reaches the journal except
 //! through `state`.
 
 mod bindings;
+mod cache;
 mod call;
+mod check;
+mod compile;
 mod convert;
 mod error;
 mod extension;
 mod host;
 mod limits;
 mod logistics;
+mod plugin;
 mod pricing;
 mod risk;
 mod runtime;
 mod store_data;
 mod text;
 
+pub use cache::{ArtifactCache, CacheOutcome};
 pub use call::{CallCounters, CallOutcome, PluginCall};
+pub use check::ComponentReport;
+pub use compile::{CompiledComponent, FUNCTION_BODY_BYTES_MAX, FUNCTIONS_PER_COMPONENT_MAX};
 pub use error::{CallError, LoadError, PluginError};
 pub use host::log::PLUGIN_LOG_TARGET;
 pub use limits::{
-    CALL_DEADLINE_MS_DEFAULT, CALL_DEADLINE_MS_LIMIT, COMPONENT_BYTES_MAX_DEFAULT, INSTANCES_LIMIT,
-    INSTANCES_MAX_DEFAULT, LOG_LINE_BYTES_MAX_DEFAULT, LOG_LINES_PER_CALL_MAX_DEFAULT,
-    MEMORY_BYTES_LIMIT, MEMORY_BYTES_MAX_DEFAULT, OUTPUT_CODE_BYTES_MAX_DEFAULT,
-    OUTPUT_TEXT_BYTES_MAX_DEFAULT, RuntimeLimits, SHIPMENT_LINES_MAX_DEFAULT,
-    TABLE_ELEMENTS_MAX_DEFAULT, WASM_STACK_BYTES_LIMIT, WASM_STACK_BYTES_MAX_DEFAULT,
+    CALL_DEADLINE_MS_DEFAULT, CALL_DEADLINE_MS_LIMIT, COMPILE_BUDGET_MS_DEFAULT,
+    COMPILE_BUDGET_MS_LIMIT, COMPONENT_BYTES_MAX_DEFAULT, INSTANCES_LIMIT, INSTANCES_MAX_DEFAULT,
+    LOG_LINE_BYTES_MAX_DEFAULT, LOG_LINES_PER_CALL_MAX_DEFAULT, MEMORY_BYTES_LIMIT,
+    MEMORY_BYTES_MAX_DEFAULT, OUTPUT_CODE_BYTES_MAX_DEFAULT, OUTPUT_TEXT_BYTES_MAX_DEFAULT,
+    PluginLimits, RuntimeLimits, SHIPMENT_LINES_MAX_DEFAULT, TABLE_ELEMENTS_MAX_DEFAULT,
+    WASM_STACK_BYTES_LIMIT, WASM_STACK_BYTES_MAX_DEFAULT,
 };
 pub use logistics::{LogisticsPlugin, RouteRequest, ShipmentRouter, StockAvailability};
+pub use plugin::LoadedPlugin;
 pub use pricing::{Pricer, PricingPlugin};
 pub use risk::{
     CustomerHistory, Decision, RiskAssessor, RiskPlugin, RiskRequest, RiskVerdict, UnitsHeld,

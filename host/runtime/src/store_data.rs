@@ -39,6 +39,7 @@ pub(crate) struct InstanceState {
 }
 
 /// The part of a call that outlives it: what it wrote and what it broke.
+#[derive(Default)]
 pub(crate) struct FinishedCall {
     /// The call's state writes, in key order.
     pub(crate) writes: Vec<PendingWrite>,
@@ -63,8 +64,9 @@ pub(crate) struct CallInputs {
 }
 
 impl InstanceState {
-    /// Fresh store data for an instance of `plugin`.
-    pub(crate) fn new(plugin: &PluginId, limits: &RuntimeLimits) -> Self {
+    /// Fresh store data for an instance of `plugin` whose memories may
+    /// hold `memory_bytes_max` in all.
+    pub(crate) fn new(plugin: &PluginId, limits: &RuntimeLimits, memory_bytes_max: u64) -> Self {
         let (environment, wasi) = CallEnvironment::new();
         Self {
             wasi,
@@ -77,7 +79,7 @@ impl InstanceState {
             ),
             config: ConfigCtx::default(),
             state: StateCtx::default(),
-            limiter: InstanceLimiter::new(limits),
+            limiter: InstanceLimiter::new(memory_bytes_max, limits.table_elements_max),
         }
     }
 
@@ -139,10 +141,10 @@ pub(crate) struct InstanceLimiter {
 }
 
 impl InstanceLimiter {
-    fn new(limits: &RuntimeLimits) -> Self {
+    fn new(memory_bytes_max: u64, table_elements_max: usize) -> Self {
         Self {
-            memory_bytes_max: limits.memory_bytes_max,
-            table_elements_max: limits.table_elements_max,
+            memory_bytes_max,
+            table_elements_max,
             memory_bytes: 0,
             pending_growth_bytes: 0,
             memory_limit_hit: false,
@@ -195,7 +197,7 @@ mod tests {
     const MIB: usize = 1024 * 1024;
 
     fn limiter(memory_bytes_max: u64) -> InstanceLimiter {
-        InstanceLimiter::new(&RuntimeLimits { memory_bytes_max, ..RuntimeLimits::default() })
+        InstanceLimiter::new(memory_bytes_max, RuntimeLimits::default().table_elements_max)
     }
 
     #[test]

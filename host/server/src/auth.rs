@@ -58,11 +58,12 @@ pub enum Role {
     /// Runs its own stores (listed in the token): catalogue, stock, plugin
     /// configuration, orders.
     Merchant,
-    /// Publishes plugins (listed in the token). Until the plugin platform
-    /// arrives it may call only the health and readiness routes.
+    /// Publishes plugins (listed in the token): installs their versions,
+    /// reads their shadow runs and call counters, and browses the
+    /// marketplace; nothing of any store.
     Partner,
     /// A storefront of one store: places and reads orders, prices carts,
-    /// reads products and stock; nothing else.
+    /// reads products and stock, browses the marketplace; nothing else.
     Checkout,
 }
 
@@ -104,6 +105,17 @@ impl TokenRecord {
             Role::Operator => true,
             Role::Merchant | Role::Checkout => self.stores.iter().any(|s| s.as_str() == store),
             Role::Partner => false,
+        }
+    }
+
+    /// Whether the token may act for `plugin` (given as it appears in the
+    /// path or manifest) as its publisher: operators for every plugin,
+    /// partners for the plugins listed in the token, nobody else.
+    pub fn reaches_plugin(&self, plugin: &str) -> bool {
+        match self.role {
+            Role::Operator => true,
+            Role::Partner => self.plugins.iter().any(|p| p.as_str() == plugin),
+            Role::Merchant | Role::Checkout => false,
         }
     }
 }
@@ -307,7 +319,7 @@ pub enum Permission {
     CreateStores,
     /// List stores (a merchant sees its own).
     ListStores,
-    /// Read a store's settings and warehouses.
+    /// Read a store's settings, warehouses and enabled plugins.
     ReadStore,
     /// Change products, prices and warehouses.
     WriteCatalog,
@@ -317,7 +329,8 @@ pub enum Permission {
     WriteStock,
     /// Read stock levels.
     ReadStock,
-    /// Set or remove a store's plugin configuration.
+    /// Enable, configure and disable plugins for a store, and set how its
+    /// pricing plugins combine.
     ConfigurePlugins,
     /// Place orders.
     PlaceOrders,
@@ -329,6 +342,20 @@ pub enum Permission {
     ChangeOrders,
     /// Price a cart without ordering.
     PriceCarts,
+    /// Trust, list and distrust plugin publishers' keys.
+    ManagePublishers,
+    /// Install a plugin version (a partner only for its own plugins,
+    /// checked against the manifest once the body is read).
+    InstallPlugins,
+    /// Browse the marketplace: installed plugins, versions, capabilities.
+    ListPlugins,
+    /// Activate, roll back, shadow, promote and remove plugin versions.
+    ManagePlugins,
+    /// Read a plugin's shadow run and call counters (a partner only for
+    /// its own plugins).
+    ReadPluginReports,
+    /// Read circuit breakers (a merchant sees its own stores').
+    ReadBreakers,
 }
 
 impl Permission {
@@ -337,8 +364,23 @@ impl Permission {
     pub fn is_store_scoped(self) -> bool {
         !matches!(
             self,
-            Permission::ManageTokens | Permission::CreateStores | Permission::ListStores
+            Permission::ManageTokens
+                | Permission::CreateStores
+                | Permission::ListStores
+                | Permission::ManagePublishers
+                | Permission::InstallPlugins
+                | Permission::ListPlugins
+                | Permission::ManagePlugins
+                | Permission::ReadPluginReports
+                | Permission::ReadBreakers
         )
+    }
+
+    /// Whether the permission concerns one plugin (named by the `{plugin}`
+    /// path parameter) in a way only its publisher may see, so a partner
+    /// token's scope must include it.
+    pub fn is_plugin_scoped(self) -> bool {
+        matches!(self, Permission::ReadPluginReports)
     }
 
     /// The role table: who may do what.
@@ -346,11 +388,20 @@ impl Permission {
         use Permission::*;
         match role {
             Role::Operator => true,
-            Role::Merchant => !matches!(self, ManageTokens | CreateStores),
-            Role::Checkout => {
-                matches!(self, PlaceOrders | ReadOrder | PriceCarts | ReadProducts | ReadStock)
-            }
-            Role::Partner => false,
+            Role::Merchant => !matches!(
+                self,
+                ManageTokens
+                    | CreateStores
+                    | ManagePublishers
+                    | InstallPlugins
+                    | ManagePlugins
+                    | ReadPluginReports
+            ),
+            Role::Checkout => matches!(
+                self,
+                PlaceOrders | ReadOrder | PriceCarts | ReadProducts | ReadStock | ListPlugins
+            ),
+            Role::Partner => matches!(self, InstallPlugins | ListPlugins | ReadPluginReports),
         }
     }
 
@@ -361,17 +412,23 @@ impl Permission {
             ManageTokens => "manage tokens",
             CreateStores => "create stores",
             ListStores => "list stores",
-            ReadStore => "read store settings and warehouses",
+            ReadStore => "read store settings, warehouses and plugins",
             WriteCatalog => "change products, prices and warehouses",
             ReadProducts => "read products",
             WriteStock => "change stock",
             ReadStock => "read stock",
-            ConfigurePlugins => "configure plugins",
+            ConfigurePlugins => "enable or configure plugins",
             PlaceOrders => "place orders",
             ReadOrder => "read orders",
             ListOrders => "list orders",
             ChangeOrders => "pay, cancel or fulfil orders",
             PriceCarts => "price carts",
+            ManagePublishers => "manage plugin publishers",
+            InstallPlugins => "install plugins",
+            ListPlugins => "browse plugins",
+            ManagePlugins => "activate, roll back or shadow plugin versions",
+            ReadPluginReports => "read plugin reports",
+            ReadBreakers => "read circuit breakers",
         }
     }
 }
@@ -411,6 +468,12 @@ pub mod perm {
         ListOrders,
         ChangeOrders,
         PriceCarts,
+        ManagePublishers,
+        InstallPlugins,
+        ListPlugins,
+        ManagePlugins,
+        ReadPluginReports,
+        ReadBreakers,
     );
 }
 
@@ -470,6 +533,20 @@ impl<P: Guard + Send + Sync> FromRequestParts<AppState> for Authorized<P> {
                 permission.describe()
             )));
         }
+        if permission.is_plugin_scoped() {
+            let params = RawPathParams::from_request_parts(parts, state)
+                .await
+                .map_err(|rejection| ApiError::internal(rejection.body_text()))?;
+            let Some((_, raw)) = params.iter().find(|(name, _)| *name == "plugin") else {
+                return Err(ApiError::internal("plugin-scoped route without a {plugin} parameter"));
+            };
+            if !caller.reaches_plugin(raw) {
+                return Err(ApiError::forbidden(format!(
+                    "this {} token is not scoped to plugin {raw:?}",
+                    caller.role.name()
+                )));
+            }
+        }
         let mut store = None;
         if permission.is_store_scoped() {
             let params = RawPathParams::from_request_parts(parts, state)
@@ -499,8 +576,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_operators_manage_tokens_and_create_stores() {
-        for permission in [Permission::ManageTokens, Permission::CreateStores] {
+    fn only_operators_manage_tokens_stores_publishers_and_plugin_versions() {
+        for permission in [
+            Permission::ManageTokens,
+            Permission::CreateStores,
+            Permission::ManagePublishers,
+            Permission::ManagePlugins,
+        ] {
             assert!(permission.allows(Role::Operator));
             for role in [Role::Merchant, Role::Partner, Role::Checkout] {
                 assert!(!permission.allows(role), "{role:?} may {permission:?}");
@@ -509,13 +591,14 @@ mod tests {
     }
 
     #[test]
-    fn checkout_tokens_only_order_price_and_read_products_and_stock() {
+    fn checkout_tokens_only_order_price_and_read_products_stock_and_the_marketplace() {
         let allowed = [
             Permission::PlaceOrders,
             Permission::ReadOrder,
             Permission::PriceCarts,
             Permission::ReadProducts,
             Permission::ReadStock,
+            Permission::ListPlugins,
         ];
         for permission in [
             Permission::ListStores,
@@ -525,12 +608,67 @@ mod tests {
             Permission::ConfigurePlugins,
             Permission::ListOrders,
             Permission::ChangeOrders,
+            Permission::ManagePublishers,
+            Permission::InstallPlugins,
+            Permission::ManagePlugins,
+            Permission::ReadPluginReports,
+            Permission::ReadBreakers,
         ] {
             assert!(!permission.allows(Role::Checkout), "{permission:?}");
         }
         for permission in allowed {
             assert!(permission.allows(Role::Checkout), "{permission:?}");
         }
+    }
+
+    #[test]
+    fn partners_install_browse_and_read_reports_of_their_plugins_only() {
+        for permission in
+            [Permission::InstallPlugins, Permission::ListPlugins, Permission::ReadPluginReports]
+        {
+            assert!(permission.allows(Role::Partner), "{permission:?}");
+        }
+        for permission in
+            [Permission::ManagePlugins, Permission::ManagePublishers, Permission::ReadBreakers]
+        {
+            assert!(!permission.allows(Role::Partner), "{permission:?}");
+        }
+        let record = TokenRecord {
+            id: "tok_1".into(),
+            secret_sha256_hex: String::new(),
+            role: Role::Partner,
+            stores: Vec::new(),
+            plugins: vec![PluginId::new("mine").unwrap()],
+            label: String::new(),
+            created_at_ms: 0,
+        };
+        assert!(record.reaches_plugin("mine"));
+        assert!(!record.reaches_plugin("theirs"));
+    }
+
+    #[test]
+    fn merchants_browse_plugins_and_breakers_but_do_not_manage_them() {
+        for permission in [Permission::ListPlugins, Permission::ReadBreakers] {
+            assert!(permission.allows(Role::Merchant), "{permission:?}");
+        }
+        for permission in [
+            Permission::ManagePublishers,
+            Permission::InstallPlugins,
+            Permission::ManagePlugins,
+            Permission::ReadPluginReports,
+        ] {
+            assert!(!permission.allows(Role::Merchant), "{permission:?}");
+        }
+        let record = TokenRecord {
+            id: "tok_1".into(),
+            secret_sha256_hex: String::new(),
+            role: Role::Merchant,
+            stores: vec![StoreId::new("a").unwrap()],
+            plugins: Vec::new(),
+            label: String::new(),
+            created_at_ms: 0,
+        };
+        assert!(!record.reaches_plugin("anything"));
     }
 
     #[test]

@@ -6,12 +6,12 @@
 //! minor units of an ISO-4217 currency, never a float. Every timestamp is
 //! milliseconds since the Unix epoch, named `..._at_ms`.
 
+use bazaar_kernel::StoreState;
 use bazaar_kernel::model::{
     self as kernel, CustomerId, LineRequest, OrderRequest, Router, Sku, StockLevel as KernelLevel,
     StoreId,
 };
 use bazaar_kernel::money::Currency;
-use bazaar_kernel::{PluginConfig, StoreState};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -489,31 +489,6 @@ pub struct PluginRef {
 impl From<&kernel::PluginRef> for PluginRef {
     fn from(plugin: &kernel::PluginRef) -> Self {
         Self { id: plugin.id.to_string(), version: plugin.version.clone() }
-    }
-}
-
-/// A store's configuration of a plugin.
-#[derive(Serialize, Deserialize, ToSchema)]
-pub struct PluginConfigView {
-    /// The store.
-    pub store: String,
-    /// The plugin and the version this node runs.
-    pub plugin: PluginRef,
-    /// The configuration document as stored.
-    pub config: serde_json::Value,
-    /// The store revision at which it was set.
-    pub revision: u64,
-}
-
-impl PluginConfigView {
-    /// The view of a stored configuration.
-    pub fn of(store: &StoreId, plugin: PluginRef, config: &PluginConfig) -> Self {
-        Self {
-            store: store.to_string(),
-            plugin,
-            config: serde_json::from_str(&config.json).unwrap_or(serde_json::Value::Null),
-            revision: config.revision,
-        }
     }
 }
 

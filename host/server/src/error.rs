@@ -1,13 +1,15 @@
 //! The one error type of the HTTP API. Every refusal becomes
 //! `{"error": {"code": "...", "message": "..."}}` with the status that says
 //! whose fault it was, so a client can branch on `code` and a person can
-//! read `message`. Kernel and node errors map here in one place.
+//! read `message`. Kernel, node and plugin platform errors map here in one
+//! place.
 
 use axum::http::header::{self, HeaderValue};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bazaar_kernel::KernelError;
 use bazaar_node::NodeError;
+use bazaar_node::platform::PlatformError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -194,6 +196,9 @@ impl From<KernelError> for ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid_identifier")
             }
             KernelError::InvalidShipmentPlan(_) => (StatusCode::CONFLICT, "unroutable"),
+            KernelError::InvalidPricingRules(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_pricing_rules")
+            }
             KernelError::TextTooLong { .. }
             | KernelError::InvalidCurrency(_)
             | KernelError::InvalidCoordinates
@@ -204,6 +209,7 @@ impl From<KernelError> for ApiError {
             | KernelError::DuplicateLine(_)
             | KernelError::InvalidAdjustment { .. }
             | KernelError::InvalidStateWrite(_)
+            | KernelError::DiscountOverCap { .. }
             | KernelError::ConfigTooLarge { .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
             }
@@ -233,6 +239,24 @@ impl From<NodeError> for ApiError {
                 refused.code = "risk_check_unavailable";
                 refused
             }
+            NodeError::PluginUnavailable { .. } => {
+                let mut refused = Self::overloaded(error.to_string());
+                refused.code = "plugin_unavailable";
+                refused
+            }
         }
+    }
+}
+
+impl From<PlatformError> for ApiError {
+    fn from(error: PlatformError) -> Self {
+        let status =
+            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut refused = Self::new(status, error.code(), error.to_string());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // A busy compiler or an unavailable registry clears shortly.
+            refused.retry_after_s = Some(OVERLOAD_RETRY_AFTER_S);
+        }
+        refused
     }
 }

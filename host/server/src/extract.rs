@@ -29,6 +29,26 @@ pub const BODY_BYTES_MAX: usize = 64 * 1024;
 /// and an in-flight slot, so it is cut off.
 pub const BODY_READ_TIMEOUT_MS: u64 = 10_000;
 
+/// Largest body of a plugin upload (`POST /v1/plugins`), the one route
+/// that carries a component: the base64 text of the largest component a
+/// package may hold (4 characters per 3 bytes of 64 MiB, about 85 MiB),
+/// plus 1 MiB for the rest: a manifest of at most 64 KiB even if every byte
+/// were JSON-escaped as `\u00XX` (384 KiB), the 128-character signature
+/// and the field names.
+pub const PLUGIN_UPLOAD_BYTES_MAX: usize =
+    base64_len_bytes(bazaar_registry::PACKAGE_COMPONENT_BYTES_MAX) + 1024 * 1024;
+
+/// Longest time a client may take to send a plugin upload: about 90 MB
+/// arrive within five minutes over a link of 2.5 Mbit/s or better. Only
+/// operators and partners reach this route, and at most
+/// `PLUGIN_UPLOADS_MAX` uploads wait at once.
+pub const PLUGIN_UPLOAD_READ_TIMEOUT_MS: u64 = 300_000;
+
+/// Length of the padded base64 text of `len_bytes` bytes.
+const fn base64_len_bytes(len_bytes: usize) -> usize {
+    len_bytes.div_ceil(3) * 4
+}
+
 /// A request body not read yet; [`JsonBody::parse`] reads and decodes it.
 pub struct JsonBody {
     /// The unread body.
@@ -50,34 +70,48 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
-fn too_large() -> ApiError {
+fn too_large(limit_bytes: usize) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body_too_large",
-        format!("the request body is larger than the limit of {BODY_BYTES_MAX} bytes (64 KiB)"),
+        format!(
+            "the request body is larger than this route's limit of {limit_bytes} bytes ({} KiB)",
+            limit_bytes / 1024
+        ),
     )
 }
 
 impl JsonBody {
     /// Reads the body within [`BODY_BYTES_MAX`] and [`BODY_READ_TIMEOUT_MS`].
     pub async fn bytes(self) -> Result<Bytes, ApiError> {
-        if self.declared_len_bytes.is_some_and(|len| len > BODY_BYTES_MAX as u64) {
-            return Err(too_large());
+        self.bytes_within(BODY_BYTES_MAX, BODY_READ_TIMEOUT_MS).await
+    }
+
+    /// Reads the body within `limit_bytes` and `timeout_ms`: for the one
+    /// route whose bodies are legitimately larger than [`BODY_BYTES_MAX`].
+    pub async fn bytes_within(
+        self,
+        limit_bytes: usize,
+        timeout_ms: u64,
+    ) -> Result<Bytes, ApiError> {
+        if self.declared_len_bytes.is_some_and(|len| len > limit_bytes as u64) {
+            return Err(too_large(limit_bytes));
         }
-        let limited = Limited::new(self.body, BODY_BYTES_MAX);
-        let collected =
-            tokio::time::timeout(Duration::from_millis(BODY_READ_TIMEOUT_MS), limited.collect())
-                .await
-                .map_err(|_| {
-                    ApiError::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "body_timeout",
-                        format!("the request body did not arrive within {BODY_READ_TIMEOUT_MS} ms"),
-                    )
-                })?;
+        let limited = Limited::new(self.body, limit_bytes);
+        let collected = tokio::time::timeout(Duration::from_millis(timeout_ms), limited.collect())
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body_timeout",
+                    format!("the request body did not arrive within {timeout_ms} ms"),
+                )
+            })?;
         match collected {
             Ok(collected) => Ok(collected.to_bytes()),
-            Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+            Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
+                Err(too_large(limit_bytes))
+            }
             Err(error) => Err(ApiError::bad_request(
                 "body_unreadable",
                 format!("the request body could not be read: {error}"),
@@ -228,6 +262,14 @@ mod tests {
         let error = decode_json::<Order>(br#"{"lines": [], "discount": 100}"#).unwrap_err();
         assert_eq!(error.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(error.message.contains("discount"), "{}", error.message);
+    }
+
+    #[test]
+    fn a_plugin_upload_fits_the_largest_component_in_base64() {
+        let component = bazaar_registry::PACKAGE_COMPONENT_BYTES_MAX;
+        assert_eq!(base64_len_bytes(3), 4);
+        assert_eq!(base64_len_bytes(4), 8);
+        assert!(PLUGIN_UPLOAD_BYTES_MAX > component / 3 * 4 + bazaar_registry::MANIFEST_BYTES_MAX);
     }
 
     #[test]

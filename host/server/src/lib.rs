@@ -1,6 +1,6 @@
-//! The Bazaar HTTP service: a JSON API under `/v1` over a [`Node`], with
-//! bearer tokens and roles, an OpenAPI document generated from the code, a
-//! page to browse it, and bounded admission.
+//! The Bazaar HTTP service: a JSON API under `/v1` over a [`Node`] and its
+//! plugin platform, with bearer tokens and roles, an OpenAPI document
+//! generated from the code, a page to browse it, and bounded admission.
 //!
 //! [`app`] builds the router over an [`AppState`] (testable without a
 //! socket); [`serve`] opens a node from a [`ServeConfig`], listens, and
@@ -19,6 +19,7 @@ mod dto;
 mod error;
 mod extract;
 mod listener;
+mod platform_dto;
 mod routes;
 mod state;
 
@@ -30,6 +31,7 @@ use anyhow::Context as _;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
+use bazaar_node::platform::Platform;
 use bazaar_node::{Node, NodeConfig, PluginSet};
 use tracing::Instrument as _;
 
@@ -40,9 +42,11 @@ pub use config::{
     ServeConfig, Settings,
 };
 pub use error::ApiError;
-pub use extract::{BODY_BYTES_MAX, BODY_READ_TIMEOUT_MS};
+pub use extract::{
+    BODY_BYTES_MAX, BODY_READ_TIMEOUT_MS, PLUGIN_UPLOAD_BYTES_MAX, PLUGIN_UPLOAD_READ_TIMEOUT_MS,
+};
 pub use routes::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER, openapi};
-pub use state::{AppState, Limits, OPERATOR_TOKEN_FILE, OperatorToken};
+pub use state::{AppState, Limits, OPERATOR_TOKEN_FILE, OperatorToken, PLUGIN_UPLOADS_MAX};
 
 /// Longest time a graceful shutdown waits for requests in flight and for
 /// the node to let go, before the process stops anyway: a request waits on
@@ -54,16 +58,6 @@ pub fn app(state: AppState) -> axum::Router {
     routes::router(state)
 }
 
-/// The plugins `bazaar serve` runs: the first-party ones, as Wasm components.
-pub fn first_party_plugins() -> anyhow::Result<(PluginSet, Vec<bazaar_kernel::model::PluginRef>)> {
-    let set = PluginSet::first_party_wasm()?;
-    let refs = [&bazaar_artifacts::PRICING_PROMOTIONS, &bazaar_artifacts::LOGISTICS_ROUTER]
-        .into_iter()
-        .map(bazaar_node::plugins::plugin_ref)
-        .collect::<anyhow::Result<_>>()?;
-    Ok((set, refs))
-}
-
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let node_config = NodeConfig {
@@ -73,12 +67,17 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         ..NodeConfig::new(&config.data_dir)
     };
     let data_dir = config.data_dir.clone();
-    // Opening replays the journal and compiles the plugins: blocking work.
-    let (node, plugins) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let (plugin_set, plugins) = first_party_plugins()?;
-        let node = Node::open(node_config, plugin_set)
+    // Opening replays the journal, then the platform loads every installed
+    // plugin version (compiled artifacts from its cache): blocking work.
+    // Replay never calls a plugin, so the node opens with an empty catalogue
+    // that the platform fills before anything is served.
+    let (node, platform, report) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let plugins = PluginSet::none();
+        let node = Node::open(node_config, plugins.clone())
             .with_context(|| format!("opening data directory {}", data_dir.display()))?;
-        Ok((node, plugins))
+        let (platform, report) = Platform::open(node.storage().clone(), &data_dir, plugins)
+            .with_context(|| format!("opening the plugin registry in {}", data_dir.display()))?;
+        Ok((node, platform, report))
     })
     .await??;
     let node = Arc::new(node);
@@ -91,7 +90,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let (state, operator) = {
         let node = node.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let state = AppState::new(node, limits, plugins)?;
+            let state = AppState::new(node, limits, platform)?;
             let operator = state.ensure_operator_token(&data_dir)?;
             Ok((state, operator))
         })
@@ -123,6 +122,14 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             config.backend,
             node.shard_count()
         )?;
+        writeln!(
+            out,
+            "plugins: {} versions loaded ({} compiled artifacts from the cache) in {} ms",
+            report.loaded, report.from_cache, report.elapsed_ms
+        )?;
+        for failure in &report.failed {
+            eprintln!("warning: plugin version not loaded, the node runs without it: {failure}");
+        }
         writeln!(out, "listening on http://{address}")?;
         out.flush()?;
     }

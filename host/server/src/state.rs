@@ -1,5 +1,5 @@
-//! What every handler shares (node, tokens, limits) and the bridge from the
-//! node's callbacks to async handlers.
+//! What every handler shares (node, plugin platform, tokens, limits) and
+//! the bridge from the node's callbacks to async handlers.
 //!
 //! The node never blocks its caller: each request is queued with a callback
 //! (or refused at once when the shard's queue is full), and the callback
@@ -10,9 +10,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use bazaar_kernel::model::{OrderRequest, PluginId, PluginRef, StoreId};
+use bazaar_kernel::model::{OrderRequest, StoreId};
 use bazaar_kernel::money::Currency;
 use bazaar_kernel::{Command, Outcome, Shard};
+use bazaar_node::platform::{Platform, PlatformError};
 use bazaar_node::{Node, NodeError, Preview};
 use tokio::sync::{Semaphore, oneshot};
 
@@ -23,6 +24,13 @@ use crate::error::ApiError;
 /// Name of the file, in the data directory, that holds the first operator
 /// token (readable by its owner only).
 pub const OPERATOR_TOKEN_FILE: &str = "operator-token";
+
+/// Most plugin uploads handled at once. Each holds its body (up to
+/// `PLUGIN_UPLOAD_BYTES_MAX`, about 90 MB) and its decoded component in
+/// memory and then compiles it, which takes both of a small machine's cores
+/// for seconds; two at once bound that to a few hundred megabytes, and
+/// installs are rare operator or partner actions that can retry.
+pub const PLUGIN_UPLOADS_MAX: usize = 2;
 
 /// The limits an [`AppState`] enforces.
 #[derive(Clone, Copy, Debug)]
@@ -54,8 +62,10 @@ struct Shared {
     in_flight_max: usize,
     /// Rate limits.
     rate_limits: RateLimits,
-    /// The plugins this node runs, by id.
-    plugins: HashMap<PluginId, PluginRef>,
+    /// The plugin platform: registry, marketplace, version controls.
+    platform: Platform,
+    /// Permits for plugin uploads in progress.
+    uploads: Arc<Semaphore>,
     /// Each store's currency, remembered once seen: it never changes after
     /// the store is created, so checking an order's currency needs no read.
     /// One entry per store, and only operators create stores.
@@ -79,9 +89,9 @@ pub enum OperatorToken {
 }
 
 impl AppState {
-    /// State over `node`, loading the tokens from its registry. `plugins`
-    /// are the plugins the node runs. Reads storage: call at start-up.
-    pub fn new(node: Arc<Node>, limits: Limits, plugins: Vec<PluginRef>) -> anyhow::Result<Self> {
+    /// State over `node` and its plugin `platform`, loading the tokens from
+    /// the node's registry. Reads storage: call at start-up.
+    pub fn new(node: Arc<Node>, limits: Limits, platform: Platform) -> anyhow::Result<Self> {
         let tokens = TokenBook::load(node.storage().clone())?;
         let in_flight_max = limits.in_flight_max.max(1);
         Ok(Self {
@@ -91,7 +101,8 @@ impl AppState {
                 in_flight: Arc::new(Semaphore::new(in_flight_max)),
                 in_flight_max,
                 rate_limits: RateLimits::new(limits.store_rate, limits.customer_rate),
-                plugins: plugins.into_iter().map(|p| (p.id.clone(), p)).collect(),
+                platform,
+                uploads: Arc::new(Semaphore::new(PLUGIN_UPLOADS_MAX)),
                 currencies: RwLock::new(HashMap::new()),
             }),
         })
@@ -144,9 +155,22 @@ impl AppState {
         self.shared.in_flight_max
     }
 
-    /// The plugin this node runs under `id`.
-    pub fn plugin(&self, id: &PluginId) -> Option<&PluginRef> {
-        self.shared.plugins.get(id)
+    /// The plugin upload permits.
+    pub fn uploads(&self) -> &Arc<Semaphore> {
+        &self.shared.uploads
+    }
+
+    /// Runs `work` on the plugin platform off the async reactor: platform
+    /// calls read and write the registry's storage, and installs compile.
+    pub async fn platform<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Platform) -> Result<T, PlatformError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let platform = self.shared.platform.clone();
+        tokio::task::spawn_blocking(move || work(&platform))
+            .await
+            .map_err(|error| ApiError::internal(format!("a plugin platform task failed: {error}")))?
+            .map_err(ApiError::from)
     }
 
     /// Remembers a store's currency.

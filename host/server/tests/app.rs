@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use bazaar_node::platform::Platform;
 use bazaar_node::{Node, NodeConfig, PluginSet};
 use bazaar_server::{AppState, Limits, OperatorToken, Rate, app};
 use http_body_util::BodyExt as _;
@@ -22,9 +23,11 @@ async fn send(router: &axum::Router, request: Request<Body>) -> (StatusCode, Val
 #[tokio::test]
 async fn the_router_serves_a_node_without_a_socket() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Arc::new(Node::open(NodeConfig::new(dir.path()), PluginSet::none()).unwrap());
+    let plugins = PluginSet::none();
+    let node = Arc::new(Node::open(NodeConfig::new(dir.path()), plugins.clone()).unwrap());
+    let (platform, _) = Platform::open(node.storage().clone(), dir.path(), plugins).unwrap();
     let limits = Limits { in_flight_max: 16, store_rate: Rate::OFF, customer_rate: Rate::OFF };
-    let state = AppState::new(node, limits, Vec::new()).unwrap();
+    let state = AppState::new(node, limits, platform).unwrap();
     let OperatorToken::Created(path) = state.ensure_operator_token(dir.path()).unwrap() else {
         panic!("a fresh data directory gets an operator token");
     };

@@ -1,6 +1,7 @@
 //! Helpers shared by the HTTP tests: a real `bazaar serve` process on a
 //! free loopback port with a temporary data directory, a client that talks
-//! to it over TCP, and fixtures built through the API itself.
+//! to it over TCP, fixtures built through the API itself, and publishers
+//! whose keys are made in the test to sign plugin packages.
 //!
 //! Each test binary uses a subset of these helpers.
 #![allow(dead_code)]
@@ -11,6 +12,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use bazaar_registry::PublisherSecret;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -46,8 +49,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/stores/{store}/stock/write-offs"),
     ("GET", "/v1/stores/{store}/stock"),
     ("GET", "/v1/stores/{store}/stock/{sku}"),
+    ("GET", "/v1/stores/{store}/plugins"),
+    ("PUT", "/v1/stores/{store}/plugins/{plugin}"),
+    ("DELETE", "/v1/stores/{store}/plugins/{plugin}"),
     ("PUT", "/v1/stores/{store}/plugins/{plugin}/config"),
     ("DELETE", "/v1/stores/{store}/plugins/{plugin}/config"),
+    ("PUT", "/v1/stores/{store}/pricing-rules"),
     ("POST", "/v1/stores/{store}/orders"),
     ("GET", "/v1/stores/{store}/orders"),
     ("GET", "/v1/stores/{store}/orders/{number}"),
@@ -55,6 +62,21 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/stores/{store}/orders/{number}/cancel"),
     ("POST", "/v1/stores/{store}/orders/{number}/fulfil"),
     ("POST", "/v1/stores/{store}/cart/price"),
+    ("PUT", "/v1/publishers/{publisher}"),
+    ("GET", "/v1/publishers"),
+    ("DELETE", "/v1/publishers/{publisher}"),
+    ("POST", "/v1/plugins"),
+    ("GET", "/v1/plugins"),
+    ("GET", "/v1/plugins/{plugin}"),
+    ("POST", "/v1/plugins/{plugin}/activate"),
+    ("POST", "/v1/plugins/{plugin}/rollback"),
+    ("PUT", "/v1/plugins/{plugin}/shadow"),
+    ("GET", "/v1/plugins/{plugin}/shadow"),
+    ("DELETE", "/v1/plugins/{plugin}/shadow"),
+    ("POST", "/v1/plugins/{plugin}/shadow/promote"),
+    ("DELETE", "/v1/plugins/{plugin}/versions/{version}"),
+    ("GET", "/v1/plugins/{plugin}/stats"),
+    ("GET", "/v1/breakers"),
 ];
 
 /// A running `bazaar serve` child process, killed when dropped (also when
@@ -394,6 +416,66 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A plugin publisher with a key pair generated for one test.
+pub struct Publisher {
+    /// The publisher id, as in its manifests.
+    pub id: String,
+    /// Its secret key.
+    pub secret: PublisherSecret,
+}
+
+impl Publisher {
+    /// A publisher `id` with a fresh key.
+    pub fn new(id: &str) -> Self {
+        Self { id: id.to_string(), secret: PublisherSecret::generate() }
+    }
+
+    /// Its public key, hex.
+    pub fn public_key(&self) -> String {
+        self.secret.public_key().to_string()
+    }
+
+    /// The install body of a package of `manifest` and `component`, signed
+    /// with this publisher's key.
+    pub fn package(&self, manifest: &str, component: &[u8]) -> Value {
+        let signature = bazaar_registry::sign(&self.secret, manifest.as_bytes(), component);
+        let mut body = unsigned_package(manifest, component);
+        body["signature"] = Value::String(signature.to_string());
+        body
+    }
+
+    /// The install body of a built artifact, signed with this key.
+    pub fn artifact(&self, artifact: &bazaar_artifacts::Artifact) -> Value {
+        self.package(artifact.manifest, artifact.wasm)
+    }
+}
+
+/// The install body of a package without a signature.
+pub fn unsigned_package(manifest: &str, component: &[u8]) -> Value {
+    json!({
+        "manifest": manifest,
+        "component": base64::engine::general_purpose::STANDARD.encode(component),
+    })
+}
+
+impl Server {
+    /// Trusts `publisher`'s key as the operator.
+    pub async fn trust(&self, publisher: &Publisher) {
+        self.operator(
+            "PUT",
+            &format!("/v1/publishers/{}", publisher.id),
+            Some(json!({"public_key": publisher.public_key()})),
+            200,
+        )
+        .await;
+    }
+
+    /// Posts an install body with `token`.
+    pub async fn install(&self, token: &str, package: &Value) -> Reply {
+        self.call("POST", "/v1/plugins", Some(token), Some(package.clone())).await
     }
 }
 

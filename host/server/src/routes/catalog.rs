@@ -1,16 +1,13 @@
-//! The catalogue of a store: products with their prices, warehouses, and
-//! the store's configuration of each plugin.
+//! The catalogue of a store: products with their prices, and warehouses.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use bazaar_kernel::Command;
-use bazaar_kernel::model::{PluginId, Sku, WarehouseId};
+use bazaar_kernel::model::{Sku, WarehouseId};
 
 use crate::auth::{Authorized, perm};
 use crate::dto::{
-    PageQuery, PluginConfigView, PluginRef, Product, ProductInput, ProductList, Warehouse,
-    WarehouseInput, WarehouseList,
+    PageQuery, Product, ProductInput, ProductList, Warehouse, WarehouseInput, WarehouseList,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathParams, QueryParams};
@@ -194,93 +191,4 @@ pub async fn list_warehouses(
         .await?;
     let (warehouses, next) = listed.ok_or_else(|| unknown_store(&store))?;
     Ok(Json(WarehouseList { warehouses, next_after: next.map(|id| id.to_string()) }))
-}
-
-/// The plugin of this node named `plugin`, or a 404 naming those it runs.
-fn known_plugin(state: &AppState, plugin: String) -> Result<(PluginId, PluginRef), ApiError> {
-    let unknown = |plugin: &str| {
-        ApiError::not_found(
-            "plugin_not_found",
-            format!("this node runs no plugin {:?}", plugin.chars().take(80).collect::<String>()),
-        )
-    };
-    let id = PluginId::new(plugin.clone()).map_err(|_| unknown(&plugin))?;
-    let known = state.plugin(&id).ok_or_else(|| unknown(&plugin))?;
-    Ok((id, known.into()))
-}
-
-/// Sets the store's configuration of a plugin (the body is the plugin's
-/// own JSON configuration object); the plugin runs on the store's orders
-/// from now on.
-#[utoipa::path(
-    put,
-    path = "/v1/stores/{store}/plugins/{plugin}/config",
-    tag = "plugins",
-    params(
-        ("store" = String, Path, description = "Store id"),
-        ("plugin" = String, Path, description = "Plugin id, e.g. `pricing-promotions`"),
-    ),
-    request_body(content = serde_json::Value, description = "The plugin's configuration: a JSON object of at most 64 KiB"),
-    responses(
-        (status = 200, description = "Stored", body = PluginConfigView),
-        (status = 404, description = "No such store, or this node runs no such plugin", body = ErrorBody),
-        (status = 422, description = "Not a JSON object", body = ErrorBody),
-    ),
-    security(("bearer" = []))
-)]
-pub async fn put_plugin_config(
-    auth: Authorized<perm::ConfigurePlugins>,
-    State(state): State<AppState>,
-    PathParams((_, plugin)): PathParams<(String, String)>,
-    body: JsonBody,
-) -> Result<Json<PluginConfigView>, ApiError> {
-    let store = auth.store()?.clone();
-    let (plugin, reference) = known_plugin(&state, plugin)?;
-    let config: serde_json::Value = body.parse().await?;
-    if !config.is_object() {
-        return Err(ApiError::unprocessable(
-            "invalid_body",
-            "a plugin configuration must be a JSON object",
-        ));
-    }
-    let command = Command::ConfigurePlugin {
-        store: store.clone(),
-        plugin: plugin.clone(),
-        config_json: Some(config.to_string()),
-    };
-    let (_, view) = state
-        .execute(command, move |shard, _| {
-            let config = shard.store(&store)?.plugin_configs().get(&plugin)?;
-            Some(PluginConfigView::of(&store, reference, config))
-        })
-        .await?;
-    view.map(Json).ok_or_else(|| ApiError::internal("a stored configuration is missing"))
-}
-
-/// Removes the store's configuration of a plugin: it no longer runs on the
-/// store's orders. Removing an absent configuration is not an error.
-#[utoipa::path(
-    delete,
-    path = "/v1/stores/{store}/plugins/{plugin}/config",
-    tag = "plugins",
-    params(
-        ("store" = String, Path, description = "Store id"),
-        ("plugin" = String, Path, description = "Plugin id"),
-    ),
-    responses(
-        (status = 204, description = "Removed"),
-        (status = 404, description = "No such store, or this node runs no such plugin", body = ErrorBody),
-    ),
-    security(("bearer" = []))
-)]
-pub async fn delete_plugin_config(
-    auth: Authorized<perm::ConfigurePlugins>,
-    State(state): State<AppState>,
-    PathParams((_, plugin)): PathParams<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    let store = auth.store()?.clone();
-    let (plugin, _) = known_plugin(&state, plugin)?;
-    let command = Command::ConfigurePlugin { store, plugin, config_json: None };
-    state.execute(command, |_, _| ()).await?;
-    Ok(StatusCode::NO_CONTENT)
 }

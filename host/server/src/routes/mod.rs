@@ -4,7 +4,10 @@
 
 mod catalog;
 mod orders;
+mod plugins;
+mod publishers;
 mod stock;
+mod store_plugins;
 mod stores;
 mod system;
 mod tokens;
@@ -31,7 +34,7 @@ use crate::state::AppState;
 #[openapi(
     info(
         title = "Bazaar",
-        description = "The HTTP API of a Bazaar node: stores, catalogue, stock, orders and plugin configuration. \
+        description = "The HTTP API of a Bazaar node: stores, catalogue, stock, orders, and the plugin platform (publishers, installs, the marketplace, versions, stores' plugins). \
             Send `Authorization: Bearer <token>`. Money is `{\"amount_minor\": 599900, \"currency\": \"CNY\"}` \
             (integer minor units). Every error is `{\"error\": {\"code\", \"message\"}}`; 503 and 429 carry `Retry-After`."
     ),
@@ -42,7 +45,9 @@ use crate::state::AppState;
         (name = "stores", description = "Stores (tenants)"),
         (name = "catalogue", description = "Products, prices and warehouses"),
         (name = "stock", description = "Stock levels"),
-        (name = "plugins", description = "A store's configuration of the plugins this node runs"),
+        (name = "publishers", description = "Trusted plugin publishers' keys (operators only)"),
+        (name = "plugins", description = "The plugin platform: signed installs, the marketplace, active and shadow versions, breakers and counters"),
+        (name = "store-plugins", description = "The plugins a store enabled, with configuration, consent and settings, and its pricing rules"),
         (name = "orders", description = "Orders and cart pricing"),
     )
 )]
@@ -64,7 +69,21 @@ fn route_sets() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(stock::write_off))
         .routes(routes!(stock::list))
         .routes(routes!(stock::get))
-        .routes(routes!(catalog::put_plugin_config, catalog::delete_plugin_config))
+        .routes(routes!(store_plugins::list))
+        .routes(routes!(store_plugins::enable, store_plugins::disable))
+        .routes(routes!(store_plugins::put_config, store_plugins::delete_config))
+        .routes(routes!(store_plugins::put_pricing_rules))
+        .routes(routes!(publishers::list))
+        .routes(routes!(publishers::trust, publishers::distrust))
+        .routes(routes!(plugins::install, plugins::list))
+        .routes(routes!(plugins::get))
+        .routes(routes!(plugins::activate))
+        .routes(routes!(plugins::rollback))
+        .routes(routes!(plugins::start_shadow, plugins::get_shadow, plugins::stop_shadow))
+        .routes(routes!(plugins::promote_shadow))
+        .routes(routes!(plugins::remove_version))
+        .routes(routes!(plugins::stats))
+        .routes(routes!(plugins::breakers))
         .routes(routes!(orders::create, orders::list))
         .routes(routes!(orders::get))
         .routes(routes!(orders::pay))

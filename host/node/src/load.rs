@@ -1,7 +1,8 @@
 //! A closed-loop load driver: client threads that each keep a window of
 //! orders in flight against an in-process node, measuring the latency from
 //! submission to durable acknowledgement. The demo, the benchmarks and the
-//! soak all drive the node through it.
+//! soak of the `bazaar` command, and the plugin-platform benchmarks of
+//! this crate, all drive the node through it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use std::time::{Duration, Instant};
 use bazaar_kernel::model::{OrderRequest, StoreId};
 use bazaar_kernel::{KernelError, Outcome};
 
-use bazaar_node::node::{Node, NodeError};
-use bazaar_node::seed;
+use crate::node::{Node, NodeError};
+use crate::seed;
 
 /// Back-off after the node refused a request as overloaded.
 const OVERLOAD_BACKOFF: Duration = Duration::from_millis(1);
@@ -91,7 +92,7 @@ impl LoadReport {
 /// coupon. Returns the store's index and the request. A pure function of
 /// `attempt`, shared by the in-process and the HTTP benchmarks.
 pub fn mixed_order(attempt: u64, stores: usize) -> (usize, OrderRequest) {
-    let r = crate::demo::splitmix64(attempt);
+    let r = splitmix64(attempt);
     let store = (r % stores.max(1) as u64) as usize;
     let count = 1 + ((r >> 8) % 3) as usize;
     let first = ((r >> 12) % seed::ORDINARY_SKUS as u64) as usize;
@@ -118,6 +119,7 @@ pub fn refusal_kind(error: &NodeError) -> &'static str {
         NodeError::Recovery(_) => "recovery failure",
         NodeError::RiskRejected { .. } => "rejected by risk check",
         NodeError::RiskUnavailable { .. } => "risk check unavailable",
+        NodeError::PluginUnavailable { .. } => "plugin unavailable",
     }
 }
 
@@ -243,4 +245,13 @@ fn collect(
             }
         }
     }
+}
+
+/// A well-mixed 64-bit hash of `x` (SplitMix64): turns attempt numbers
+/// into reproducible, evenly spread choices.
+pub fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
