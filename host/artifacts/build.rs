@@ -91,6 +91,14 @@ const COMPONENTS: &[Component] = &[
         variant: None,
     },
     Component {
+        package: "analytics-live",
+        directory: "plugins/analytics-live",
+        constant: "ANALYTICS_LIVE",
+        summary: "The first-party analytics plugin: live Double-11 figures (GMV and orders per second and minute, top SKUs, flash-sale sell-through, discount spend).",
+        test_guest: false,
+        variant: None,
+    },
+    Component {
         package: "hostile-pricing",
         directory: "host/test-programs/hostile-pricing",
         constant: "HOSTILE_PRICING",

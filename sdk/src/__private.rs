@@ -38,15 +38,35 @@ pub mod risk {
     });
 }
 
-// Exactly one world is enabled in a component (the crate root refuses
-// more); the conditions only keep a refused build from piling up errors.
-#[cfg(all(feature = "logistics", not(feature = "risk")))]
-use logistics::bazaar::commerce::types as wit;
-#[cfg(all(feature = "pricing", not(feature = "logistics"), not(feature = "risk")))]
-use pricing::bazaar::commerce::types as wit;
-#[cfg(feature = "risk")]
-use risk::bazaar::commerce::types as wit;
+#[cfg(feature = "analytics")]
+pub mod analytics {
+    wit_bindgen::generate!({
+        world: "analytics",
+        path: "../wit",
+        pub_export_macro: true,
+        export_macro_name: "__bazaar_export_analytics_world",
+    });
+}
 
+// The bindings of the one world this build embeds, for the glue below and
+// for the host imports (`crate::host`). Exactly one world is enabled in a
+// component (the crate root refuses more); the order of precedence only
+// keeps a refused build from piling up errors.
+#[cfg(feature = "analytics")]
+pub(crate) use analytics as world;
+#[cfg(all(
+    feature = "logistics",
+    not(any(feature = "pricing", feature = "risk", feature = "analytics"))
+))]
+pub(crate) use logistics as world;
+#[cfg(all(feature = "pricing", not(any(feature = "risk", feature = "analytics"))))]
+pub(crate) use pricing as world;
+#[cfg(all(feature = "risk", not(feature = "analytics")))]
+pub(crate) use risk as world;
+
+use world::bazaar::commerce::types as wit;
+
+#[cfg(any(feature = "pricing", feature = "logistics", feature = "risk"))]
 use crate::types::{Address, Cart, CartLine, Coordinates, Customer, CustomerSegment};
 use crate::{Money, PluginError};
 
@@ -151,6 +171,103 @@ pub fn assess_order<P: crate::RiskPlugin>(
     }
 }
 
+/// The body of the exported `ingest`: converts the events (moving their
+/// strings, copying nothing) and ingests them with the store's
+/// configuration.
+#[cfg(feature = "analytics")]
+pub fn ingest<P: crate::AnalyticsPlugin>(
+    events: Vec<analytics::bazaar::commerce::events::Event>,
+) -> Result<(), wit::PluginError> {
+    let events: Vec<crate::events::Event> = events.into_iter().map(event_from_wit).collect();
+    P::ingest_with_store_config(&events).map_err(error_to_wit)
+}
+
+/// The body of the exported `query`: answers with the store's
+/// configuration.
+#[cfg(feature = "analytics")]
+pub fn query<P: crate::AnalyticsPlugin>(
+    name: &str,
+    arguments_json: &str,
+) -> Result<String, wit::PluginError> {
+    P::query_with_store_config(name, arguments_json).map_err(error_to_wit)
+}
+
+#[cfg(feature = "analytics")]
+fn event_from_wit(event: analytics::bazaar::commerce::events::Event) -> crate::events::Event {
+    use crate::events::{
+        CheckoutRefused, Discount, EventKind, EventLine, OrderPlaced, OrderStatus, RefusalReason,
+        StockChanged,
+    };
+    use analytics::bazaar::commerce::events as wit_events;
+
+    let status = |status: wit_events::OrderStatus| OrderStatus {
+        order: status.order,
+        total: money_from_wit(status.total),
+    };
+    let kind = match event.kind {
+        wit_events::EventKind::OrderPlaced(placed) => EventKind::OrderPlaced(OrderPlaced {
+            order: placed.order,
+            customer_id: placed.customer_id,
+            lines: placed
+                .lines
+                .into_iter()
+                .map(|line| EventLine {
+                    sku: line.sku,
+                    quantity: line.quantity,
+                    unit_price: money_from_wit(line.unit_price),
+                })
+                .collect(),
+            subtotal: money_from_wit(placed.subtotal),
+            discount: money_from_wit(placed.discount),
+            shipping: money_from_wit(placed.shipping),
+            total: money_from_wit(placed.total),
+            discounts: placed
+                .discounts
+                .into_iter()
+                .map(|discount| Discount {
+                    plugin_id: discount.plugin_id,
+                    code: discount.code,
+                    amount: money_from_wit(discount.amount),
+                })
+                .collect(),
+        }),
+        wit_events::EventKind::OrderPaid(paid) => EventKind::OrderPaid(status(paid)),
+        wit_events::EventKind::OrderCancelled(cancelled) => {
+            EventKind::OrderCancelled(status(cancelled))
+        }
+        wit_events::EventKind::OrderFulfilled(fulfilled) => {
+            EventKind::OrderFulfilled(status(fulfilled))
+        }
+        wit_events::EventKind::StockChanged(changed) => EventKind::StockChanged(StockChanged {
+            sku: changed.sku,
+            warehouse: changed.warehouse,
+            available: changed.available,
+            reserved: changed.reserved,
+            sold: changed.sold,
+        }),
+        wit_events::EventKind::CheckoutRefused(refused) => {
+            EventKind::CheckoutRefused(CheckoutRefused {
+                sku: refused.sku,
+                attempts: refused.attempts,
+                units: refused.units,
+                reason: match refused.reason {
+                    wit_events::RefusalReason::SoldOut => RefusalReason::SoldOut,
+                    wit_events::RefusalReason::PurchaseLimit => RefusalReason::PurchaseLimit,
+                    wit_events::RefusalReason::Risk => RefusalReason::Risk,
+                    wit_events::RefusalReason::Other => RefusalReason::Other,
+                },
+            })
+        }
+    };
+    crate::events::Event { sequence: event.sequence, at_ms: event.at_ms, kind }
+}
+
+#[cfg(feature = "analytics")]
+fn money_from_wit(money: wit::Money) -> Money {
+    Money { amount_minor: money.amount_minor, currency: money.currency }
+}
+
+#[cfg(any(feature = "pricing", feature = "logistics", feature = "risk"))]
 fn cart_from_wit(cart: wit::Cart) -> Cart {
     Cart {
         store_id: cart.store_id,
@@ -188,6 +305,7 @@ fn cart_from_wit(cart: wit::Cart) -> Cart {
     }
 }
 
+#[cfg(any(feature = "pricing", feature = "logistics", feature = "risk"))]
 fn coordinates_from_wit(coordinates: wit::Coordinates) -> Coordinates {
     Coordinates {
         latitude_micro: coordinates.latitude_micro,

@@ -1,14 +1,7 @@
 //! The host imports of a component, called through the generated bindings
 //! of the one world this build embeds.
 
-// Exactly one world is enabled in a component (the crate root refuses
-// more); the conditions only keep a refused build from piling up errors.
-#[cfg(all(feature = "logistics", not(feature = "risk")))]
-use crate::__private::logistics::bazaar::commerce as wit;
-#[cfg(all(feature = "pricing", not(feature = "logistics"), not(feature = "risk")))]
-use crate::__private::pricing::bazaar::commerce as wit;
-#[cfg(feature = "risk")]
-use crate::__private::risk::bazaar::commerce as wit;
+use crate::__private::world::bazaar::commerce as wit;
 
 use crate::log::Level;
 use crate::state::StateError;

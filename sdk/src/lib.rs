@@ -7,6 +7,9 @@
 //! - [`types`]: the WIT records as ordinary structs ([`Cart`],
 //!   [`RouteRequest`], [`ShipmentPlan`], [`RiskRequest`], ...), used by
 //!   plugin logic on every target;
+//! - [`events`]: the domain events an analytics plugin consumes
+//!   ([`Event`], [`EventKind`], ...), and [`query`]: the JSON arguments and
+//!   answers of its named queries;
 //! - [`money`]: integer money with checked arithmetic and exact decimal
 //!   parsing, never floats;
 //! - [`config`]: the store's JSON configuration, parsed once into a typed
@@ -61,27 +64,33 @@
 //! ```
 //!
 //! The plugin crate enables exactly one world feature of this crate
-//! (`pricing`, `logistics` or `risk`): a component embeds the type of one
-//! world, and linking two would make it claim exports it does not have.
+//! (`pricing`, `logistics`, `risk` or `analytics`): a component embeds the
+//! type of one world, and linking two would make it claim exports it does
+//! not have.
 
 #[cfg(all(
     target_arch = "wasm32",
     any(
         all(feature = "pricing", feature = "logistics"),
         all(feature = "pricing", feature = "risk"),
+        all(feature = "pricing", feature = "analytics"),
         all(feature = "logistics", feature = "risk"),
+        all(feature = "logistics", feature = "analytics"),
+        all(feature = "risk", feature = "analytics"),
     )
 ))]
 compile_error!(
-    "bazaar-sdk: enable exactly one of the features `pricing`, `logistics` and `risk` for a \
-     wasm build; a component implements one world. Build each plugin in its own cargo \
-     invocation so features do not unify across plugins."
+    "bazaar-sdk: enable exactly one of the features `pricing`, `logistics`, `risk` and \
+     `analytics` for a wasm build; a component implements one world. Build each plugin in its \
+     own cargo invocation so features do not unify across plugins."
 );
 
 pub mod config;
+pub mod events;
 pub mod geo;
 pub mod log;
 pub mod money;
+pub mod query;
 pub mod state;
 pub mod testing;
 pub mod types;
@@ -90,18 +99,18 @@ mod error;
 
 #[cfg(all(
     target_arch = "wasm32",
-    any(feature = "pricing", feature = "logistics", feature = "risk")
+    any(feature = "pricing", feature = "logistics", feature = "risk", feature = "analytics")
 ))]
 mod host;
 #[cfg(not(all(
     target_arch = "wasm32",
-    any(feature = "pricing", feature = "logistics", feature = "risk")
+    any(feature = "pricing", feature = "logistics", feature = "risk", feature = "analytics")
 )))]
 pub mod stand_in;
 
 #[cfg(all(
     target_arch = "wasm32",
-    any(feature = "pricing", feature = "logistics", feature = "risk")
+    any(feature = "pricing", feature = "logistics", feature = "risk", feature = "analytics")
 ))]
 #[doc(hidden)]
 pub mod __private;
@@ -110,17 +119,21 @@ pub mod __private;
 // everywhere else.
 #[cfg(all(
     target_arch = "wasm32",
-    any(feature = "pricing", feature = "logistics", feature = "risk")
+    any(feature = "pricing", feature = "logistics", feature = "risk", feature = "analytics")
 ))]
 use host as backend;
 #[cfg(not(all(
     target_arch = "wasm32",
-    any(feature = "pricing", feature = "logistics", feature = "risk")
+    any(feature = "pricing", feature = "logistics", feature = "risk", feature = "analytics")
 )))]
 use stand_in as backend;
 
 pub use config::PluginConfig;
 pub use error::PluginError;
+pub use events::{
+    CheckoutRefused, Discount, Event, EventKind, EventLine, OrderPlaced, OrderStatus,
+    RefusalReason, StockChanged,
+};
 pub use money::Money;
 pub use types::{
     Address, Cart, CartLine, Coordinates, Customer, CustomerHistory, CustomerSegment, Decision,
@@ -187,6 +200,48 @@ pub trait RiskPlugin {
     fn assess_with_store_config(request: &RiskRequest) -> Result<RiskVerdict, PluginError> {
         let config = config::load::<Self::Config>()?;
         Self::assess(request, &config)
+    }
+}
+
+/// An analytics plugin: folds a store's events into its state, batch by
+/// batch, and answers named queries from that state alone.
+///
+/// Implement it on a unit struct and export it with [`export_analytics!`].
+/// The host keeps a batch's state writes only if the whole batch succeeds
+/// and offers a failed batch again, so [`AnalyticsPlugin::ingest`] may
+/// return an error at any point without leaving half a batch behind. A
+/// query's state writes are always discarded: a query changes nothing.
+pub trait AnalyticsPlugin {
+    /// The store's configuration of the plugin, parsed from JSON.
+    type Config: PluginConfig;
+
+    /// Folds `events` (one store's, in sequence order) into the plugin's
+    /// state.
+    fn ingest(events: &[Event], config: &Self::Config) -> Result<(), PluginError>;
+
+    /// Answers the query `name` with the JSON text of its answer.
+    /// `arguments_json` is the text of a JSON object, read with
+    /// [`query::arguments`]; a name the plugin does not answer is
+    /// [`query::unknown`].
+    fn query(
+        name: &str,
+        arguments_json: &str,
+        config: &Self::Config,
+    ) -> Result<String, PluginError>;
+
+    /// Ingests `events` with the calling store's configuration, read through
+    /// the `config` import and cached while its text is unchanged. This is
+    /// what the exported `ingest` function runs.
+    fn ingest_with_store_config(events: &[Event]) -> Result<(), PluginError> {
+        let config = config::load::<Self::Config>()?;
+        Self::ingest(events, &config)
+    }
+
+    /// Answers a query with the calling store's configuration. This is what
+    /// the exported `query` function runs.
+    fn query_with_store_config(name: &str, arguments_json: &str) -> Result<String, PluginError> {
+        let config = config::load::<Self::Config>()?;
+        Self::query(name, arguments_json, &config)
     }
 }
 
@@ -332,6 +387,66 @@ macro_rules! export_risk {
         ::core::compile_error!(
             "export_risk! needs the `risk` feature of bazaar-sdk: \
              bazaar-sdk = { version = \"...\", features = [\"risk\"] }"
+        );
+    };
+}
+
+/// Exports an [`AnalyticsPlugin`] as the component's `analyzer` interface.
+///
+/// Invoke it once, at the top level of the plugin crate. On native targets
+/// it expands to nothing, so the same crate also builds as an ordinary
+/// library for unit tests and native benchmarks.
+#[cfg(feature = "analytics")]
+#[macro_export]
+macro_rules! export_analytics {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct BazaarAnalyzerExport;
+
+            impl $crate::__private::analytics::exports::bazaar::commerce::analyzer::Guest
+                for BazaarAnalyzerExport
+            {
+                fn ingest(
+                    events: ::std::vec::Vec<
+                        $crate::__private::analytics::bazaar::commerce::events::Event,
+                    >,
+                ) -> ::core::result::Result<
+                    (),
+                    $crate::__private::analytics::bazaar::commerce::types::PluginError,
+                > {
+                    $crate::__private::ingest::<$plugin>(events)
+                }
+
+                fn query(
+                    name: ::std::string::String,
+                    arguments: ::std::string::String,
+                ) -> ::core::result::Result<
+                    ::std::string::String,
+                    $crate::__private::analytics::bazaar::commerce::types::PluginError,
+                > {
+                    $crate::__private::query::<$plugin>(&name, &arguments)
+                }
+            }
+
+            $crate::__private::analytics::__bazaar_export_analytics_world!(
+                BazaarAnalyzerExport with_types_in $crate::__private::analytics
+            );
+        };
+    };
+}
+
+/// Stands in for the real macro when the `analytics` feature is off: a
+/// no-op on native targets (like the real one) and, on wasm, an error that
+/// says which feature to enable instead of a confusing missing-module error.
+#[cfg(not(feature = "analytics"))]
+#[macro_export]
+macro_rules! export_analytics {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        ::core::compile_error!(
+            "export_analytics! needs the `analytics` feature of bazaar-sdk: \
+             bazaar-sdk = { version = \"...\", features = [\"analytics\"] }"
         );
     };
 }

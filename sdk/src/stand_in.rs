@@ -10,7 +10,7 @@
 //! built for wasm never contains this module.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::log::Level;
 use crate::state::StateError;
@@ -51,6 +51,8 @@ struct StandIn {
     config: Option<String>,
     /// The plugin's key-value state.
     state: BTreeMap<String, Vec<u8>>,
+    /// Keys set or deleted since the last [`take_written_keys`].
+    written: BTreeSet<String>,
     /// The most recent log lines, oldest first.
     log: VecDeque<LogLine>,
 }
@@ -67,6 +69,25 @@ pub fn set_config(json: Option<&str>) {
 /// The lines logged on this thread since the last [`reset`], oldest first.
 pub fn log_lines() -> Vec<LogLine> {
     STAND_IN.with_borrow(|host| host.log.iter().cloned().collect())
+}
+
+/// The plugin's whole state on this thread, in key order: what a test
+/// compares to check that the same events give the same state bytes.
+pub fn state_entries() -> BTreeMap<String, Vec<u8>> {
+    STAND_IN.with_borrow(|host| host.state.clone())
+}
+
+/// Replaces the plugin's whole state on this thread, as a node does when
+/// it rebuilds state from its journal. Nothing counts as written.
+pub fn set_state_entries(entries: BTreeMap<String, Vec<u8>>) {
+    STAND_IN.with_borrow_mut(|host| host.state = entries);
+}
+
+/// The keys set or deleted on this thread since the previous call (or the
+/// last [`reset`]), in key order: what a test checks to see that a call
+/// wrote only what it changed.
+pub fn take_written_keys() -> Vec<String> {
+    STAND_IN.with_borrow_mut(|host| std::mem::take(&mut host.written).into_iter().collect())
 }
 
 /// Forgets the configuration, state and log of this thread.
@@ -107,12 +128,17 @@ pub(crate) fn state_set(key: &str, value: &[u8]) -> Result<(), StateError> {
             return Err(StateError::TooManyKeys { keys_max: STATE_KEYS_MAX });
         }
         host.state.insert(key.to_owned(), value.to_vec());
+        host.written.insert(key.to_owned());
         Ok(())
     })
 }
 
 pub(crate) fn state_delete(key: &str) {
-    STAND_IN.with_borrow_mut(|host| host.state.remove(key));
+    STAND_IN.with_borrow_mut(|host| {
+        if host.state.remove(key).is_some() {
+            host.written.insert(key.to_owned());
+        }
+    });
 }
 
 #[cfg(test)]
@@ -129,6 +155,21 @@ mod tests {
         state::delete("calls");
         state::delete("calls");
         assert_eq!(state::get("calls"), None);
+    }
+
+    #[test]
+    fn written_keys_are_reported_once_and_then_forgotten() {
+        reset();
+        state::set("b", b"1").unwrap();
+        state::set("a", b"1").unwrap();
+        state::set("b", b"2").unwrap();
+        state::delete("absent");
+        assert_eq!(take_written_keys(), ["a", "b"]);
+        assert!(take_written_keys().is_empty());
+        set_state_entries(BTreeMap::from([("c".to_owned(), b"3".to_vec())]));
+        assert!(take_written_keys().is_empty());
+        assert_eq!(state::get("c"), Some(b"3".to_vec()));
+        assert_eq!(state_entries().len(), 1);
     }
 
     #[test]

@@ -24,7 +24,31 @@
 //!
 //! Prices are written as decimal text ("129.00"), read exactly in the
 //! cart's currency; a typo fails the test at once with the text quoted.
+//!
+//! An analytics plugin's events come from an [`EventStream`]:
+//!
+//! ```
+//! use bazaar_sdk::RefusalReason;
+//! use bazaar_sdk::testing::EventStream;
+//!
+//! let events = EventStream::new("CNY")
+//!     .order_placed(1, "customer-1", &[("D11-PHONE", 1, "4999.00")])
+//!     .discount("pricing-promotions", "d11-flash", "500.00")
+//!     .stock_changed("D11-PHONE", "WH-SHANGHAI", 99, 1, 0)
+//!     .after_ms(1_000)
+//!     .checkout_refused("D11-PHONE", 3, 3, RefusalReason::SoldOut)
+//!     .order_cancelled(1)
+//!     .build();
+//! assert_eq!(events.len(), 4);
+//! assert_eq!(events[3].sequence, 4);
+//! ```
 
+use std::collections::BTreeMap;
+
+use crate::events::{
+    CheckoutRefused, Discount, Event, EventKind, EventLine, OrderPlaced, OrderStatus,
+    RefusalReason, StockChanged,
+};
 use crate::money::Money;
 use crate::types::{
     Address, Cart, CartLine, Coordinates, Customer, CustomerHistory, CustomerSegment, RiskRequest,
@@ -261,5 +285,238 @@ impl RiskRequestBuilder {
     /// The request.
     pub fn build(self) -> RiskRequest {
         self.request
+    }
+}
+
+/// Builds a store's event stream: sequence numbers from 1, one apart;
+/// timestamps from 2025-11-11 00:00:00 China time, moved on with
+/// [`EventStream::after_ms`]; every amount in one currency.
+#[derive(Clone, Debug)]
+pub struct EventStream {
+    /// The currency of every amount.
+    currency: String,
+    /// The sequence number of the next event.
+    next_sequence: u64,
+    /// The timestamp of the next event.
+    now_ms: u64,
+    /// The events so far.
+    events: Vec<Event>,
+    /// The total of each order placed so far, for its status events.
+    totals: BTreeMap<u64, Money>,
+}
+
+impl EventStream {
+    /// An empty stream whose amounts are in `currency`.
+    pub fn new(currency: &str) -> Self {
+        Self {
+            currency: currency.to_owned(),
+            next_sequence: 1,
+            // 2025-11-11T00:00:00+08:00.
+            now_ms: 1_762_790_400_000,
+            events: Vec::new(),
+            totals: BTreeMap::new(),
+        }
+    }
+
+    /// The timestamp the next event gets.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// Moves the clock on by `elapsed_ms` for the events that follow.
+    pub fn after_ms(mut self, elapsed_ms: u64) -> Self {
+        self.now_ms += elapsed_ms;
+        self
+    }
+
+    /// Sets the timestamp of the events that follow.
+    pub fn at_ms(mut self, at_ms: u64) -> Self {
+        self.now_ms = at_ms;
+        self
+    }
+
+    /// Leaves `count` sequence numbers out, as another store's events do.
+    pub fn skip_sequences(mut self, count: u64) -> Self {
+        self.next_sequence += count;
+        self
+    }
+
+    /// Places order `order` of `customer_id` with `(sku, quantity, unit
+    /// price)` lines, prices written as decimal text such as "129.00":
+    /// nothing off, no shipping fee, so the total is the subtotal.
+    ///
+    /// # Panics
+    ///
+    /// If a price is not an amount of the stream's currency: this is a test
+    /// helper, and a mistyped price should fail the test loudly.
+    pub fn order_placed(self, order: u64, customer_id: &str, lines: &[(&str, u32, &str)]) -> Self {
+        let currency = self.currency.clone();
+        let lines: Vec<(&str, u32, i64)> = lines
+            .iter()
+            .map(|&(sku, quantity, unit_price)| {
+                let unit_price = Money::parse(unit_price, &currency)
+                    .unwrap_or_else(|error| panic!("test event line {sku}: {error}"));
+                (sku, quantity, unit_price.amount_minor)
+            })
+            .collect();
+        self.order_placed_minor(order, customer_id, &lines)
+    }
+
+    /// Like [`EventStream::order_placed`], with unit prices in minor units,
+    /// for prices a test computes.
+    pub fn order_placed_minor(
+        mut self,
+        order: u64,
+        customer_id: &str,
+        lines: &[(&str, u32, i64)],
+    ) -> Self {
+        let subtotal_minor =
+            lines.iter().map(|&(_, quantity, unit_price)| i64::from(quantity) * unit_price).sum();
+        let subtotal = self.money(subtotal_minor);
+        let placed = OrderPlaced {
+            order,
+            customer_id: customer_id.to_owned(),
+            lines: lines
+                .iter()
+                .map(|&(sku, quantity, unit_price_minor)| EventLine {
+                    sku: sku.to_owned(),
+                    quantity,
+                    unit_price: self.money(unit_price_minor),
+                })
+                .collect(),
+            subtotal: subtotal.clone(),
+            discount: self.money(0),
+            shipping: self.money(0),
+            total: subtotal.clone(),
+            discounts: Vec::new(),
+        };
+        self.totals.insert(order, subtotal);
+        self.push(EventKind::OrderPlaced(placed))
+    }
+
+    /// Gives the order placed last a discount of `amount` (decimal text)
+    /// from pricing plugin `plugin_id` under rule `code`, lowering its total.
+    ///
+    /// # Panics
+    ///
+    /// If the last event is not a placed order, or `amount` is not an amount
+    /// of the stream's currency.
+    pub fn discount(mut self, plugin_id: &str, code: &str, amount: &str) -> Self {
+        let amount = Money::parse(amount, &self.currency)
+            .unwrap_or_else(|error| panic!("test discount {code}: {error}"));
+        let placed = self.last_placed("discount");
+        placed.discount.amount_minor += amount.amount_minor;
+        placed.total.amount_minor -= amount.amount_minor;
+        placed.discounts.push(Discount {
+            plugin_id: plugin_id.to_owned(),
+            code: code.to_owned(),
+            amount,
+        });
+        let (order, total) = (placed.order, placed.total.clone());
+        self.totals.insert(order, total);
+        self
+    }
+
+    /// Adds a shipping fee of `amount` (decimal text) to the order placed
+    /// last, raising its total.
+    ///
+    /// # Panics
+    ///
+    /// As for [`EventStream::discount`].
+    pub fn shipping(mut self, amount: &str) -> Self {
+        let amount = Money::parse(amount, &self.currency)
+            .unwrap_or_else(|error| panic!("test shipping fee: {error}"));
+        let placed = self.last_placed("shipping");
+        placed.shipping.amount_minor += amount.amount_minor;
+        placed.total.amount_minor += amount.amount_minor;
+        let (order, total) = (placed.order, placed.total.clone());
+        self.totals.insert(order, total);
+        self
+    }
+
+    /// Order `order` (placed earlier in the stream) was paid.
+    pub fn order_paid(self, order: u64) -> Self {
+        let status = self.status(order);
+        self.push(EventKind::OrderPaid(status))
+    }
+
+    /// Order `order` (placed earlier in the stream) was cancelled.
+    pub fn order_cancelled(self, order: u64) -> Self {
+        let status = self.status(order);
+        self.push(EventKind::OrderCancelled(status))
+    }
+
+    /// Order `order` (placed earlier in the stream) shipped.
+    pub fn order_fulfilled(self, order: u64) -> Self {
+        let status = self.status(order);
+        self.push(EventKind::OrderFulfilled(status))
+    }
+
+    /// `sku` in `warehouse` now has `available`, `reserved` and `sold` units.
+    pub fn stock_changed(
+        self,
+        sku: &str,
+        warehouse: &str,
+        available: u64,
+        reserved: u64,
+        sold: u64,
+    ) -> Self {
+        self.push(EventKind::StockChanged(StockChanged {
+            sku: sku.to_owned(),
+            warehouse: warehouse.to_owned(),
+            available,
+            reserved,
+            sold,
+        }))
+    }
+
+    /// `attempts` checkout attempts asking for `units` units of `sku` were
+    /// refused for `reason`.
+    pub fn checkout_refused(
+        self,
+        sku: &str,
+        attempts: u32,
+        units: u64,
+        reason: RefusalReason,
+    ) -> Self {
+        self.push(EventKind::CheckoutRefused(CheckoutRefused {
+            sku: sku.to_owned(),
+            attempts,
+            units,
+            reason,
+        }))
+    }
+
+    /// The events.
+    pub fn build(self) -> Vec<Event> {
+        self.events
+    }
+
+    fn money(&self, amount_minor: i64) -> Money {
+        Money::new(amount_minor, &self.currency)
+    }
+
+    fn push(mut self, kind: EventKind) -> Self {
+        self.events.push(Event { sequence: self.next_sequence, at_ms: self.now_ms, kind });
+        self.next_sequence += 1;
+        self
+    }
+
+    /// The order placed by the last event, for `what` to change.
+    fn last_placed(&mut self, what: &str) -> &mut OrderPlaced {
+        match self.events.last_mut().map(|event| &mut event.kind) {
+            Some(EventKind::OrderPlaced(placed)) => placed,
+            _ => panic!("test event stream: `{what}` must follow `order_placed`"),
+        }
+    }
+
+    /// A status event of `order` with its total.
+    fn status(&self, order: u64) -> OrderStatus {
+        let total = self
+            .totals
+            .get(&order)
+            .unwrap_or_else(|| panic!("test event stream: order {order} was not placed"))
+            .clone();
+        OrderStatus { order, total }
     }
 }

@@ -32,7 +32,8 @@ pub struct Artifact {
 include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
 
 /// The first-party plugins, in a fixed order.
-pub const FIRST_PARTY: &[Artifact] = &[PRICING_PROMOTIONS, LOGISTICS_ROUTER, RISK_GUARD];
+pub const FIRST_PARTY: &[Artifact] =
+    &[PRICING_PROMOTIONS, LOGISTICS_ROUTER, RISK_GUARD, ANALYTICS_LIVE];
 
 /// Every component built for tests (the example partner plugin included),
 /// in a fixed order.

@@ -6,7 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use bazaar_artifacts::{Artifact, FIRST_PARTY, LOGISTICS_ROUTER, PRICING_PROMOTIONS, RISK_GUARD};
+use bazaar_artifacts::{
+    ANALYTICS_LIVE, Artifact, FIRST_PARTY, LOGISTICS_ROUTER, PRICING_PROMOTIONS, RISK_GUARD,
+};
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 
 /// `\0asm`, then version 0x0d and layer 1: the component-model binary
@@ -25,9 +27,10 @@ const WASI_PREFIXES: &[&str] = &["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:
 const BAZAAR_PREFIX: &str = "bazaar:commerce/";
 const BAZAAR_VERSION: &str = "@0.1.0";
 
-/// The Bazaar interface of shared types: it has no functions, every plugin
-/// imports it, and it needs no grant.
-const TYPES_INTERFACE: &str = "types";
+/// The Bazaar interfaces of shared types (every plugin imports `types`,
+/// analytics plugins `events` too): they have no functions and need no
+/// grant.
+const TYPE_INTERFACES: [&str; 2] = ["types", "events"];
 
 /// The test guests, when this build has them.
 #[cfg(feature = "test-guests")]
@@ -127,12 +130,15 @@ fn each_plugin_exports_exactly_the_extension_point_of_its_manifest_kind() {
     assert_eq!(logistics_exports, ["bazaar:commerce/router@0.1.0"]);
     let (_, risk_exports) = interface_names(RISK_GUARD.wasm);
     assert_eq!(risk_exports, ["bazaar:commerce/risk-assessor@0.1.0"]);
+    let (_, analytics_exports) = interface_names(ANALYTICS_LIVE.wasm);
+    assert_eq!(analytics_exports, ["bazaar:commerce/analyzer@0.1.0"]);
     for artifact in all_artifacts() {
         let (kind, _) = kind_and_capabilities(&artifact);
         let export = match kind.as_str() {
             "pricing" => "bazaar:commerce/pricer@0.1.0",
             "logistics" => "bazaar:commerce/router@0.1.0",
             "risk" => "bazaar:commerce/risk-assessor@0.1.0",
+            "analytics" => "bazaar:commerce/analyzer@0.1.0",
             other => panic!("{} has an unknown kind {other:?}", artifact.id),
         };
         let (_, exports) = interface_names(artifact.wasm);
@@ -156,7 +162,8 @@ fn components_import_only_bazaar_interfaces_and_std_wasi() {
             assert!(
                 !name.starts_with("bazaar:commerce/pricer")
                     && !name.starts_with("bazaar:commerce/router")
-                    && !name.starts_with("bazaar:commerce/risk-assessor"),
+                    && !name.starts_with("bazaar:commerce/risk-assessor")
+                    && !name.starts_with("bazaar:commerce/analyzer"),
                 "{} imports an extension point: {name}",
                 artifact.id
             );
@@ -180,7 +187,7 @@ fn every_manifest_asks_for_exactly_the_bazaar_interfaces_its_component_imports()
                     })
                     .to_owned()
             })
-            .filter(|interface| interface != TYPES_INTERFACE)
+            .filter(|interface| !TYPE_INTERFACES.contains(&interface.as_str()))
             .collect();
         assert_eq!(imported, capabilities, "{}: imports {imports:?}", artifact.id);
     }
@@ -192,6 +199,7 @@ fn versions_come_from_the_plugin_manifests() {
     assert_eq!(LOGISTICS_ROUTER.id, "logistics-router");
     assert_eq!(RISK_GUARD.id, "risk-guard");
     assert_eq!(RISK_GUARD.version, "0.1.0");
+    assert_eq!(ANALYTICS_LIVE.id, "analytics-live");
     for artifact in all_artifacts() {
         let parts: Vec<&str> = artifact.version.split('.').collect();
         assert_eq!(parts.len(), 3, "{}: {:?}", artifact.id, artifact.version);

@@ -187,6 +187,7 @@ fn every_manifest_has_valid_ids_kind_texts_capabilities_and_failure_policy() {
             "pricing" => &["fail-open", "fail-closed"],
             "logistics" => &["fallback", "fail-closed"],
             "risk" => &["fail-closed", "fail-open"],
+            "analytics" => &["fail-open"],
             other => panic!("{id}: unknown kind {other:?}"),
         };
         if let Some(policy) = manifest.get("failure-policy") {

@@ -419,6 +419,51 @@ async fn activation_rollback_and_shadow_runs_swap_versions_for_the_next_order() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installed_versions_and_the_active_one_survive_a_restart() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("data");
+    let mut server = Server::start_in(&dir, &[], &[]);
+    let tests = Publisher::new("bazaar-tests");
+    server.trust(&tests).await;
+    server.seed_store("alpha", SKU, 100).await;
+    for artifact in [&TAGGED_PRICING_V1, &TAGGED_PRICING_V2] {
+        let installed = server.install(&server.operator, &tests.artifact(artifact)).await;
+        assert_eq!(installed.status.as_u16(), 201, "{}", installed.text);
+    }
+    server
+        .operator(
+            "POST",
+            "/v1/plugins/tagged-pricing/activate",
+            Some(json!({"version": "2.0.0"})),
+            200,
+        )
+        .await;
+    server
+        .operator(
+            "PUT",
+            "/v1/stores/alpha/plugins/tagged-pricing",
+            Some(json!({"config": {}, "consent": ["config"]})),
+            200,
+        )
+        .await;
+    let before = server.operator("GET", "/v1/plugins", None, 200).await;
+    assert!(server.stop_gracefully().success());
+    drop(server);
+
+    let server = Server::start_in(&dir, &[], &[]);
+    assert!(server.printed("compiled artifacts from the cache"), "{:?}", server.output);
+    assert_eq!(server.operator("GET", "/v1/plugins", None, 200).await, before);
+    assert_eq!(
+        server.operator("GET", "/v1/publishers", None, 200).await["publishers"][0]["publisher"],
+        "bazaar-tests"
+    );
+    let order = server
+        .operator("POST", "/v1/stores/alpha/orders", Some(order_body("c1", SKU, 1)), 201)
+        .await;
+    assert_eq!(adjustment_codes(&order), ["tagged-v2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merchant_enables_a_plugin_only_with_a_valid_config_and_full_consent() {
     let server = Server::start(&[]);
     let acme = Publisher::new("acme");
@@ -449,6 +494,7 @@ async fn a_merchant_enables_a_plugin_only_with_a_valid_config_and_full_consent()
     );
     assert!(bad_config.message().contains("/min_units"), "{}", bad_config.message());
     assert!(bad_config.message().contains("extra"), "{}", bad_config.message());
+    assert_eq!(bad_config.message().matches("does not match").count(), 1, "said once");
     let no_consent = enable(json!({"config": {"min_units": 2, "percent": 10}})).await;
     assert_eq!(
         (no_consent.status.as_u16(), no_consent.code()),

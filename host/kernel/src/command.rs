@@ -95,6 +95,20 @@ pub enum Command {
         /// The rules.
         rules: PricingRules,
     },
+    /// An event consumer (an analytics plugin) processed the store's events
+    /// up to `through_sequence`: its state writes and its new position are
+    /// applied together, so after a crash it resumes exactly where the
+    /// journal says it stopped and no event counts twice.
+    RecordConsumed {
+        /// The store.
+        store: StoreId,
+        /// The consuming plugin.
+        plugin: PluginId,
+        /// The sequence of the last event processed.
+        through_sequence: u64,
+        /// The plugin's state writes for those events.
+        state_writes: Vec<StateWrite>,
+    },
     /// Create an order and reserve its stock.
     PlaceOrder(Box<PlaceOrder>),
     /// A reserved order is paid: its reserved units become sold.
@@ -138,6 +152,7 @@ impl Command {
             | Command::WriteOffStock { store, .. }
             | Command::ConfigurePlugin { store, .. }
             | Command::SetPricingRules { store, .. }
+            | Command::RecordConsumed { store, .. }
             | Command::PayOrder { store, .. }
             | Command::CancelOrder { store, .. }
             | Command::FulfilOrder { store, .. } => store,
@@ -238,6 +253,8 @@ pub enum Outcome {
     PluginConfigured,
     /// The store's pricing rules were stored.
     PricingRulesSet,
+    /// A consumer's progress was recorded.
+    ConsumedRecorded,
     /// An order exists: new, or the earlier order of the same idempotency key.
     OrderPlaced {
         /// Its number.

@@ -1,6 +1,6 @@
 //! The one error type of the kernel: every refusal says what was wrong.
 
-use crate::model::{OrderNumber, OrderStatus};
+use crate::model::{OrderNumber, OrderStatus, PluginId};
 
 /// Why the kernel refused a command. A refused command changes nothing.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -145,6 +145,19 @@ pub enum KernelError {
     /// A plugin state write over a limit.
     #[error("invalid plugin state write: {0}")]
     InvalidStateWrite(String),
+    /// A consumer reported progress it had already recorded (a retry after
+    /// a crash): nothing is applied twice.
+    #[error(
+        "{plugin} already consumed this store's events through {consumed}; {through_sequence} is not new"
+    )]
+    AlreadyConsumed {
+        /// The consumer.
+        plugin: PluginId,
+        /// The position it reported.
+        through_sequence: u64,
+        /// The position already recorded.
+        consumed: u64,
+    },
     /// Pricing rules out of range.
     #[error("invalid pricing rules: {0}")]
     InvalidPricingRules(String),

@@ -9,6 +9,7 @@
 
 mod command;
 mod error;
+pub mod event;
 pub mod model;
 pub mod money;
 mod order_log;

@@ -315,11 +315,15 @@ pub enum PluginKind {
     /// Judges an order before it is placed (`risk` world, exports
     /// `risk-assessor`).
     Risk,
+    /// Consumes a store's events and answers queries about them
+    /// (`analytics` world, exports `analyzer`); never on the order path.
+    Analytics,
 }
 
 impl PluginKind {
     /// Every kind.
-    pub const ALL: [PluginKind; 3] = [PluginKind::Pricing, PluginKind::Logistics, PluginKind::Risk];
+    pub const ALL: [PluginKind; 4] =
+        [PluginKind::Pricing, PluginKind::Logistics, PluginKind::Risk, PluginKind::Analytics];
 
     /// The WIT world's name, also the kind's name in manifests.
     pub fn world(self) -> &'static str {
@@ -327,6 +331,7 @@ impl PluginKind {
             PluginKind::Pricing => "pricing",
             PluginKind::Logistics => "logistics",
             PluginKind::Risk => "risk",
+            PluginKind::Analytics => "analytics",
         }
     }
 
@@ -341,6 +346,7 @@ impl PluginKind {
             PluginKind::Pricing => "bazaar:commerce/pricer@0.1.0",
             PluginKind::Logistics => "bazaar:commerce/router@0.1.0",
             PluginKind::Risk => "bazaar:commerce/risk-assessor@0.1.0",
+            PluginKind::Analytics => "bazaar:commerce/analyzer@0.1.0",
         }
     }
 }

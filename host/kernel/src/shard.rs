@@ -81,6 +81,8 @@ pub struct StoreState {
     plugin_state: BTreeMap<PluginId, Arc<PluginStateMap>>,
     /// How the store's pricing plugins combine.
     pricing_rules: PricingRules,
+    /// The last event sequence each consuming plugin processed.
+    consumed_through: BTreeMap<PluginId, u64>,
     /// Commands applied to this store so far.
     revision: u64,
 }
@@ -144,6 +146,10 @@ impl StoreState {
     /// How the store's pricing plugins combine.
     pub fn pricing_rules(&self) -> &PricingRules {
         &self.pricing_rules
+    }
+    /// The last event sequence `plugin` processed for this store (0: none).
+    pub fn consumed_through(&self, plugin: &PluginId) -> u64 {
+        self.consumed_through.get(plugin).copied().unwrap_or(0)
     }
     /// Plugins configured for this store.
     pub fn plugin_configs(&self) -> &BTreeMap<PluginId, PluginConfig> {
@@ -303,6 +309,17 @@ impl StoreState {
             }
         }
         Ok(fees_minor)
+    }
+
+    /// Applies checked plugin state writes.
+    fn apply_state_writes(&mut self, writes: &[StateWrite]) {
+        for write in writes {
+            let map = Arc::make_mut(self.plugin_state.entry(write.plugin.clone()).or_default());
+            match &write.value {
+                Some(value) => map.insert(write.key.clone(), value.clone()),
+                None => map.remove(&write.key),
+            };
+        }
     }
 
     /// Checks a batch of plugin state writes against the state limits.
@@ -560,6 +577,7 @@ impl Shard {
                         plugin_configs: BTreeMap::new(),
                         plugin_state: BTreeMap::new(),
                         pricing_rules: PricingRules::default(),
+                        consumed_through: BTreeMap::new(),
                         revision: 1,
                     },
                 );
@@ -689,6 +707,21 @@ impl Shard {
                 state.pricing_rules = *rules;
                 Ok(Outcome::PricingRulesSet)
             }
+            Command::RecordConsumed { store, plugin, through_sequence, state_writes } => {
+                let state = self.store_mut(store)?;
+                let consumed = state.consumed_through(plugin);
+                if *through_sequence <= consumed {
+                    return Err(KernelError::AlreadyConsumed {
+                        plugin: plugin.clone(),
+                        through_sequence: *through_sequence,
+                        consumed,
+                    });
+                }
+                state.validate_state_writes(state_writes)?;
+                state.apply_state_writes(state_writes);
+                state.consumed_through.insert(plugin.clone(), *through_sequence);
+                Ok(Outcome::ConsumedRecorded)
+            }
             Command::PlaceOrder(place) => self.place_order(place),
             Command::PayOrder { store, order, at_ms } => {
                 self.transition(store, *order, *at_ms, "paid", |status| {
@@ -767,13 +800,7 @@ impl Shard {
                 .or_default() += line.quantity;
         }
         *state.customer_orders.entry(place.request.customer.id.clone()).or_default() += 1;
-        for write in &place.state_writes {
-            let map = Arc::make_mut(state.plugin_state.entry(write.plugin.clone()).or_default());
-            match &write.value {
-                Some(value) => map.insert(write.key.clone(), value.clone()),
-                None => map.remove(&write.key),
-            };
-        }
+        state.apply_state_writes(&place.state_writes);
         let number = state.orders.next_number();
         if let Some(key) = &place.request.idempotency_key {
             state.idempotency.insert(key.clone(), number);

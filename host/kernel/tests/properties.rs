@@ -449,3 +449,41 @@ fn a_store_configures_at_most_the_plugin_limit() {
     assert!(matches!(error, KernelError::TooMany { .. }), "{error}");
     assert_eq!(shard.digest(), before);
 }
+
+#[test]
+fn an_order_yields_its_placement_and_stock_events_and_a_duplicate_yields_none() {
+    use bazaar_kernel::event::{EventKind, derive_events};
+    let mut shard = stocked();
+    let command = command_for(
+        &shard,
+        &Step::Order {
+            customer: 1,
+            lines: vec![(2, 3)],
+            key: Some(7),
+            discount: 100,
+            split: false,
+        },
+    );
+    let outcome = shard.apply(&command).unwrap();
+    let events = derive_events(&shard, &command, &outcome);
+    let EventKind::OrderPlaced { order, lines, totals, discounts, .. } = &events[0] else {
+        panic!("first event: {:?}", events[0]);
+    };
+    assert_eq!((*order, lines[0].quantity, lines[0].unit_price_minor), (1, 3, 3_000));
+    assert_eq!((totals.subtotal_minor, totals.discount_minor), (9_000, 100));
+    assert_eq!(discounts[0].amount_minor, 100);
+    let placed_total = totals.total_minor;
+    let EventKind::StockChanged { level, .. } = &events[1] else { panic!("{:?}", events[1]) };
+    assert_eq!((level.available, level.reserved), (7, 3));
+    assert_eq!(events.len(), 2);
+
+    let again = shard.apply(&command).unwrap();
+    assert!(derive_events(&shard, &command, &again).is_empty(), "a duplicate changes nothing");
+
+    let cancel = Command::CancelOrder { store: store(), order: 1, at_ms: 9 };
+    let outcome = shard.apply(&cancel).unwrap();
+    let events = derive_events(&shard, &cancel, &outcome);
+    assert_eq!(events[0], EventKind::OrderCancelled { order: 1, total_minor: placed_total });
+    let EventKind::StockChanged { level, .. } = &events[1] else { panic!("{:?}", events[1]) };
+    assert_eq!((level.available, level.reserved), (10, 0));
+}

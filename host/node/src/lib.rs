@@ -4,6 +4,8 @@
 //! binary and the HTTP server drive it.
 
 pub mod breaker;
+pub mod consumer;
+pub mod events;
 pub mod load;
 pub mod native;
 pub mod node;

@@ -6,13 +6,15 @@
 //! journal thread (one durable commit for many batches) -> the caller's
 //! reply. Nothing is acknowledged before the journal says it is durable.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bazaar_kernel::model::{Cart, OrderNumber, OrderRequest, PluginKind, StoreId, Totals};
+use bazaar_kernel::event::{EventKind, RefusalReason, derive_events};
+use bazaar_kernel::model::{Cart, OrderNumber, OrderRequest, PluginKind, Sku, StoreId, Totals};
 use bazaar_kernel::{
     Command, IdempotencyCheck, KernelError, Outcome, PlaceOrder, Shard, order_totals,
 };
@@ -21,6 +23,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
+use crate::events::{EVENTS_PER_RECORD_MAX, EventRecord, SHARDS_MAX, StoredEvent, event_stream};
 use crate::pipeline::{PluginOutputs, Refusal, ShardPlugins};
 use crate::plugins::PluginSet;
 
@@ -274,6 +277,11 @@ impl Node {
                 count
             }
         };
+        if shard_count > SHARDS_MAX {
+            return Err(recovery(&format!(
+                "{shard_count} shards is more than the {SHARDS_MAX} an event sequence can name"
+            )));
+        }
         let journal =
             Arc::new(Journal::start(storage.clone(), config.journal).map_err(|e| recovery(&e))?);
         let stats = Arc::new(NodeStats::default());
@@ -305,6 +313,7 @@ impl Node {
                 snapshot_every_commands: config.snapshot_every_commands.max(1),
                 snapshots: snapshot_sender.clone(),
                 last_time_ms: 0,
+                next_event_record: storage.last_sequence(event_stream(index)) + 1,
             };
             let handle = std::thread::Builder::new()
                 .name(format!("shard-{index}"))
@@ -630,6 +639,57 @@ struct ShardWriter {
     snapshots: Sender<SnapshotJob>,
     /// The last timestamp handed out, to keep time monotonic per shard.
     last_time_ms: u64,
+    /// The sequence number of the next record of the shard's event stream.
+    next_event_record: u64,
+}
+
+/// The events of the batch being processed, and its refused checkout
+/// attempts summarised per store, SKU and reason.
+#[derive(Default)]
+struct BatchEvents {
+    events: Vec<StoredEvent>,
+    refused: BTreeMap<(StoreId, Sku, RefusalReason), (u32, u64)>,
+}
+
+impl BatchEvents {
+    fn add(&mut self, shard: &Shard, command: &Command, outcome: &Outcome) {
+        let store = command.store();
+        let Some(currency) = shard.store(store).map(|state| state.currency()) else { return };
+        for kind in derive_events(shard, command, outcome) {
+            self.events.push(StoredEvent { store: store.clone(), currency, kind });
+        }
+    }
+
+    fn refuse(&mut self, store: &StoreId, lines: &[(Sku, u32)], error: &NodeError) {
+        let reason = match error {
+            NodeError::Kernel(KernelError::InsufficientStock { .. }) => RefusalReason::SoldOut,
+            NodeError::Kernel(KernelError::PurchaseLimitExceeded { .. }) => {
+                RefusalReason::PurchaseLimit
+            }
+            NodeError::RiskRejected { .. } | NodeError::RiskUnavailable { .. } => {
+                RefusalReason::Risk
+            }
+            _ => RefusalReason::Other,
+        };
+        for (sku, quantity) in lines {
+            let entry = self.refused.entry((store.clone(), sku.clone(), reason)).or_default();
+            entry.0 = entry.0.saturating_add(1);
+            entry.1 = entry.1.saturating_add(u64::from(*quantity));
+        }
+    }
+
+    /// The batch's events with the refusal summaries last.
+    fn into_events(mut self, shard: &Shard) -> Vec<StoredEvent> {
+        for ((store, sku, reason), (attempts, units)) in self.refused {
+            let Some(currency) = shard.store(&store).map(|state| state.currency()) else {
+                continue;
+            };
+            let kind = EventKind::CheckoutRefused { sku, attempts, units, reason };
+            self.events.push(StoredEvent { store, currency, kind });
+        }
+        self.events.truncate(EVENTS_PER_RECORD_MAX);
+        self.events
+    }
 }
 
 impl ShardWriter {
@@ -658,6 +718,7 @@ impl ShardWriter {
         self.plugins.refresh();
         let mut commands = Vec::new();
         let mut acknowledgements: Vec<(Reply, Outcome)> = Vec::new();
+        let mut events = BatchEvents::default();
         for work in batch.drain(..) {
             match work {
                 Work::Read(read) => read(&self.shard),
@@ -669,6 +730,7 @@ impl ShardWriter {
                         if let Some(after) = after {
                             after(&self.shard, &outcome);
                         }
+                        events.add(&self.shard, &command, &outcome);
                         commands.push(command);
                         acknowledgements.push((reply, outcome));
                     }
@@ -678,23 +740,33 @@ impl ShardWriter {
                     }
                 },
                 Work::PlaceOrder { store, request, reply, after } => {
-                    match self.place_order(store, request) {
+                    let asked: Vec<(Sku, u32)> = request
+                        .lines
+                        .iter()
+                        .map(|line| (line.sku.clone(), line.quantity))
+                        .collect();
+                    match self.place_order(store.clone(), request) {
                         Ok((command, outcome)) => {
                             if let Some(after) = after {
                                 after(&self.shard, &outcome);
+                            }
+                            if let Some(command) = &command {
+                                events.add(&self.shard, command, &outcome);
                             }
                             commands.extend(command);
                             acknowledgements.push((reply, outcome));
                         }
                         Err(error) => {
                             self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                            events.refuse(&store, &asked, &error);
                             reply(Err(error));
                         }
                     }
                 }
             }
         }
-        if acknowledgements.is_empty() {
+        let events = events.into_events(&self.shard);
+        if acknowledgements.is_empty() && events.is_empty() {
             return;
         }
         // Duplicates alone still wait for a journal round trip: the order
@@ -714,6 +786,13 @@ impl ShardWriter {
             if self.commands_since_snapshot >= self.snapshot_every_commands {
                 snapshot_due = Some(sequence);
             }
+        }
+        if !events.is_empty() {
+            let payload = postcard::to_allocvec(&EventRecord::V1 { at_ms: self.now_ms(), events })
+                .expect("events encode");
+            let sequence = self.next_event_record;
+            self.next_event_record += 1;
+            records.push(JournalRecord { stream: event_stream(self.index), sequence, payload });
         }
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         // The callback owns the replies; if the journal refuses the append

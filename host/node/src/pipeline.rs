@@ -85,8 +85,10 @@ enum Holder {
 }
 
 impl Holder {
-    fn new(implementation: &Implementation) -> Self {
-        match implementation {
+    /// The order path's instance of `implementation`; none for an analytics
+    /// plugin, which never runs on the order path.
+    fn new(implementation: &Implementation) -> Option<Self> {
+        Some(match implementation {
             Implementation::Pricing(plugin) => Holder::Pricing(plugin.pricer()),
             Implementation::Logistics(plugin) => Holder::Logistics(plugin.router()),
             Implementation::Risk(plugin) => Holder::Risk(plugin.assessor()),
@@ -96,7 +98,8 @@ impl Holder {
             Implementation::NativeLogistics(plugin, make) => {
                 Holder::NativeLogistics(make(plugin.clone()))
             }
-        }
+            Implementation::Analytics(_) => return None,
+        })
     }
 }
 
@@ -199,8 +202,13 @@ impl ShardPlugins {
         }
     }
 
-    /// The store's instance of `implementation`, made on first use.
-    fn holder(&mut self, store: &StoreId, implementation: &Arc<Implementation>) -> &mut Holder {
+    /// The store's instance of `implementation`, made on first use; none for
+    /// a plugin that has no place on the order path.
+    fn holder(
+        &mut self,
+        store: &StoreId,
+        implementation: &Arc<Implementation>,
+    ) -> Option<&mut Holder> {
         self.uses += 1;
         let uses = self.uses;
         let found = self.slots.get(store).and_then(|slots| {
@@ -209,13 +217,14 @@ impl ShardPlugins {
         let index = match found {
             Some(index) => index,
             None => {
+                let holder = Holder::new(implementation)?;
                 if self.slot_count >= INSTANCES_PER_SHARD_MAX {
                     self.evict_least_recently_used();
                 }
                 let slots = self.slots.entry(store.clone()).or_default();
                 slots.push(Slot {
                     implementation: implementation.clone(),
-                    holder: Holder::new(implementation),
+                    holder,
                     last_used: uses,
                 });
                 self.slot_count += 1;
@@ -224,7 +233,7 @@ impl ShardPlugins {
         };
         let slot = &mut self.slots.get_mut(store).expect("the store's slots exist")[index];
         slot.last_used = uses;
-        &mut slot.holder
+        Some(&mut slot.holder)
     }
 
     fn evict_least_recently_used(&mut self) {
@@ -427,11 +436,11 @@ impl ShardPlugins {
     ) -> (Result<Vec<Adjustment>, String>, Vec<StateWrite>) {
         let call = self.call(state, cart, implementation.plugin_ref(), config, seed);
         match self.holder(&cart.store_id, implementation) {
-            Holder::Pricing(pricer) => {
+            Some(Holder::Pricing(pricer)) => {
                 let outcome = pricer.price_cart(call, cart);
                 (outcome.result.map_err(|e| e.to_string()), outcome.state_writes)
             }
-            Holder::NativePricing(native) => (native.price(config, cart), Vec::new()),
+            Some(Holder::NativePricing(native)) => (native.price(config, cart), Vec::new()),
             _ => (Err("not a pricing plugin".into()), Vec::new()),
         }
     }
@@ -533,7 +542,7 @@ impl ShardPlugins {
     ) -> (Result<RiskAnswer, String>, Vec<StateWrite>) {
         let plugin = implementation.plugin_ref().clone();
         let call = self.call(state, cart, &plugin, config, seed);
-        let Holder::Risk(assessor) = self.holder(&cart.store_id, implementation) else {
+        let Some(Holder::Risk(assessor)) = self.holder(&cart.store_id, implementation) else {
             return (Err("not a risk plugin".into()), Vec::new());
         };
         let outcome = assessor.assess_order(call, request);
@@ -654,11 +663,11 @@ impl ShardPlugins {
     ) -> (Result<ShipmentPlan, String>, Vec<StateWrite>) {
         let call = self.call(state, cart, implementation.plugin_ref(), config, seed);
         match self.holder(&cart.store_id, implementation) {
-            Holder::Logistics(router) => {
+            Some(Holder::Logistics(router)) => {
                 let outcome = router.plan_shipment(call, request);
                 (outcome.result.map_err(|e| e.to_string()), outcome.state_writes)
             }
-            Holder::NativeLogistics(native) => (native.plan(config, request), Vec::new()),
+            Some(Holder::NativeLogistics(native)) => (native.plan(config, request), Vec::new()),
             _ => (Err("not a logistics plugin".into()), Vec::new()),
         }
     }

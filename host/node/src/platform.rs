@@ -84,7 +84,7 @@ pub enum PlatformError {
     #[error("{0}")]
     Invalid(String),
     /// A store's configuration does not match the plugin's schema.
-    #[error("the configuration does not match the plugin's schema: {0}")]
+    #[error("{0}")]
     Config(ConfigErrors),
     /// The merchant did not consent to every capability.
     #[error("consent is missing for: {0}")]
@@ -864,6 +864,7 @@ fn implementation(loaded: LoadedPlugin) -> Implementation {
         LoadedPlugin::Pricing(plugin) => Implementation::Pricing(plugin),
         LoadedPlugin::Logistics(plugin) => Implementation::Logistics(plugin),
         LoadedPlugin::Risk(plugin) => Implementation::Risk(plugin),
+        LoadedPlugin::Analytics(plugin) => Implementation::Analytics(plugin),
     }
 }
 

@@ -24,7 +24,8 @@ use anyhow::Context as _;
 use bazaar_artifacts::Artifact;
 use bazaar_kernel::model::{Adjustment, PluginId, PluginKind, PluginRef, ShipmentPlan, StoreId};
 use bazaar_runtime::{
-    CallCounters, LogisticsPlugin, PricingPlugin, RiskPlugin, Runtime, RuntimeLimits,
+    AnalyticsPlugin, CallCounters, LogisticsPlugin, PricingPlugin, RiskPlugin, Runtime,
+    RuntimeLimits,
 };
 
 pub use bazaar_registry::FailurePolicy;
@@ -44,6 +45,9 @@ pub enum Implementation {
     Logistics(LogisticsPlugin),
     /// A risk component.
     Risk(RiskPlugin),
+    /// An analytics component: fed its stores' events off the order path,
+    /// never called by the order pipeline.
+    Analytics(AnalyticsPlugin),
     /// A pricing plugin compiled into the host (benchmarks only).
     NativePricing(PluginRef, MakeNativePricing),
     /// A logistics plugin compiled into the host (benchmarks only).
@@ -57,6 +61,7 @@ impl Implementation {
             Implementation::Pricing(plugin) => plugin.plugin_ref(),
             Implementation::Logistics(plugin) => plugin.plugin_ref(),
             Implementation::Risk(plugin) => plugin.plugin_ref(),
+            Implementation::Analytics(plugin) => plugin.plugin_ref(),
             Implementation::NativePricing(plugin, _)
             | Implementation::NativeLogistics(plugin, _) => plugin,
         }
@@ -70,6 +75,7 @@ impl Implementation {
                 PluginKind::Logistics
             }
             Implementation::Risk(_) => PluginKind::Risk,
+            Implementation::Analytics(_) => PluginKind::Analytics,
         }
     }
 
@@ -79,6 +85,7 @@ impl Implementation {
             Implementation::Pricing(plugin) => Some(plugin.counters()),
             Implementation::Logistics(plugin) => Some(plugin.counters()),
             Implementation::Risk(plugin) => Some(plugin.counters()),
+            Implementation::Analytics(plugin) => Some(plugin.counters()),
             Implementation::NativePricing(..) | Implementation::NativeLogistics(..) => None,
         }
     }
@@ -316,6 +323,9 @@ impl PluginSet {
                 Implementation::Logistics(runtime.load_logistics(plugin, artifact.wasm)?)
             }
             PluginKind::Risk => Implementation::Risk(runtime.load_risk(plugin, artifact.wasm)?),
+            PluginKind::Analytics => {
+                Implementation::Analytics(runtime.load_analytics(plugin, artifact.wasm)?)
+            }
         };
         self.install(implementation, None, activate)
             .with_context(|| format!("installing {}", artifact.id))

@@ -128,12 +128,15 @@ impl FailurePolicy {
     ///
     /// Pricing fails open by default (a sale at the catalogue price beats no
     /// sale); risk fails closed (an unchecked order is the risk); logistics
-    /// falls back to the built-in router, which always exists.
+    /// falls back to the built-in router, which always exists. Analytics
+    /// only fails open: it is never on the order path, a failed batch is
+    /// offered again later, and checkout never waits for it.
     pub fn allowed_for(kind: PluginKind) -> &'static [FailurePolicy] {
         match kind {
             PluginKind::Pricing => &[FailurePolicy::FailOpen, FailurePolicy::FailClosed],
             PluginKind::Logistics => &[FailurePolicy::Fallback, FailurePolicy::FailClosed],
             PluginKind::Risk => &[FailurePolicy::FailClosed, FailurePolicy::FailOpen],
+            PluginKind::Analytics => &[FailurePolicy::FailOpen],
         }
     }
 

@@ -43,4 +43,18 @@ pub(crate) mod risk {
     });
 }
 
+pub(crate) mod analytics {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "analytics",
+        imports: { default: trappable },
+        with: {
+            "bazaar:commerce/types": crate::bindings::pricing::bazaar::commerce::types,
+            "bazaar:commerce/log": crate::bindings::pricing::bazaar::commerce::log,
+            "bazaar:commerce/config": crate::bindings::pricing::bazaar::commerce::config,
+            "bazaar:commerce/state": crate::bindings::pricing::bazaar::commerce::state,
+        },
+    });
+}
+
 pub(crate) use pricing::bazaar::commerce::{config, log, state, types};

@@ -68,6 +68,14 @@ pub struct CallOutcome<T> {
     pub log_lines_dropped: u32,
 }
 
+impl<T> CallOutcome<T> {
+    /// The outcome of a call refused before the plugin ran: nothing
+    /// written, nothing logged, and no call counted.
+    pub(crate) fn refused(error: CallError) -> Self {
+        Self { result: Err(error), state_writes: Vec::new(), log_lines_dropped: 0 }
+    }
+}
+
 /// A snapshot of a plugin's call counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CallCounters {

@@ -3,8 +3,8 @@
 //!
 //! Every import falls in one of four classes:
 //!
-//! - `bazaar:commerce/types`: shared type definitions, no functions; always
-//!   allowed.
+//! - `bazaar:commerce/types` and `bazaar:commerce/events`: shared type
+//!   definitions, no functions; always allowed.
 //! - `bazaar:commerce/log`, `config`, `state`: a [`Capability`] each; allowed
 //!   only when granted ([`LoadError::NotGranted`] otherwise).
 //! - `wasi:*`: allowed when the linker provides it (deny-all, see
@@ -47,9 +47,10 @@ use crate::compile::CompiledComponent;
 use crate::error::LoadError;
 use crate::store_data::InstanceState;
 
-/// The interface of types every world uses; it has no functions, so it
-/// gives no power and needs no grant.
-const TYPES_INTERFACE: &str = "bazaar:commerce/types";
+/// The interfaces of types the worlds use (every world's shared types, the
+/// analytics world's events); they have no functions, so they give no
+/// power and need no grant.
+const TYPE_INTERFACES: [&str; 2] = ["bazaar:commerce/types", "bazaar:commerce/events"];
 /// The namespace of the standard WASI interfaces.
 const WASI_NAMESPACE: &str = "wasi:";
 
@@ -67,7 +68,7 @@ pub struct ComponentReport {
 
 /// What an import is, for the grant check.
 enum ImportClass {
-    /// Bazaar's shared types.
+    /// Bazaar's shared types or events.
     Types,
     /// One of Bazaar's host interfaces.
     Capability(Capability),
@@ -84,7 +85,7 @@ fn unversioned(name: &str) -> &str {
 
 fn classify(name: &str) -> ImportClass {
     let interface = unversioned(name);
-    if interface == TYPES_INTERFACE {
+    if TYPE_INTERFACES.contains(&interface) {
         return ImportClass::Types;
     }
     if let Some(capability) = Capability::ALL
@@ -176,6 +177,7 @@ mod tests {
     #[test]
     fn imports_are_classified_by_interface_whatever_their_version() {
         assert!(matches!(classify("bazaar:commerce/types@0.1.0"), ImportClass::Types));
+        assert!(matches!(classify("bazaar:commerce/events@0.1.0"), ImportClass::Types));
         assert!(matches!(
             classify("bazaar:commerce/state@0.1.3"),
             ImportClass::Capability(Capability::State)
@@ -186,6 +188,7 @@ mod tests {
         ));
         assert!(matches!(classify("wasi:io/streams@0.2.6"), ImportClass::Wasi));
         assert!(matches!(classify("bazaar:commerce/pricer@0.1.0"), ImportClass::Unknown));
+        assert!(matches!(classify("bazaar:commerce/analyzer@0.1.0"), ImportClass::Unknown));
         assert!(matches!(classify("acme:tools/shell@1.0.0"), ImportClass::Unknown));
         assert!(matches!(classify("wasix:io/streams"), ImportClass::Unknown));
     }

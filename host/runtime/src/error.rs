@@ -180,6 +180,11 @@ pub enum CallError {
     /// initialisation failed).
     #[error("plugin could not be instantiated: {0}")]
     Instantiate(String),
+    /// The call's input broke a rule of its extension point (a batch of
+    /// events over its size limit or of another store, a query name or
+    /// arguments out of shape); the plugin was not called.
+    #[error("the call's input was refused: {0}")]
+    InvalidInput(String),
     /// The plugin already had as many calls in flight as its limit allows.
     #[error("plugin already has {max} calls in flight, its limit")]
     ConcurrencyLimit {

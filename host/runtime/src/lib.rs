@@ -17,12 +17,15 @@
 //!    deny-all, deterministic context) under the plugin's own
 //!    [`PluginLimits`], giving a [`LoadedPlugin`]. Cheap, so it can sit on
 //!    the hot-swap path. [`Runtime::load_pricing`],
-//!    [`Runtime::load_logistics`] and [`Runtime::load_risk`] do steps 1 and
-//!    3 in one go for trusted first-party components.
+//!    [`Runtime::load_logistics`], [`Runtime::load_risk`] and
+//!    [`Runtime::load_analytics`] do steps 1 and 3 in one go for trusted
+//!    first-party components.
 //!
-//! Each worker thread then holds a [`Pricer`], [`ShipmentRouter`] or
-//! [`RiskAssessor`], which keeps one instance alive across calls and
-//! replaces it after a trap. A plugin's deadline, memory cap and fuel apply
+//! Each worker thread then holds a [`Pricer`], [`ShipmentRouter`],
+//! [`RiskAssessor`] or [`Analyzer`], which keeps one instance alive across
+//! calls and replaces it after a trap. The first three sit on the order
+//! path; an [`Analyzer`] is fed a store's committed events in batches and
+//! answers dashboards' queries, off the order path. A plugin's deadline, memory cap and fuel apply
 //! to every call; its concurrency cap counts calls in flight over all its
 //! workers, and a call over it fails at once with
 //! [`CallError::ConcurrencyLimit`].
@@ -42,6 +45,7 @@
 //! plugin's memory, and nothing it remembers reaches the journal except
 //! through `state`.
 
+mod analytics;
 mod bindings;
 mod cache;
 mod call;
@@ -49,6 +53,7 @@ mod check;
 mod compile;
 mod convert;
 mod error;
+mod event_lowering;
 mod extension;
 mod host;
 mod limits;
@@ -60,6 +65,10 @@ mod runtime;
 mod store_data;
 mod text;
 
+pub use analytics::{
+    AnalyticsPlugin, Analyzer, EVENTS_PER_BATCH_MAX, QUERY_ANSWER_BYTES_MAX,
+    QUERY_ARGUMENTS_BYTES_MAX, QUERY_NAME_BYTES_MAX,
+};
 pub use cache::{ArtifactCache, CacheOutcome};
 pub use call::{CallCounters, CallOutcome, PluginCall};
 pub use check::ComponentReport;

@@ -4,6 +4,7 @@
 
 use bazaar_kernel::model::{PluginKind, PluginRef};
 
+use crate::analytics::AnalyticsPlugin;
 use crate::call::CallCounters;
 use crate::logistics::LogisticsPlugin;
 use crate::pricing::PricingPlugin;
@@ -19,6 +20,8 @@ pub enum LoadedPlugin {
     Logistics(LogisticsPlugin),
     /// A risk plugin.
     Risk(RiskPlugin),
+    /// An analytics plugin.
+    Analytics(AnalyticsPlugin),
 }
 
 impl LoadedPlugin {
@@ -28,6 +31,7 @@ impl LoadedPlugin {
             LoadedPlugin::Pricing(plugin) => plugin.plugin_ref(),
             LoadedPlugin::Logistics(plugin) => plugin.plugin_ref(),
             LoadedPlugin::Risk(plugin) => plugin.plugin_ref(),
+            LoadedPlugin::Analytics(plugin) => plugin.plugin_ref(),
         }
     }
 
@@ -37,6 +41,7 @@ impl LoadedPlugin {
             LoadedPlugin::Pricing(_) => PluginKind::Pricing,
             LoadedPlugin::Logistics(_) => PluginKind::Logistics,
             LoadedPlugin::Risk(_) => PluginKind::Risk,
+            LoadedPlugin::Analytics(_) => PluginKind::Analytics,
         }
     }
 
@@ -47,6 +52,7 @@ impl LoadedPlugin {
             LoadedPlugin::Pricing(plugin) => plugin.counters(),
             LoadedPlugin::Logistics(plugin) => plugin.counters(),
             LoadedPlugin::Risk(plugin) => plugin.counters(),
+            LoadedPlugin::Analytics(plugin) => plugin.counters(),
         }
     }
 }

@@ -21,6 +21,8 @@ use bazaar_kernel::model::{Capability, PluginKind, PluginRef};
 use wasmtime::component::{InstancePre, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::analytics::AnalyticsPlugin;
+use crate::bindings::analytics::AnalyticsPre;
 use crate::bindings::logistics::LogisticsPre;
 use crate::bindings::pricing::PricingPre;
 use crate::bindings::risk::RiskPre;
@@ -143,8 +145,9 @@ impl Runtime {
 
     /// Plugin instances alive now, over every plugin: the pool slots in
     /// use. Instances live in [`Pricer`](crate::Pricer)s,
-    /// [`ShipmentRouter`](crate::ShipmentRouter)s and
-    /// [`RiskAssessor`](crate::RiskAssessor)s and leave with them.
+    /// [`ShipmentRouter`](crate::ShipmentRouter)s,
+    /// [`RiskAssessor`](crate::RiskAssessor)s and
+    /// [`Analyzer`](crate::Analyzer)s and leave with them.
     pub fn live_instances(&self) -> usize {
         self.shared.live_instances.load(Ordering::Relaxed)
     }
@@ -259,6 +262,7 @@ impl Runtime {
             PluginKind::Pricing => world_pre(instance_pre, kind, PricingPre::new).map(drop),
             PluginKind::Logistics => world_pre(instance_pre, kind, LogisticsPre::new).map(drop),
             PluginKind::Risk => world_pre(instance_pre, kind, RiskPre::new).map(drop),
+            PluginKind::Analytics => world_pre(instance_pre, kind, AnalyticsPre::new).map(drop),
         })
     }
 
@@ -284,6 +288,9 @@ impl Runtime {
                 LoadedPlugin::Logistics(self.link_logistics(plugin, compiled, limits)?)
             }
             PluginKind::Risk => LoadedPlugin::Risk(self.link_risk(plugin, compiled, limits)?),
+            PluginKind::Analytics => {
+                LoadedPlugin::Analytics(self.link_analytics(plugin, compiled, limits)?)
+            }
         })
     }
 
@@ -315,6 +322,18 @@ impl Runtime {
         self.link_risk(plugin, &compiled, EffectiveLimits::of_node(&self.shared.limits))
     }
 
+    /// Compiles and links an analytics plugin under the node's limits. The
+    /// component must export `bazaar:commerce/analyzer` and import nothing
+    /// beyond WASI and Bazaar's log, config and state.
+    pub fn load_analytics(
+        &self,
+        plugin: PluginRef,
+        wasm: &[u8],
+    ) -> Result<AnalyticsPlugin, LoadError> {
+        let compiled = self.compile(wasm)?;
+        self.link_analytics(plugin, &compiled, EffectiveLimits::of_node(&self.shared.limits))
+    }
+
     fn link_pricing(
         &self,
         plugin: PluginRef,
@@ -343,6 +362,16 @@ impl Runtime {
     ) -> Result<RiskPlugin, LoadError> {
         let pre = world_pre(self.pre_link(compiled)?, PluginKind::Risk, RiskPre::new)?;
         Ok(RiskPlugin::new(plugin, pre, Arc::clone(&self.shared), limits))
+    }
+
+    fn link_analytics(
+        &self,
+        plugin: PluginRef,
+        compiled: &CompiledComponent,
+        limits: EffectiveLimits,
+    ) -> Result<AnalyticsPlugin, LoadError> {
+        let pre = world_pre(self.pre_link(compiled)?, PluginKind::Analytics, AnalyticsPre::new)?;
+        Ok(AnalyticsPlugin::new(plugin, pre, Arc::clone(&self.shared), limits))
     }
 
     /// Links a compiled component against every host interface.
@@ -458,6 +487,7 @@ mod tests {
         assert_send_sync::<PricingPlugin>();
         assert_send_sync::<LogisticsPlugin>();
         assert_send_sync::<RiskPlugin>();
+        assert_send_sync::<AnalyticsPlugin>();
     }
 
     #[test]
@@ -465,6 +495,7 @@ mod tests {
         assert_send::<crate::Pricer>();
         assert_send::<crate::ShipmentRouter>();
         assert_send::<crate::RiskAssessor>();
+        assert_send::<crate::Analyzer>();
     }
 
     #[test]

@@ -186,6 +186,7 @@ impl From<KernelError> for ApiError {
                 (StatusCode::CONFLICT, "idempotency_conflict")
             }
             KernelError::InvalidTransition { .. } => (StatusCode::CONFLICT, "invalid_transition"),
+            KernelError::AlreadyConsumed { .. } => (StatusCode::CONFLICT, "already_consumed"),
             KernelError::CurrencyMismatch { .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "currency_mismatch")
             }
@@ -252,7 +253,14 @@ impl From<PlatformError> for ApiError {
     fn from(error: PlatformError) -> Self {
         let status =
             StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut refused = Self::new(status, error.code(), error.to_string());
+        let message = match &error {
+            // The violations say what the schema wanted at each JSON
+            // pointer, and already begin by saying the configuration does
+            // not match.
+            PlatformError::Config(violations) => violations.to_string(),
+            other => other.to_string(),
+        };
+        let mut refused = Self::new(status, error.code(), message);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             // A busy compiler or an unavailable registry clears shortly.
             refused.retry_after_s = Some(OVERLOAD_RETRY_AFTER_S);

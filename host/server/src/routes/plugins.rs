@@ -87,10 +87,27 @@ pub async fn install(
         ))
     })?;
     let bytes = body.bytes_within(PLUGIN_UPLOAD_BYTES_MAX, PLUGIN_UPLOAD_READ_TIMEOUT_MS).await?;
-    let input: InstallPlugin = decode_json(&bytes)?;
+    let InstallPlugin { manifest: manifest_text, component, signature } = decode_json(&bytes)?;
+    // The raw body and then the base64 text are let go as soon as they are
+    // decoded: an upload holds tens of megabytes at each step.
     drop(bytes);
-    let signature = input
-        .signature
+    // The manifest names the plugin: a partner may install only its own,
+    // checked before the costly decoding. An unreadable manifest is refused
+    // here exactly as the install would refuse it.
+    let manifest = Manifest::parse(&manifest_text)
+        .map_err(|error| ApiError::from(bazaar_node::platform::PlatformError::Manifest(error)))?;
+    let id = manifest.id.to_string();
+    if !auth.caller.reaches_plugin(&id) {
+        return Err(ApiError::forbidden(format!(
+            "this partner token is not scoped to plugin {id:?}; it may install only {}",
+            auth.caller.plugins.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let component = {
+        let text = component;
+        decode_component(&text)?
+    };
+    let signature = signature
         .as_deref()
         .map(|text| {
             PluginSignature::parse(text).map_err(|error| {
@@ -102,19 +119,7 @@ pub async fn install(
             })
         })
         .transpose()?;
-    let component = decode_component(&input.component)?;
-    // The manifest names the plugin: a partner may install only its own.
-    // An unreadable manifest is refused here exactly as the install would.
-    let manifest = Manifest::parse(&input.manifest)
-        .map_err(|error| ApiError::from(bazaar_node::platform::PlatformError::Manifest(error)))?;
-    let id = manifest.id.to_string();
-    if !auth.caller.reaches_plugin(&id) {
-        return Err(ApiError::forbidden(format!(
-            "this partner token is not scoped to plugin {id:?}; it may install only {}",
-            auth.caller.plugins.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-        )));
-    }
-    let package = Package { manifest_text: input.manifest, component, signature };
+    let package = Package { manifest_text, component, signature };
     let installed = state.platform(move |platform| platform.install(package)).await?;
     let view = InstalledPlugin::of(&id, installed);
     if view.created {

@@ -1,0 +1,373 @@
+//! The event consumer: feeds each store's committed events to the analytics
+//! plugins the store enabled, exactly once, off the order path.
+//!
+//! One thread reads every shard's event stream ([`EventReader`]), groups the
+//! new events by store, and hands each enabled analytics plugin the events
+//! after its recorded position, in batches of at most
+//! [`EVENTS_PER_BATCH_MAX`]. The plugin's state writes and its new position
+//! go back to the store's shard as one `RecordConsumed` command, so they
+//! are journaled together: after a crash the consumer resumes exactly where
+//! the journal says it stopped, and a batch retried after a crash is
+//! refused by the kernel as already consumed rather than counted twice.
+//!
+//! Checkout never waits for it: it reads committed events from storage on
+//! its own thread, and its commands are small. A slow or failing plugin
+//! only falls behind; its lag is measured ([`Consumers::lag`]).
+//!
+//! Queries ([`Consumers::query`]) read the plugin's state for the store
+//! from the shard and ask the plugin on the caller's thread, with an
+//! instance per store like every other call.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bazaar_kernel::event::Event;
+use bazaar_kernel::model::{PluginId, PluginKind, StoreId};
+use bazaar_kernel::{Command, KernelError, PluginStateMap};
+use bazaar_runtime::{Analyzer, EVENTS_PER_BATCH_MAX, PluginCall};
+
+use crate::events::{EventReader, record_of};
+use crate::node::{Node, NodeError};
+use crate::plugins::{Implementation, PluginSet};
+
+/// How often the consumer looks for new events when it found none: short
+/// enough that a dashboard sees an order within a fraction of a second.
+pub const POLL_INTERVAL_MS: u64 = 50;
+/// Most analyzer instances the consumer and the queries keep (one per
+/// store and plugin version), least recently used first out.
+pub const ANALYZERS_MAX: usize = 256;
+
+/// How far one store's plugin is behind its shard's event stream.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ConsumerLag {
+    /// The store.
+    pub store: String,
+    /// The plugin.
+    pub plugin: String,
+    /// The last event sequence it processed.
+    pub consumed_through: u64,
+    /// Event records committed on the store's shard after that one.
+    pub records_behind: u64,
+}
+
+/// Why a query could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The store has not enabled the plugin, or it is not an analytics
+    /// plugin this node runs.
+    #[error("{0}")]
+    NotEnabled(String),
+    /// The plugin failed or refused the query.
+    #[error("the plugin could not answer: {0}")]
+    Plugin(String),
+    /// The node refused the read.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+/// The running consumer.
+pub struct Consumers {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    node: Arc<Node>,
+    plugins: PluginSet,
+    reader: EventReader,
+    stop: AtomicBool,
+    /// Analyzer instances by (store, plugin, version).
+    analyzers: Mutex<Analyzers>,
+    /// The lag of every consuming (store, plugin), refreshed each pass.
+    lag: Mutex<BTreeMap<(StoreId, PluginId), ConsumerLag>>,
+}
+
+#[derive(Default)]
+struct Analyzers {
+    instances: HashMap<(StoreId, PluginId, String), (Analyzer, u64)>,
+    uses: u64,
+}
+
+impl Analyzers {
+    fn get(&mut self, store: &StoreId, plugin: &bazaar_runtime::AnalyticsPlugin) -> &mut Analyzer {
+        self.uses += 1;
+        let uses = self.uses;
+        let key =
+            (store.clone(), plugin.plugin_ref().id.clone(), plugin.plugin_ref().version.clone());
+        if !self.instances.contains_key(&key) && self.instances.len() >= ANALYZERS_MAX {
+            let oldest =
+                self.instances.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                self.instances.remove(&oldest);
+            }
+        }
+        let entry = self.instances.entry(key).or_insert_with(|| (plugin.analyzer(), uses));
+        entry.1 = uses;
+        &mut entry.0
+    }
+}
+
+/// What the consumer needs of one store's analytics plugin for a pass.
+struct Consuming {
+    plugin: bazaar_runtime::AnalyticsPlugin,
+    config: Option<Arc<str>>,
+    state: Arc<PluginStateMap>,
+    consumed_through: u64,
+}
+
+impl Consumers {
+    /// Starts the consumer thread over `node`'s event streams, running the
+    /// analytics plugins of `plugins`.
+    pub fn start(node: Arc<Node>, plugins: PluginSet) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            reader: EventReader::new(node.storage().clone()),
+            node,
+            plugins,
+            stop: AtomicBool::new(false),
+            analyzers: Mutex::default(),
+            lag: Mutex::default(),
+        });
+        let thread = std::thread::Builder::new().name("event-consumer".into()).spawn({
+            let shared = shared.clone();
+            move || shared.run()
+        })?;
+        Ok(Self { shared, thread: Some(thread) })
+    }
+
+    /// How far behind every consuming (store, plugin) is.
+    pub fn lag(&self) -> Vec<ConsumerLag> {
+        self.shared.lag.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
+    }
+
+    /// Asks `plugin`, as enabled by `store`, the query `name` with
+    /// `arguments_json`; the answer is JSON. Blocking: call it off the
+    /// async reactor.
+    pub fn query(
+        &self,
+        store: &StoreId,
+        plugin: &PluginId,
+        name: &str,
+        arguments_json: &str,
+    ) -> Result<String, QueryError> {
+        let shared = &self.shared;
+        let consuming = shared.consuming(store)?;
+        let Some(found) = consuming.into_iter().find(|(id, _)| id == plugin) else {
+            return Err(QueryError::NotEnabled(format!(
+                "store {store} has not enabled an analytics plugin {plugin}"
+            )));
+        };
+        let (_, consuming) = found;
+        let call = PluginCall {
+            store: store.clone(),
+            config_json: consuming.config.clone(),
+            state: consuming.state.clone(),
+            now_ms: crate::node::wall_clock_ms(),
+            random_seed: 0,
+        };
+        let mut analyzers = shared.analyzers.lock().unwrap_or_else(PoisonError::into_inner);
+        let outcome = analyzers.get(store, &consuming.plugin).query(call, name, arguments_json);
+        outcome.result.map_err(|error| QueryError::Plugin(error.to_string()))
+    }
+
+    /// Stops the thread after its current pass.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            // A panic in the consumer was already reported by the thread;
+            // there is nothing left to undo here.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Consumers {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl Shared {
+    fn run(&self) {
+        // Where each shard's reading stands; events at or before it were
+        // handed to every consumer that wanted them.
+        let mut positions: Vec<Option<u64>> = vec![None; self.node.shard_count() as usize];
+        while !self.stop.load(Ordering::Acquire) {
+            let mut busy = false;
+            for shard in 0..self.node.shard_count() {
+                match self.pass(shard, &mut positions[shard as usize]) {
+                    Ok(found) => busy |= found,
+                    Err(error) => tracing::warn!(shard, %error, "event consumer pass failed"),
+                }
+            }
+            if !busy {
+                std::thread::park_timeout(Duration::from_millis(POLL_INTERVAL_MS));
+            }
+        }
+    }
+
+    /// One read of `shard`'s stream; returns whether it found events.
+    fn pass(&self, shard: u32, position: &mut Option<u64>) -> Result<bool, QueryError> {
+        let after = match position {
+            Some(after) => *after,
+            None => 0,
+        };
+        let events =
+            self.reader.read(shard, after).map_err(|e| QueryError::Plugin(e.to_string()))?;
+        let Some(last) = events.last().map(|event| event.sequence) else {
+            self.measure(shard, &BTreeMap::new());
+            return Ok(false);
+        };
+        let mut by_store: BTreeMap<StoreId, Vec<Event>> = BTreeMap::new();
+        for event in events {
+            by_store.entry(event.store.clone()).or_default().push(event);
+        }
+        let mut resume = last;
+        let mut consumers = BTreeMap::new();
+        for (store, events) in by_store {
+            for (plugin, consuming) in self.consuming(&store)? {
+                // A store's events are in sequence order: the unseen ones
+                // are a suffix.
+                let seen = events.partition_point(|e| e.sequence <= consuming.consumed_through);
+                if let Err(failed_after) = self.feed(&store, &plugin, consuming, &events[seen..]) {
+                    // Read this store's events again from where the plugin
+                    // stopped; the others skip what they already have.
+                    resume = resume.min(failed_after);
+                }
+                consumers.insert((store.clone(), plugin), ());
+            }
+        }
+        *position = Some(resume);
+        self.measure(shard, &consumers);
+        Ok(resume == last)
+    }
+
+    /// Feeds `events` to one store's plugin in batches, recording each.
+    /// On failure returns the sequence the plugin had consumed through.
+    fn feed(
+        &self,
+        store: &StoreId,
+        plugin: &PluginId,
+        mut consuming: Consuming,
+        events: &[Event],
+    ) -> Result<(), u64> {
+        for batch in events.chunks(EVENTS_PER_BATCH_MAX) {
+            let through_sequence = batch.last().map_or(0, |event| event.sequence);
+            let call = PluginCall {
+                store: store.clone(),
+                config_json: consuming.config.clone(),
+                state: consuming.state.clone(),
+                now_ms: batch.last().map_or(0, |event| event.at_ms),
+                random_seed: through_sequence,
+            };
+            let outcome = {
+                let mut analyzers = self.analyzers.lock().unwrap_or_else(PoisonError::into_inner);
+                analyzers.get(store, &consuming.plugin).ingest(call, batch)
+            };
+            if let Err(error) = outcome.result {
+                tracing::warn!(%store, %plugin, %error, "analytics batch failed; it will be offered again");
+                return Err(consuming.consumed_through);
+            }
+            let command = Command::RecordConsumed {
+                store: store.clone(),
+                plugin: plugin.clone(),
+                through_sequence,
+                state_writes: outcome.state_writes,
+            };
+            match self.node.execute(command) {
+                Ok(_) | Err(NodeError::Kernel(KernelError::AlreadyConsumed { .. })) => {}
+                Err(error) => {
+                    tracing::warn!(%store, %plugin, %error, "recording consumed events failed");
+                    return Err(consuming.consumed_through);
+                }
+            }
+            consuming.consumed_through = through_sequence;
+            // The next batch builds on the state this one wrote.
+            consuming.state = self
+                .node
+                .read(store, {
+                    let (store, plugin) = (store.clone(), plugin.clone());
+                    move |shard| {
+                        shard
+                            .store(&store)
+                            .map(|state| state.plugin_state(&plugin))
+                            .unwrap_or_default()
+                    }
+                })
+                .map_err(|_| consuming.consumed_through)?;
+        }
+        Ok(())
+    }
+
+    /// The store's enabled analytics plugins with their configuration,
+    /// state and position, read from its shard.
+    fn consuming(&self, store: &StoreId) -> Result<Vec<(PluginId, Consuming)>, QueryError> {
+        let view = self.plugins.view();
+        let store_id = store.clone();
+        let enabled = self.node.read(store, move |shard| {
+            let Some(state) = shard.store(&store_id) else { return Vec::new() };
+            state
+                .plugin_configs()
+                .iter()
+                .map(|(id, config)| {
+                    (
+                        id.clone(),
+                        config.settings.version_pin.clone(),
+                        Arc::<str>::from(config.json.as_str()),
+                        state.plugin_state(id),
+                        state.consumed_through(id),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })?;
+        Ok(enabled
+            .into_iter()
+            .filter_map(|(id, pin, config, state, consumed_through)| {
+                let installed =
+                    view.plugins.get(&id).filter(|p| p.kind == PluginKind::Analytics)?;
+                let version = pin.or_else(|| installed.active.clone())?;
+                let Implementation::Analytics(plugin) = installed.versions.get(&version)?.as_ref()
+                else {
+                    return None;
+                };
+                let consuming = Consuming {
+                    plugin: plugin.clone(),
+                    config: Some(config),
+                    state,
+                    consumed_through,
+                };
+                Some((id, consuming))
+            })
+            .collect())
+    }
+
+    /// Records the lag of `shard`'s consumers.
+    fn measure(&self, shard: u32, consumers: &BTreeMap<(StoreId, PluginId), ()>) {
+        let head = self.reader.last_record(shard);
+        let mut lag = self.lag.lock().unwrap_or_else(PoisonError::into_inner);
+        for (store, plugin) in consumers.keys() {
+            let Ok(consumed_through) = self.node.read(store, {
+                let (store, plugin) = (store.clone(), plugin.clone());
+                move |shard| shard.store(&store).map_or(0, |state| state.consumed_through(&plugin))
+            }) else {
+                continue;
+            };
+            lag.insert(
+                (store.clone(), plugin.clone()),
+                ConsumerLag {
+                    store: store.to_string(),
+                    plugin: plugin.to_string(),
+                    consumed_through,
+                    records_behind: head.saturating_sub(record_of(consumed_through)),
+                },
+            );
+        }
+    }
+}
