@@ -1,24 +1,31 @@
 //! `bazaar soak`: places orders against a node until the process is
 //! killed, printing `ack <idempotency-key> <order-number>` for every order
-//! only after the journal made it durable. The crash test kills it with
-//! SIGKILL at random moments and checks every printed order survived.
+//! only after the journal made it durable, while the event consumer feeds
+//! the store's analytics plugin. The crash test kills it with SIGKILL at
+//! random moments and checks every printed order survived and the
+//! analytics equal a recomputation over the journal.
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use bazaar_kernel::Outcome;
-use bazaar_kernel::model::StoreId;
+use bazaar_kernel::model::{PluginId, StoreId};
+use bazaar_kernel::{Command, Outcome, PluginSettings};
 use bazaar_store::Backend;
 
 use crate::load::{self, LoadPlan, LoadProgress, splitmix64};
+use bazaar_node::consumer::Consumers;
 use bazaar_node::node::{Node, NodeConfig, wall_clock_ms};
 use bazaar_node::plugins::PluginSet;
 use bazaar_node::seed;
 
 /// The store the soak orders from.
 pub const SOAK_STORE: &str = "soak-store";
+/// The analytics plugin the soak store enables.
+pub const SOAK_ANALYTICS_PLUGIN: &str = "analytics-live";
+/// Its configuration: follow the flash-sale SKU.
+pub const SOAK_ANALYTICS_CONFIG: &str = r#"{"flash_skus": ["D11-PHONE"]}"#;
 /// Units of the flash-sale SKU the soak store starts with.
 const SOAK_HOT_STOCK: u64 = 1_000_000;
 /// Orders each client keeps in flight.
@@ -45,9 +52,18 @@ pub fn run(options: SoakOptions) -> anyhow::Result<()> {
         snapshot_every_commands: options.snapshot_every_commands,
         ..NodeConfig::new(&options.data_dir)
     };
-    let node = Arc::new(Node::open(config, plugins)?);
+    let node = Arc::new(Node::open(config, plugins.clone())?);
     let store = StoreId::new(SOAK_STORE)?;
     seed::seed_flagship_store(&node, &store, SOAK_HOT_STOCK)?;
+    // The live dashboard's plugin follows the store, so every kill also
+    // interrupts the event consumer somewhere in its stream.
+    node.execute(Command::ConfigurePlugin {
+        store: store.clone(),
+        plugin: PluginId::new(SOAK_ANALYTICS_PLUGIN)?,
+        config_json: Some(SOAK_ANALYTICS_CONFIG.into()),
+        settings: PluginSettings::default(),
+    })?;
+    let _consumers = Consumers::start(node.clone(), plugins.clone())?;
     // Keys must never repeat across runs on the same directory.
     let run = format!("{}-{}", wall_clock_ms(), std::process::id());
     println!("ready {run}");

@@ -371,3 +371,61 @@ impl Shared {
         }
     }
 }
+
+/// Folds every retained event of `store` on `shard` into a fresh state of
+/// `plugin`, from scratch: the reference a live consumer must match. Uses
+/// the same batches a consumer would, on the caller's thread.
+pub fn recompute(
+    reader: &EventReader,
+    shard: u32,
+    store: &StoreId,
+    plugin: &bazaar_runtime::AnalyticsPlugin,
+    config: Option<Arc<str>>,
+) -> Result<PluginStateMap, String> {
+    let mut analyzer = plugin.analyzer();
+    let mut state = PluginStateMap::new();
+    let mut after = 0;
+    loop {
+        let events = reader.read(shard, after).map_err(|error| error.to_string())?;
+        let Some(last) = events.last().map(|event| event.sequence) else { break };
+        after = last;
+        let mine: Vec<Event> = events.into_iter().filter(|event| event.store == *store).collect();
+        for batch in mine.chunks(EVENTS_PER_BATCH_MAX) {
+            let call = PluginCall {
+                store: store.clone(),
+                config_json: config.clone(),
+                state: Arc::new(state.clone()),
+                now_ms: batch.last().map_or(0, |event| event.at_ms),
+                random_seed: batch.last().map_or(0, |event| event.sequence),
+            };
+            let outcome = analyzer.ingest(call, batch);
+            outcome.result.map_err(|error| error.to_string())?;
+            for write in outcome.state_writes {
+                match write.value {
+                    Some(value) => state.insert(write.key, value),
+                    None => state.remove(&write.key),
+                };
+            }
+        }
+    }
+    Ok(state)
+}
+
+/// Asks `plugin` the query `name` over `state`, as `store` would.
+pub fn ask(
+    plugin: &bazaar_runtime::AnalyticsPlugin,
+    store: &StoreId,
+    config: Option<Arc<str>>,
+    state: PluginStateMap,
+    name: &str,
+    arguments_json: &str,
+) -> Result<String, String> {
+    let call = PluginCall {
+        store: store.clone(),
+        config_json: config,
+        state: Arc::new(state),
+        now_ms: crate::node::wall_clock_ms(),
+        random_seed: 0,
+    };
+    plugin.analyzer().query(call, name, arguments_json).result.map_err(|error| error.to_string())
+}

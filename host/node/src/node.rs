@@ -341,6 +341,11 @@ impl Node {
         &self.storage
     }
 
+    /// Requests waiting in each shard's queue, by shard.
+    pub fn queue_depths(&self) -> Vec<usize> {
+        self.shards.iter().map(|queue| queue.len()).collect()
+    }
+
     /// How many shards the node has.
     pub fn shard_count(&self) -> u32 {
         self.shards.len() as u32

@@ -238,9 +238,9 @@ fn a_capability_listed_twice_is_refused() {
 
 #[test]
 fn an_unknown_kind_and_a_bad_id_or_publisher_are_refused_by_field() {
-    let kind = refusal(&minimal_with("kind", r#"kind = "analytics""#));
+    let kind = refusal(&minimal_with("kind", r#"kind = "device-driver""#));
     assert!(matches!(&kind, ManifestError::Field { field, .. } if field == "kind"), "{kind:?}");
-    assert!(kind.to_string().contains("pricing, logistics, risk"));
+    assert!(kind.to_string().contains("pricing, logistics, risk, analytics"), "{kind}");
     let id = refusal(&minimal_with("id", r#"id = "no spaces""#));
     assert!(matches!(&id, ManifestError::Field { field, .. } if field == "id"), "{id:?}");
     let publisher = refusal(&minimal_with("publisher", r#"publisher = "a/b""#));

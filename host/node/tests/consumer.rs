@@ -1,0 +1,117 @@
+//! The event consumer feeds a store's analytics plugin every committed
+//! event exactly once: its figures match a from-scratch recomputation over
+//! the journal, across a restart in the middle of the stream.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bazaar_kernel::model::{PluginId, Sku, StoreId};
+use bazaar_kernel::{Command, PluginSettings};
+use bazaar_node::consumer::{Consumers, ask, recompute};
+use bazaar_node::events::EventReader;
+use bazaar_node::node::{Node, NodeConfig};
+use bazaar_node::plugins::{Implementation, PluginSet};
+use bazaar_node::seed;
+use serde_json::Value;
+
+const ANALYTICS: &str = "analytics-live";
+const CONFIG: &str = r#"{"flash_skus": ["D11-PHONE"]}"#;
+
+fn open(dir: &std::path::Path) -> (Arc<Node>, PluginSet) {
+    let plugins = PluginSet::first_party_wasm().unwrap();
+    let config = NodeConfig { shard_count: 1, ..NodeConfig::new(dir) };
+    (Arc::new(Node::open(config, plugins.clone()).unwrap()), plugins)
+}
+
+fn place_orders(node: &Node, store: &StoreId, from: u64, count: u64) {
+    let hot = Sku::new(seed::HOT_SKU).unwrap();
+    for customer in from..from + count {
+        let mut lines =
+            vec![(seed::ordinary_sku((customer % 5) as usize), 1 + (customer % 2) as u32)];
+        if customer % 3 == 0 {
+            lines.push((hot.clone(), 1));
+        }
+        let coupon = (customer % 4 == 0).then_some("D11-10");
+        // Some fail: the phones run out; refusals are events too.
+        let _ = node.place_order(store.clone(), seed::order_request(customer, lines, coupon, None));
+    }
+}
+
+/// The live consumer's answer to `query` once it equals the recomputation
+/// over the journal (polling while the consumer catches up).
+fn settled(
+    node: &Node,
+    plugins: &PluginSet,
+    consumers: &Consumers,
+    store: &StoreId,
+    query: &str,
+) -> Value {
+    let plugin = PluginId::new(ANALYTICS).unwrap();
+    let view = plugins.view();
+    let installed = &view.plugins[&plugin];
+    let Implementation::Analytics(analytics) =
+        installed.versions[installed.active.as_ref().unwrap()].as_ref()
+    else {
+        panic!("analytics-live is an analytics plugin")
+    };
+    let reader = EventReader::new(node.storage().clone());
+    let config: Option<Arc<str>> = Some(CONFIG.into());
+    let expected = recompute(&reader, 0, store, analytics, config.clone()).unwrap();
+    let expected: Value =
+        serde_json::from_str(&ask(analytics, store, config, expected, query, "{}").unwrap())
+            .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let live: Value =
+            serde_json::from_str(&consumers.query(store, &plugin, query, "{}").unwrap()).unwrap();
+        if live == expected {
+            return live;
+        }
+        assert!(Instant::now() < deadline, "live {live} never matched recomputed {expected}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn analytics_match_a_recomputation_over_the_journal_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StoreId::new("dashboarded").unwrap();
+    {
+        let (node, plugins) = open(dir.path());
+        seed::seed_flagship_store(&node, &store, 20).unwrap();
+        node.execute(Command::ConfigurePlugin {
+            store: store.clone(),
+            plugin: PluginId::new(ANALYTICS).unwrap(),
+            config_json: Some(CONFIG.into()),
+            settings: PluginSettings::default(),
+        })
+        .unwrap();
+        let consumers = Consumers::start(node.clone(), plugins).unwrap();
+        place_orders(&node, &store, 0, 60);
+        // Stopped with events still unconsumed, most likely.
+        consumers.stop();
+        Arc::try_unwrap(node).ok().unwrap().shutdown();
+    }
+    let (node, plugins) = open(dir.path());
+    let consumers = Consumers::start(node.clone(), plugins.clone()).unwrap();
+    place_orders(&node, &store, 60, 60);
+    let headline = settled(&node, &plugins, &consumers, &store, "headline");
+    for query in ["sell-through", "discounts", "gmv-series"] {
+        settled(&node, &plugins, &consumers, &store, query);
+    }
+
+    // And the figures are the orders' own.
+    let totals: Vec<i64> = node
+        .read(&store, {
+            let store = store.clone();
+            move |shard| {
+                shard.store(&store).unwrap().orders().iter().map(|o| o.totals.total_minor).collect()
+            }
+        })
+        .unwrap();
+    assert_eq!(headline["orders_placed"], totals.len());
+    assert_eq!(headline["gmv_minor"], totals.iter().sum::<i64>());
+    assert!(headline["refused_attempts"].as_u64().unwrap() > 0, "{headline}");
+    let lag = consumers.lag();
+    assert!(lag.iter().any(|l| l.store == store.as_str() && l.plugin == ANALYTICS), "{lag:?}");
+}
