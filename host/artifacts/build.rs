@@ -154,6 +154,14 @@ const COMPONENTS: &[Component] = &[
         test_guest: true,
         variant: Some(Variant { features: "v2", version: "2.0.0" }),
     },
+    Component {
+        package: "hostile-analytics",
+        directory: "host/test-programs/hostile-analytics",
+        constant: "HOSTILE_ANALYTICS",
+        summary: "An analytics test guest that fails every batch or burns work per event as its configuration asks.",
+        test_guest: true,
+        variant: None,
+    },
 ];
 
 /// Paths, relative to the workspace root, whose changes must rebuild the

@@ -46,6 +46,7 @@ pub const TEST_GUESTS: &[Artifact] = &[
     FOREIGN_IMPORT,
     TAGGED_PRICING_V1,
     TAGGED_PRICING_V2,
+    HOSTILE_ANALYTICS,
 ];
 
 /// A valid WebAssembly *core module*, not a component: the smallest module

@@ -9,6 +9,8 @@
 //! production binary does not carry.
 
 use std::path::Path;
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -22,6 +24,7 @@ use bazaar_node::platform::Platform;
 use bazaar_node::plugins::PluginSet;
 use bazaar_node::seed;
 use bazaar_registry::{Package, PublisherSecret, sign};
+use common::median;
 
 /// Swaps measured.
 const SWAPS: usize = 200;
@@ -101,11 +104,6 @@ fn configure(node: &Node, store: &StoreId, plugin: &str, config: Option<&str>, p
         settings: PluginSettings { priority, ..PluginSettings::default() },
     };
     node.execute(command).expect("configured");
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn quantiles(mut samples: Vec<u64>) -> (u64, u64, u64) {

@@ -39,6 +39,11 @@ pub const POLL_INTERVAL_MS: u64 = 50;
 /// Most analyzer instances the consumer and the queries keep (one per
 /// store and plugin version), least recently used first out.
 pub const ANALYZERS_MAX: usize = 256;
+/// How long a plugin that failed a batch waits before it is offered the
+/// batch again, at first; doubled on each further failure.
+pub const RETRY_BACKOFF_MS_INITIAL: u64 = 100;
+/// The longest wait between retries of a failing plugin.
+pub const RETRY_BACKOFF_MS_MAX: u64 = 30_000;
 
 /// How far one store's plugin is behind its shard's event stream.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -83,6 +88,9 @@ struct Shared {
     analyzers: Mutex<Analyzers>,
     /// The lag of every consuming (store, plugin), refreshed each pass.
     lag: Mutex<BTreeMap<(StoreId, PluginId), ConsumerLag>>,
+    /// Plugins that failed a batch: when they may retry, and the backoff
+    /// that led there. Touched by the consumer thread only.
+    retries: Mutex<HashMap<(StoreId, PluginId), (std::time::Instant, u64)>>,
 }
 
 #[derive(Default)]
@@ -129,6 +137,7 @@ impl Consumers {
             stop: AtomicBool::new(false),
             analyzers: Mutex::default(),
             lag: Mutex::default(),
+            retries: Mutex::default(),
         });
         let thread = std::thread::Builder::new().name("event-consumer".into()).spawn({
             let shared = shared.clone();
@@ -236,17 +245,54 @@ impl Shared {
                 // A store's events are in sequence order: the unseen ones
                 // are a suffix.
                 let seen = events.partition_point(|e| e.sequence <= consuming.consumed_through);
-                if let Err(failed_after) = self.feed(&store, &plugin, consuming, &events[seen..]) {
-                    // Read this store's events again from where the plugin
-                    // stopped; the others skip what they already have.
-                    resume = resume.min(failed_after);
+                let key = (store.clone(), plugin.clone());
+                let waiting = self.retry_wait(&key);
+                let consumed_through = consuming.consumed_through;
+                let fed = if waiting {
+                    Err(consumed_through)
+                } else if seen == events.len() {
+                    Ok(())
+                } else {
+                    self.feed(&store, &plugin, consuming, &events[seen..])
+                };
+                match fed {
+                    Ok(()) => self.retry_clear(&key),
+                    Err(failed_after) => {
+                        if !waiting {
+                            self.retry_later(key.clone());
+                        }
+                        // Read this store's events again from where the
+                        // plugin stopped; the others skip what they have.
+                        resume = resume.min(failed_after);
+                    }
                 }
-                consumers.insert((store.clone(), plugin), ());
+                consumers.insert(key, ());
             }
         }
         *position = Some(resume);
         self.measure(shard, &consumers);
         Ok(resume == last)
+    }
+
+    /// Whether `key` is still waiting out its backoff.
+    fn retry_wait(&self, key: &(StoreId, PluginId)) -> bool {
+        let retries = self.retries.lock().unwrap_or_else(PoisonError::into_inner);
+        retries.get(key).is_some_and(|(until, _)| std::time::Instant::now() < *until)
+    }
+
+    /// Schedules `key`'s next attempt after a doubled backoff.
+    fn retry_later(&self, key: (StoreId, PluginId)) {
+        let mut retries = self.retries.lock().unwrap_or_else(PoisonError::into_inner);
+        let backoff_ms = retries
+            .get(&key)
+            .map_or(RETRY_BACKOFF_MS_INITIAL, |(_, last)| (last * 2).min(RETRY_BACKOFF_MS_MAX));
+        let until = std::time::Instant::now() + Duration::from_millis(backoff_ms);
+        retries.insert(key, (until, backoff_ms));
+    }
+
+    /// Forgets `key`'s failures after a success.
+    fn retry_clear(&self, key: &(StoreId, PluginId)) {
+        self.retries.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
     }
 
     /// Feeds `events` to one store's plugin in batches, recording each.

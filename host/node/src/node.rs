@@ -783,6 +783,14 @@ impl ShardWriter {
             self.next_sequence += 1;
             self.commands_since_snapshot += commands.len() as u64;
             self.stats.commands_journaled.fetch_add(commands.len() as u64, Ordering::Relaxed);
+            // The journal record's sequence joins the order spans of this
+            // batch in a trace: the orders numbered here went out in it.
+            tracing::trace!(
+                shard = self.index,
+                sequence,
+                commands = commands.len(),
+                "batch queued for the journal"
+            );
             // Commands encode into a Vec; a failure is a bug that must not
             // reach the journal as an empty record.
             let payload =
@@ -862,6 +870,11 @@ impl ShardWriter {
         let placed_at_ms = self.now_ms();
         let cart = self.shard.prepare_cart(&store, &request, placed_at_ms)?;
         let next_order = self.shard.store(&store).map_or(1, |state| state.orders().next_number());
+        // Plugin calls and their log lines happen inside this span, so each
+        // carries the store and the order number it was for.
+        let _span =
+            tracing::debug_span!("order", store = %store, order = next_order, shard = self.index)
+                .entered();
         let seed = order_seed(&store, next_order);
         let mut outputs = self.plugins.price_and_route(&self.shard, &cart, seed)?;
         // The risk plugins judge the price after promotions, before shipping.

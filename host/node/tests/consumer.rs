@@ -115,3 +115,47 @@ fn analytics_match_a_recomputation_over_the_journal_across_a_restart() {
     let lag = consumers.lag();
     assert!(lag.iter().any(|l| l.store == store.as_str() && l.plugin == ANALYTICS), "{lag:?}");
 }
+
+#[test]
+fn a_failing_consumer_only_falls_behind_and_its_lag_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, plugins) = open(dir.path());
+    plugins.add_artifact(&bazaar_artifacts::HOSTILE_ANALYTICS).unwrap();
+    let store = StoreId::new("watched").unwrap();
+    seed::seed_flagship_store(&node, &store, 20).unwrap();
+    for (plugin, config) in [(ANALYTICS, CONFIG), ("hostile-analytics", r#"{"behaviour":"fail"}"#)]
+    {
+        node.execute(Command::ConfigurePlugin {
+            store: store.clone(),
+            plugin: PluginId::new(plugin).unwrap(),
+            config_json: Some(config.into()),
+            settings: PluginSettings::default(),
+        })
+        .unwrap();
+    }
+    let consumers = Consumers::start(node.clone(), plugins.clone()).unwrap();
+    for customer in 0..50 {
+        let request = seed::order_request(customer, vec![(seed::ordinary_sku(0), 1)], None, None);
+        node.place_order(store.clone(), request).expect("checkout never waits for a consumer");
+    }
+    // The healthy plugin of the same store keeps up.
+    let headline = settled(&node, &plugins, &consumers, &store, "headline");
+    assert_eq!(headline["orders_placed"], 50);
+    // The failing one stays at the start, and says how far behind it is.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let lag = consumers.lag();
+        let hostile = lag.iter().find(|l| l.plugin == "hostile-analytics");
+        if let Some(hostile) = hostile {
+            assert_eq!(hostile.consumed_through, 0);
+            if hostile.records_behind > 0 {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the failing consumer's lag was never reported: {lag:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -119,12 +119,11 @@ export async function render({ view, params, signal }) {
   }, (error) => replace(headlineProblem, analyticsProblem(error)));
 
   every(REFRESH_MS, signal, async () => {
-    const [series, byUnits, byRevenue, sellThrough, breakers] = await Promise.all([
+    const [series, byUnits, byRevenue, sellThrough] = await Promise.all([
       analytics(store, 'gmv-series', {}, { signal }),
       analytics(store, 'top-skus', { by: 'units', limit: TOP_SKUS_SHOWN }, { signal }),
       analytics(store, 'top-skus', { by: 'revenue', limit: TOP_SKUS_SHOWN }, { signal }),
       analytics(store, 'sell-through', {}, { signal }),
-      get('/v1/breakers', { signal }),
     ]);
     const seconds = series.seconds ?? [];
     drawOrdersPerSecond(canvas, seconds);
@@ -144,9 +143,15 @@ export async function render({ view, params, signal }) {
     replace(topUnits, table(skuColumns(byUnits.currency ?? currency), byUnits.skus ?? [], { label: 'Top SKUs by units', empty: 'No orders yet.' }));
     replace(topRevenue, table(skuColumns(byRevenue.currency ?? currency), byRevenue.skus ?? [], { label: 'Top SKUs by revenue', empty: 'No orders yet.' }));
     showAlerts(alerts, sellThrough.skus ?? []);
-    showHealth(health, (breakers.breakers ?? []).filter((b) => b.store === store));
     replace(refreshProblem);
   }, (error) => replace(refreshProblem, analyticsProblem(error)));
+
+  // Plugin health comes from the node, not from analytics: it shows even
+  // when the analytics plugin is not enabled.
+  every(REFRESH_MS, signal, async () => {
+    const breakers = await get('/v1/breakers', { signal });
+    showHealth(health, (breakers.breakers ?? []).filter((b) => b.store === store));
+  }, (error) => replace(health, errorBox(error)));
 }
 
 /** The flash-sale SKUs with nothing left, and how the others are doing. */

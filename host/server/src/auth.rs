@@ -15,6 +15,7 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use bazaar_kernel::model::{PluginId, StoreId};
@@ -356,6 +357,12 @@ pub enum Permission {
     ReadPluginReports,
     /// Read circuit breakers (a merchant sees its own stores').
     ReadBreakers,
+    /// Ask a store's analytics plugins their queries and follow the live
+    /// stream of its headline figures.
+    ReadAnalytics,
+    /// Read the node's Prometheus metrics (unless the node serves them to
+    /// anyone, `metrics_public`).
+    ReadMetrics,
 }
 
 impl Permission {
@@ -373,6 +380,7 @@ impl Permission {
                 | Permission::ManagePlugins
                 | Permission::ReadPluginReports
                 | Permission::ReadBreakers
+                | Permission::ReadMetrics
         )
     }
 
@@ -396,6 +404,7 @@ impl Permission {
                     | InstallPlugins
                     | ManagePlugins
                     | ReadPluginReports
+                    | ReadMetrics
             ),
             Role::Checkout => matches!(
                 self,
@@ -429,6 +438,8 @@ impl Permission {
             ManagePlugins => "activate, roll back or shadow plugin versions",
             ReadPluginReports => "read plugin reports",
             ReadBreakers => "read circuit breakers",
+            ReadAnalytics => "read a store's analytics",
+            ReadMetrics => "read the node's metrics",
         }
     }
 }
@@ -474,6 +485,8 @@ pub mod perm {
         ManagePlugins,
         ReadPluginReports,
         ReadBreakers,
+        ReadAnalytics,
+        ReadMetrics,
     );
 }
 
@@ -499,8 +512,8 @@ impl<P> Authorized<P> {
 }
 
 /// The caller's token from `Authorization: Bearer <secret>`.
-pub fn authenticate(parts: &Parts, state: &AppState) -> Result<Arc<TokenRecord>, ApiError> {
-    let Some(value) = parts.headers.get(AUTHORIZATION) else {
+pub fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Arc<TokenRecord>, ApiError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
         return Err(ApiError::unauthorized(
             "missing bearer token: send `Authorization: Bearer <token>`; the operator token is in the data directory's `operator-token` file",
         ));
@@ -520,19 +533,31 @@ pub fn authenticate(parts: &Parts, state: &AppState) -> Result<Arc<TokenRecord>,
         .ok_or_else(|| ApiError::unauthorized("invalid or revoked bearer token"))
 }
 
+/// The caller's token, if its role grants `permission`; for the routes whose
+/// guard depends on the configuration, so cannot be a type. Checks neither
+/// a store nor a plugin scope.
+pub fn authorize(
+    headers: &HeaderMap,
+    state: &AppState,
+    permission: Permission,
+) -> Result<Arc<TokenRecord>, ApiError> {
+    let caller = authenticate(headers, state)?;
+    if !permission.allows(caller.role) {
+        return Err(ApiError::forbidden(format!(
+            "a {} token may not {}",
+            caller.role.name(),
+            permission.describe()
+        )));
+    }
+    Ok(caller)
+}
+
 impl<P: Guard + Send + Sync> FromRequestParts<AppState> for Authorized<P> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let caller = authenticate(parts, state)?;
         let permission = P::PERMISSION;
-        if !permission.allows(caller.role) {
-            return Err(ApiError::forbidden(format!(
-                "a {} token may not {}",
-                caller.role.name(),
-                permission.describe()
-            )));
-        }
+        let caller = authorize(&parts.headers, state, permission)?;
         if permission.is_plugin_scoped() {
             let params = RawPathParams::from_request_parts(parts, state)
                 .await
@@ -582,6 +607,7 @@ mod tests {
             Permission::CreateStores,
             Permission::ManagePublishers,
             Permission::ManagePlugins,
+            Permission::ReadMetrics,
         ] {
             assert!(permission.allows(Role::Operator));
             for role in [Role::Merchant, Role::Partner, Role::Checkout] {
@@ -613,6 +639,8 @@ mod tests {
             Permission::ManagePlugins,
             Permission::ReadPluginReports,
             Permission::ReadBreakers,
+            Permission::ReadAnalytics,
+            Permission::ReadMetrics,
         ] {
             assert!(!permission.allows(Role::Checkout), "{permission:?}");
         }
@@ -669,6 +697,19 @@ mod tests {
             created_at_ms: 0,
         };
         assert!(!record.reaches_plugin("anything"));
+    }
+
+    #[test]
+    fn analytics_are_for_operators_and_the_stores_merchants_and_metrics_for_operators() {
+        assert!(Permission::ReadAnalytics.is_store_scoped());
+        assert!(Permission::ReadAnalytics.allows(Role::Merchant));
+        assert!(!Permission::ReadMetrics.is_store_scoped());
+        for role in [Role::Partner, Role::Checkout] {
+            assert!(!Permission::ReadAnalytics.allows(role), "{role:?}");
+        }
+        for role in [Role::Merchant, Role::Partner, Role::Checkout] {
+            assert!(!Permission::ReadMetrics.allows(role), "{role:?}");
+        }
     }
 
     #[test]

@@ -64,6 +64,38 @@ pub struct ServeConfig {
     pub store_rate: Rate,
     /// Rate limit of orders and cart prices per customer of a store.
     pub customer_rate: Rate,
+    /// How the process writes its logs.
+    pub log_format: LogFormat,
+    /// Whether `GET /metrics` answers without a token. Off by default, so
+    /// only an operator token reads the node's figures; a Prometheus
+    /// scraper that cannot send a bearer token needs it on (and the port
+    /// kept to the monitoring network).
+    pub metrics_public: bool,
+}
+
+/// How the process writes its logs (to standard error).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Lines for people.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> anyhow::Result<Self> {
+        match text {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => anyhow::bail!(
+                "log format {:?} is not one of text, json",
+                text.chars().take(32).collect::<String>()
+            ),
+        }
+    }
 }
 
 impl Default for ServeConfig {
@@ -78,6 +110,8 @@ impl Default for ServeConfig {
             connections_max: CONNECTIONS_MAX_DEFAULT,
             store_rate: Rate::OFF,
             customer_rate: Rate::OFF,
+            log_format: LogFormat::Text,
+            metrics_public: false,
         }
     }
 }
@@ -110,6 +144,10 @@ pub struct Settings {
     pub customer_rate_per_second: Option<u32>,
     /// `customer_rate_burst`: burst per customer (default: one second's worth).
     pub customer_rate_burst: Option<u32>,
+    /// `log_format`: `text` (default) or `json`.
+    pub log_format: Option<String>,
+    /// `metrics_public`: serve `GET /metrics` without a token (default: false).
+    pub metrics_public: Option<bool>,
 }
 
 impl Settings {
@@ -146,6 +184,8 @@ impl Settings {
                 .customer_rate_per_second
                 .or(lower.customer_rate_per_second),
             customer_rate_burst: self.customer_rate_burst.or(lower.customer_rate_burst),
+            log_format: self.log_format.or(lower.log_format),
+            metrics_public: self.metrics_public.or(lower.metrics_public),
         }
     }
 
@@ -159,6 +199,10 @@ impl Settings {
                 )
             })?,
             None => defaults.listen,
+        };
+        let log_format = match self.log_format {
+            Some(text) => text.parse()?,
+            None => defaults.log_format,
         };
         let backend = match self.backend {
             Some(name) => name.parse::<Backend>().map_err(|error| anyhow::anyhow!("{error}"))?,
@@ -196,6 +240,8 @@ impl Settings {
                 self.customer_rate_per_second,
                 self.customer_rate_burst,
             )?,
+            log_format,
+            metrics_public: self.metrics_public.unwrap_or(defaults.metrics_public),
         })
     }
 }
@@ -232,6 +278,20 @@ mod tests {
         assert_eq!(config.listen.to_string(), LISTEN_DEFAULT);
         assert_eq!(config.data_dir, PathBuf::from("bazaar-data"));
         assert!(!config.store_rate.is_on() && !config.customer_rate.is_on());
+        assert_eq!(config.log_format, LogFormat::Text);
+        assert!(!config.metrics_public, "metrics need an operator token by default");
+    }
+
+    #[test]
+    fn logs_switch_to_json_and_metrics_open_up_only_when_asked() {
+        let file: Settings =
+            toml::from_str("log_format = \"json\"\nmetrics_public = true\n").unwrap();
+        let config = Settings::default().over(file).resolve().unwrap();
+        assert_eq!((config.log_format, config.metrics_public), (LogFormat::Json, true));
+        let error = Settings { log_format: Some("xml".into()), ..Settings::default() }
+            .resolve()
+            .unwrap_err();
+        assert!(error.to_string().contains("not one of text, json"), "{error}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bazaar_kernel::KernelError;
 use bazaar_node::NodeError;
+use bazaar_node::consumer::QueryError;
 use bazaar_node::platform::PlatformError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -245,6 +246,19 @@ impl From<NodeError> for ApiError {
                 refused.code = "plugin_unavailable";
                 refused
             }
+        }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(error: QueryError) -> Self {
+        match error {
+            QueryError::NotEnabled(message) => Self::not_found("analytics_not_enabled", message),
+            // The plugin, not the caller, failed: its message says why.
+            QueryError::Plugin(_) => {
+                Self::new(StatusCode::BAD_GATEWAY, "plugin_failed", error.to_string())
+            }
+            QueryError::Node(node) => node.into(),
         }
     }
 }

@@ -3,10 +3,11 @@
 //! generated from the code, a page to browse it, and bounded admission.
 //!
 //! [`app`] builds the router over an [`AppState`] (testable without a
-//! socket); [`serve`] opens a node from a [`ServeConfig`], listens, and
-//! shuts down gracefully on SIGINT or SIGTERM: it stops accepting, lets
-//! requests in flight finish, then drops the node, which drains the shard
-//! queues and flushes the journal.
+//! socket); [`serve`] opens a node from a [`ServeConfig`], starts the event
+//! consumer of its analytics plugins, listens, and shuts down gracefully on
+//! SIGINT or SIGTERM: it stops accepting, ends the live streams, lets
+//! requests in flight finish, stops the consumer, then drops the node,
+//! which drains the shard queues and flushes the journal.
 //!
 //! Handlers never block a tokio worker on the node: every node request is
 //! queued with a callback bridged to a `oneshot` channel, and a full queue
@@ -15,10 +16,12 @@
 mod admission;
 mod auth;
 mod config;
+mod console;
 mod dto;
 mod error;
 mod extract;
 mod listener;
+mod metrics;
 mod platform_dto;
 mod routes;
 mod state;
@@ -28,9 +31,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use bazaar_node::consumer::Consumers;
 use bazaar_node::platform::Platform;
 use bazaar_node::{Node, NodeConfig, PluginSet};
 use tracing::Instrument as _;
@@ -38,15 +42,22 @@ use tracing::Instrument as _;
 pub use admission::{RATE_LIMIT_KEYS_MAX, RATE_PER_SECOND_MAX, Rate};
 pub use auth::{Permission, Role, TOKENS_MAX};
 pub use config::{
-    CONNECTIONS_MAX_DEFAULT, DATA_DIR_DEFAULT, IN_FLIGHT_MAX_DEFAULT, LISTEN_DEFAULT, PORT_DEFAULT,
-    ServeConfig, Settings,
+    CONNECTIONS_MAX_DEFAULT, DATA_DIR_DEFAULT, IN_FLIGHT_MAX_DEFAULT, LISTEN_DEFAULT, LogFormat,
+    PORT_DEFAULT, ServeConfig, Settings,
 };
 pub use error::ApiError;
 pub use extract::{
     BODY_BYTES_MAX, BODY_READ_TIMEOUT_MS, PLUGIN_UPLOAD_BYTES_MAX, PLUGIN_UPLOAD_READ_TIMEOUT_MS,
 };
-pub use routes::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER, openapi};
-pub use state::{AppState, Limits, OPERATOR_TOKEN_FILE, OperatorToken, PLUGIN_UPLOADS_MAX};
+pub use metrics::{HTTP_LATENCY_US_BUCKETS, METRICS_SCRAPES_MAX};
+pub use routes::{
+    IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER, LIVE_INTERVAL_MS, LIVE_KEEP_ALIVE_MS,
+    LIVE_QUERY, QUERY_PARAMETERS_MAX, QUERY_STRING_BYTES_MAX, openapi,
+};
+pub use state::{
+    ANALYTICS_QUERIES_MAX, AppState, LIVE_STREAMS_MAX, Limits, MetricsAccess, OPERATOR_TOKEN_FILE,
+    OperatorToken, PLUGIN_UPLOADS_MAX, QueryAdmission,
+};
 
 /// Longest time a graceful shutdown waits for requests in flight and for
 /// the node to let go, before the process stops anyway: a request waits on
@@ -81,6 +92,14 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     })
     .await??;
     let node = Arc::new(node);
+    // The consumer feeds committed events to the stores' analytics plugins
+    // from the catalogue the platform keeps up to date.
+    let consumers = Arc::new(
+        Consumers::start(node.clone(), platform.plugins().clone())
+            .context("starting the event consumer")?,
+    );
+    let metrics_access =
+        if config.metrics_public { MetricsAccess::Public } else { MetricsAccess::Operator };
     let limits = Limits {
         in_flight_max: config.in_flight_max,
         store_rate: config.store_rate,
@@ -89,8 +108,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
     let (state, operator) = {
         let node = node.clone();
+        let consumers = consumers.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let state = AppState::new(node, limits, platform)?;
+            let state = AppState::new(node, limits, platform, consumers, metrics_access)?;
             let operator = state.ensure_operator_token(&data_dir)?;
             Ok((state, operator))
         })
@@ -128,12 +148,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             report.loaded, report.from_cache, report.elapsed_ms
         )?;
         for failure in &report.failed {
-            eprintln!("warning: plugin version not loaded, the node runs without it: {failure}");
+            tracing::warn!("plugin version not loaded, the node runs without it: {failure}");
         }
         writeln!(out, "listening on http://{address}")?;
         out.flush()?;
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let streams = state.clone();
     let server = {
         let mut stopped = stopped.clone();
         let listener = listener::Bounded::new(listener, config.connections_max);
@@ -157,29 +178,29 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     }
     println!("stopping: finishing requests in flight");
     let _ = stop.send(true);
+    // Live streams never end by themselves; the graceful shutdown waits
+    // for every response, theirs included.
+    streams.stop_live_streams();
+    drop(streams);
     let grace = Duration::from_millis(SHUTDOWN_GRACE_MS);
     let deadline = Instant::now() + grace;
     match tokio::time::timeout(grace, &mut server).await {
         Ok(result) => result.context("the server task failed")?.context("serving")?,
         Err(_) => {
             server.abort();
-            eprintln!(
-                "warning: requests still in flight after {SHUTDOWN_GRACE_MS} ms were dropped"
-            );
+            tracing::warn!("requests still in flight after {SHUTDOWN_GRACE_MS} ms were dropped");
         }
     }
-    // Connection tasks let go of their copies of the state as they finish;
-    // the node is dropped (queues drained, journal flushed) by its last owner.
-    let mut node = node;
-    let node = loop {
-        match Arc::try_unwrap(node) {
-            Ok(node) => break Some(node),
-            Err(shared) if Instant::now() < deadline => {
-                node = shared;
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Err(_) => break None,
+    // Connection tasks let go of their copies of the state as they finish.
+    // The consumer stops first (it holds the node and may be recording
+    // what it consumed); then the node is dropped (queues drained, journal
+    // flushed) by its last owner.
+    let node = match sole_owner(consumers, deadline).await {
+        Some(consumers) => {
+            tokio::task::spawn_blocking(move || consumers.stop()).await?;
+            sole_owner(node, deadline).await
         }
+        None => None,
     };
     match node {
         Some(node) => {
@@ -187,10 +208,25 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             println!("stopped: journal flushed");
         }
         None => {
-            eprintln!("warning: the node was still in use at exit; acknowledged orders are durable")
+            tracing::warn!("the node was still in use at exit; acknowledged orders are durable")
         }
     }
     Ok(())
+}
+
+/// `shared` itself once every other owner let go of it, or `None` if some
+/// still hold it at `deadline`.
+async fn sole_owner<T>(mut shared: Arc<T>, deadline: Instant) -> Option<T> {
+    loop {
+        match Arc::try_unwrap(shared) {
+            Ok(owned) => return Some(owned),
+            Err(still_shared) if Instant::now() < deadline => {
+                shared = still_shared;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(_) => return None,
+        }
+    }
 }
 
 /// Runs [`serve`] on a multi-threaded runtime of its own.
@@ -219,9 +255,13 @@ async fn shutdown_signal() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Middleware: one `tracing` span per request, and its status and latency
-/// at debug level (quiet unless `RUST_LOG` asks).
-async fn trace_request(request: Request, next: Next) -> Response {
+/// Middleware: one `tracing` span per request, its status and latency at
+/// debug level (quiet unless `RUST_LOG` asks), and both counted in the
+/// route's metrics.
+async fn trace_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = state
+        .http_metrics()
+        .route(request.method(), request.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
     let span = tracing::debug_span!(
         "request",
         method = %request.method(),
@@ -230,11 +270,10 @@ async fn trace_request(request: Request, next: Next) -> Response {
     async move {
         let started = Instant::now();
         let response = next.run(request).await;
-        tracing::debug!(
-            status = response.status().as_u16(),
-            latency_us = started.elapsed().as_micros() as u64,
-            "served"
-        );
+        let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let status = response.status().as_u16();
+        state.http_metrics().record(route, status, latency_us);
+        tracing::debug!(status, latency_us, "served");
         response
     }
     .instrument(span)

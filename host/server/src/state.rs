@@ -1,5 +1,6 @@
-//! What every handler shares (node, plugin platform, tokens, limits) and
-//! the bridge from the node's callbacks to async handlers.
+//! What every handler shares (node, plugin platform, event consumer,
+//! tokens, limits, metrics) and the bridge from the node's callbacks to
+//! async handlers.
 //!
 //! The node never blocks its caller: each request is queued with a callback
 //! (or refused at once when the shard's queue is full), and the callback
@@ -8,18 +9,22 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use bazaar_kernel::model::{OrderRequest, StoreId};
+use axum::http::StatusCode;
+use bazaar_kernel::model::{OrderRequest, PluginId, StoreId};
 use bazaar_kernel::money::Currency;
 use bazaar_kernel::{Command, Outcome, Shard};
+use bazaar_node::consumer::Consumers;
 use bazaar_node::platform::{Platform, PlatformError};
 use bazaar_node::{Node, NodeError, Preview};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
 use crate::admission::{Rate, RateLimits};
 use crate::auth::{Role, TokenBook, TokenRequest};
 use crate::error::ApiError;
+use crate::metrics::{HttpMetrics, METRICS_SCRAPES_MAX, Scrape};
 
 /// Name of the file, in the data directory, that holds the first operator
 /// token (readable by its owner only).
@@ -31,6 +36,39 @@ pub const OPERATOR_TOKEN_FILE: &str = "operator-token";
 /// for seconds; two at once bound that to a few hundred megabytes, and
 /// installs are rare operator or partner actions that can retry.
 pub const PLUGIN_UPLOADS_MAX: usize = 2;
+
+/// Most analytics queries running at once. A query runs on the blocking
+/// pool and waits for the consumer's lock on the store's plugin instance,
+/// so queries beyond a few at once only hold threads while they wait; more
+/// are refused with 503 (a live stream waits for its turn instead).
+pub const ANALYTICS_QUERIES_MAX: usize = 8;
+
+/// Most live analytics streams open at once. Each asks its store's
+/// headline every `LIVE_INTERVAL_MS` (two queries a second, each a fraction
+/// of a millisecond of plugin time) and holds a connection: 64 dashboards
+/// cost well under a tenth of a core. More are refused with 503.
+pub const LIVE_STREAMS_MAX: usize = 64;
+
+/// Who may read `GET /metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// Operator tokens only (the default).
+    Operator,
+    /// Anyone who reaches the port, as a Prometheus scraper without a
+    /// token needs.
+    Public,
+}
+
+/// Whether an analytics query waits for a free slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QueryAdmission {
+    /// Refused at once with 503 when [`ANALYTICS_QUERIES_MAX`] run already:
+    /// a client's request.
+    Refuse,
+    /// Waits (without holding a thread) for a slot: a live stream's next
+    /// event, which is bounded by [`LIVE_STREAMS_MAX`].
+    Wait,
+}
 
 /// The limits an [`AppState`] enforces.
 #[derive(Clone, Copy, Debug)]
@@ -70,6 +108,22 @@ struct Shared {
     /// the store is created, so checking an order's currency needs no read.
     /// One entry per store, and only operators create stores.
     currencies: RwLock<HashMap<StoreId, Currency>>,
+    /// The event consumer feeding the stores' analytics plugins; it also
+    /// answers their queries.
+    consumers: Arc<Consumers>,
+    /// Permits for analytics queries running.
+    analytics_queries: Arc<Semaphore>,
+    /// Permits for open live streams.
+    live_streams: Arc<Semaphore>,
+    /// Set when the server stops: live streams end, rather than hold the
+    /// graceful shutdown open until its grace runs out.
+    streams_stop: watch::Sender<bool>,
+    /// Requests and latency per route.
+    http_metrics: HttpMetrics,
+    /// Who may read `GET /metrics`.
+    metrics_access: MetricsAccess,
+    /// Permits for scrapes in progress.
+    scrapes: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -89,11 +143,19 @@ pub enum OperatorToken {
 }
 
 impl AppState {
-    /// State over `node` and its plugin `platform`, loading the tokens from
-    /// the node's registry. Reads storage: call at start-up.
-    pub fn new(node: Arc<Node>, limits: Limits, platform: Platform) -> anyhow::Result<Self> {
+    /// State over `node`, its plugin `platform` and the event `consumers`
+    /// of its analytics plugins, loading the tokens from the node's
+    /// registry. Reads storage: call at start-up.
+    pub fn new(
+        node: Arc<Node>,
+        limits: Limits,
+        platform: Platform,
+        consumers: Arc<Consumers>,
+        metrics_access: MetricsAccess,
+    ) -> anyhow::Result<Self> {
         let tokens = TokenBook::load(node.storage().clone())?;
         let in_flight_max = limits.in_flight_max.max(1);
+        let (streams_stop, _) = watch::channel(false);
         Ok(Self {
             shared: Arc::new(Shared {
                 node,
@@ -104,6 +166,13 @@ impl AppState {
                 platform,
                 uploads: Arc::new(Semaphore::new(PLUGIN_UPLOADS_MAX)),
                 currencies: RwLock::new(HashMap::new()),
+                consumers,
+                analytics_queries: Arc::new(Semaphore::new(ANALYTICS_QUERIES_MAX)),
+                live_streams: Arc::new(Semaphore::new(LIVE_STREAMS_MAX)),
+                streams_stop,
+                http_metrics: HttpMetrics::new(&crate::routes::operations()),
+                metrics_access,
+                scrapes: Arc::new(Semaphore::new(METRICS_SCRAPES_MAX)),
             }),
         })
     }
@@ -171,6 +240,105 @@ impl AppState {
             .await
             .map_err(|error| ApiError::internal(format!("a plugin platform task failed: {error}")))?
             .map_err(ApiError::from)
+    }
+
+    /// Asks `plugin`, as `store` enabled it, the query `name` with
+    /// `arguments_json` (a JSON object) on the blocking pool; its answer as
+    /// JSON.
+    pub async fn ask_analytics(
+        &self,
+        store: StoreId,
+        plugin: PluginId,
+        name: String,
+        arguments_json: String,
+        admission: QueryAdmission,
+    ) -> Result<serde_json::Value, ApiError> {
+        let permits = self.shared.analytics_queries.clone();
+        let permit: OwnedSemaphorePermit = match admission {
+            QueryAdmission::Refuse => permits.try_acquire_owned().map_err(|_| {
+                ApiError::overloaded(format!(
+                    "{ANALYTICS_QUERIES_MAX} analytics queries are running already; retry shortly"
+                ))
+            })?,
+            QueryAdmission::Wait => permits.acquire_owned().await.map_err(|_| {
+                ApiError::from(NodeError::ShuttingDown)
+            })?,
+        };
+        let consumers = self.shared.consumers.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            let answer = consumers.query(&store, &plugin, &name, &arguments_json);
+            drop(permit);
+            answer
+        })
+        .await
+        .map_err(|error| ApiError::internal(format!("an analytics query task failed: {error}")))??;
+        // The runtime checked that the answer is JSON; parsing it again
+        // sends it as a document, in one line whatever its layout.
+        serde_json::from_str(&answer).map_err(|error| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "plugin_failed",
+                format!("the plugin's answer is not JSON: {error}"),
+            )
+        })
+    }
+
+    /// The live stream permits.
+    pub fn live_streams(&self) -> &Arc<Semaphore> {
+        &self.shared.live_streams
+    }
+
+    /// Tells when the server stops (the value turns true).
+    pub fn streams_stopping(&self) -> watch::Receiver<bool> {
+        self.shared.streams_stop.subscribe()
+    }
+
+    /// Ends every live stream, now and from now on.
+    pub fn stop_live_streams(&self) {
+        self.shared.streams_stop.send_replace(true);
+    }
+
+    /// The per-route HTTP counters.
+    pub fn http_metrics(&self) -> &HttpMetrics {
+        &self.shared.http_metrics
+    }
+
+    /// Who may read `GET /metrics`.
+    pub fn metrics_access(&self) -> MetricsAccess {
+        self.shared.metrics_access
+    }
+
+    /// The scrape permits.
+    pub fn scrapes(&self) -> &Arc<Semaphore> {
+        &self.shared.scrapes
+    }
+
+    /// Copies every figure `GET /metrics` reports but the HTTP counters,
+    /// off the reactor: the platform and the consumer keep theirs behind
+    /// locks.
+    pub async fn scrape(&self) -> Result<Scrape, ApiError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let shared = &state.shared;
+            let stats = shared.node.stats();
+            Scrape {
+                orders_placed: stats.orders_placed.load(Ordering::Relaxed),
+                orders_duplicate: stats.orders_duplicate.load(Ordering::Relaxed),
+                commands_refused: stats.refused.load(Ordering::Relaxed),
+                journal: shared.node.journal().stats(),
+                queue_depths: shared.node.queue_depths(),
+                plugin_counters: shared.platform.call_counters(None),
+                breakers: shared.platform.breakers(None),
+                consumer_lag: shared.consumers.lag(),
+                requests_in_flight: shared
+                    .in_flight_max
+                    .saturating_sub(shared.in_flight.available_permits()),
+                live_streams: LIVE_STREAMS_MAX
+                    .saturating_sub(shared.live_streams.available_permits()),
+            }
+        })
+        .await
+        .map_err(|error| ApiError::internal(format!("a metrics task failed: {error}")))
     }
 
     /// Remembers a store's currency.

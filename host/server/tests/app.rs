@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use bazaar_node::consumer::Consumers;
 use bazaar_node::platform::Platform;
 use bazaar_node::{Node, NodeConfig, PluginSet};
-use bazaar_server::{AppState, Limits, OperatorToken, Rate, app};
+use bazaar_server::{AppState, Limits, MetricsAccess, OperatorToken, Rate, app};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -26,8 +27,9 @@ async fn the_router_serves_a_node_without_a_socket() {
     let plugins = PluginSet::none();
     let node = Arc::new(Node::open(NodeConfig::new(dir.path()), plugins.clone()).unwrap());
     let (platform, _) = Platform::open(node.storage().clone(), dir.path(), plugins).unwrap();
+    let consumers = Arc::new(Consumers::start(node.clone(), platform.plugins().clone()).unwrap());
     let limits = Limits { in_flight_max: 16, store_rate: Rate::OFF, customer_rate: Rate::OFF };
-    let state = AppState::new(node, limits, platform).unwrap();
+    let state = AppState::new(node, limits, platform, consumers, MetricsAccess::Operator).unwrap();
     let OperatorToken::Created(path) = state.ensure_operator_token(dir.path()).unwrap() else {
         panic!("a fresh data directory gets an operator token");
     };

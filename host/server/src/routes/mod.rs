@@ -2,7 +2,9 @@
 //! document from the same declarations, so the document lists exactly the
 //! routes the server serves.
 
+mod analytics;
 mod catalog;
+mod metrics;
 mod orders;
 mod plugins;
 mod publishers;
@@ -24,6 +26,9 @@ use utoipa::{OpenApi as _, ToSchema as _};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use analytics::{
+    LIVE_INTERVAL_MS, LIVE_KEEP_ALIVE_MS, LIVE_QUERY, QUERY_PARAMETERS_MAX, QUERY_STRING_BYTES_MAX,
+};
 pub use orders::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER};
 
 use crate::error::{ApiError, ErrorBody};
@@ -49,6 +54,8 @@ use crate::state::AppState;
         (name = "plugins", description = "The plugin platform: signed installs, the marketplace, active and shadow versions, breakers and counters"),
         (name = "store-plugins", description = "The plugins a store enabled, with configuration, consent and settings, and its pricing rules"),
         (name = "orders", description = "Orders and cart pricing"),
+        (name = "analytics", description = "A store's analytics plugins: named queries and the live headline stream"),
+        (name = "metrics", description = "Prometheus metrics (an operator token unless the node runs with metrics_public)"),
     )
 )]
 struct ApiDoc;
@@ -89,13 +96,38 @@ fn route_sets() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(orders::pay))
         .routes(routes!(orders::cancel))
         .routes(routes!(orders::fulfil))
-        .routes(routes!(orders::price_cart));
+        .routes(routes!(orders::price_cart))
+        .routes(routes!(analytics::query))
+        .routes(routes!(analytics::stream));
     let open = OpenApiRouter::new()
         .routes(routes!(system::health))
         .routes(routes!(system::ready))
         .routes(routes!(system::openapi_json))
-        .routes(routes!(system::docs));
+        .routes(routes!(system::docs))
+        .routes(routes!(metrics::metrics));
     (limited, open)
+}
+
+/// Every operation of the API as (method, path template), from the same
+/// declarations as the router.
+pub fn operations() -> Vec<(Method, String)> {
+    let document = openapi();
+    let mut operations = Vec::new();
+    for (path, item) in &document.paths.paths {
+        let methods = [
+            (Method::GET, &item.get),
+            (Method::PUT, &item.put),
+            (Method::POST, &item.post),
+            (Method::DELETE, &item.delete),
+            (Method::PATCH, &item.patch),
+        ];
+        for (method, operation) in methods {
+            if operation.is_some() {
+                operations.push((method, path.clone()));
+            }
+        }
+    }
+    operations
 }
 
 /// The OpenAPI document of every route.
@@ -108,7 +140,7 @@ pub fn openapi() -> OpenApi {
 }
 
 /// The router with every route, the in-flight limit, JSON 404 and 405, and
-/// a tracing span per request.
+/// a tracing span and metrics per request.
 pub fn router(state: AppState) -> axum::Router {
     let (limited, open) = route_sets();
     let (limited, _) = limited.split_for_parts();
@@ -117,9 +149,10 @@ pub fn router(state: AppState) -> axum::Router {
         .layer(middleware::from_fn_with_state(state.clone(), crate::admission::limit_in_flight));
     limited
         .merge(open)
+        .merge(crate::console::router())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(middleware::from_fn(crate::trace_request))
+        .layer(middleware::from_fn_with_state(state.clone(), crate::trace_request))
         .with_state(state)
 }
 

@@ -1,0 +1,639 @@
+//! Prometheus metrics at `GET /metrics`, in the text exposition format
+//! 0.0.4, written by hand: the node's order and command counters, the
+//! journal's commit latency and batch sizes, the shard queue depths, each
+//! plugin version's calls, failures and traps, open circuit breakers, the
+//! analytics consumers' lag, and requests and latency per HTTP route.
+//!
+//! The HTTP counters are updated on every request's path, so they are
+//! sharded by thread: a thread adds to its own shard's relaxed atomics (no
+//! lock, and two threads rarely share a cache line), and a scrape sums the
+//! shards. Routes are numbered once, from the API document that the router
+//! is built from, so a request finds its counters with one hash lookup of
+//! its matched path template.
+//!
+//! Everything else is read when scraped, from counters the node keeps
+//! anyway; a scrape costs a few locks held for microseconds, off the
+//! reactor, and at most [`METRICS_SCRAPES_MAX`] run at once.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use axum::http::Method;
+use bazaar_node::consumer::ConsumerLag;
+use bazaar_node::platform::{BreakerView, CounterView};
+use bazaar_store::{HistogramSnapshot, JournalStats};
+
+/// The `Content-Type` of the exposition format this module writes.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Most scrapes served at once: a scraper asks every few seconds, so more
+/// than a handful at once is a misconfigured or hostile client, and each
+/// one copies every counter into a fresh text of some kilobytes.
+pub const METRICS_SCRAPES_MAX: usize = 4;
+
+/// Upper bounds of the HTTP latency buckets, in microseconds (a last,
+/// unbounded bucket follows): from an answer straight from memory to a
+/// request stuck behind a saturated shard.
+pub const HTTP_LATENCY_US_BUCKETS: [u64; 13] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+    5_000_000,
+];
+
+/// Shards of the HTTP counters: more than the worker threads of a small
+/// machine, so two threads seldom add to the same one; each shard costs
+/// about 400 bytes per route.
+const SHARDS: usize = 8;
+
+/// The statuses counted under their own code: every status the API
+/// answers with, and the common ones of HTTP besides. Anything else is
+/// counted as `status="other"`.
+const STATUS_CODES: [u16; 31] = [
+    200, 201, 202, 204, 301, 302, 304, 400, 401, 403, 404, 405, 406, 408, 409, 410, 411, 412, 413,
+    414, 415, 416, 422, 425, 429, 431, 500, 501, 502, 503, 504,
+];
+
+/// One more slot than [`STATUS_CODES`]: the one of every other status.
+const STATUS_SLOTS: usize = STATUS_CODES.len() + 1;
+
+/// The methods the API routes use, in the order of a route's slots.
+const METHODS: [Method; 5] = [Method::GET, Method::PUT, Method::POST, Method::DELETE, Method::PATCH];
+
+/// The route label of requests that matched no route (404 and 405).
+const UNMATCHED_ROUTE: &str = "unmatched";
+/// The route label of requests to routes outside the API document (such as
+/// the console's static files), or with a method it does not list.
+const OTHER_ROUTE: &str = "other";
+
+/// The slot of `status` among [`STATUS_CODES`], or the last slot.
+fn status_slot(status: u16) -> usize {
+    STATUS_CODES.iter().position(|&code| code == status).unwrap_or(STATUS_CODES.len())
+}
+
+/// The slot of `method` among [`METHODS`].
+fn method_slot(method: &Method) -> Option<usize> {
+    METHODS.iter().position(|known| known == method)
+}
+
+/// The counters of one route in one shard.
+#[repr(align(64))]
+struct RouteCells {
+    /// Responses per status slot.
+    responses: [AtomicU64; STATUS_SLOTS],
+    /// Requests per latency bucket, not cumulative.
+    latency_buckets: [AtomicU64; HTTP_LATENCY_US_BUCKETS.len() + 1],
+    /// Sum of every latency, in microseconds.
+    latency_sum_us: AtomicU64,
+}
+
+impl RouteCells {
+    fn new() -> Self {
+        Self {
+            responses: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency_sum_us: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Requests and latency per HTTP route, status and method.
+pub struct HttpMetrics {
+    /// Each route's labels: method and path template, then the two
+    /// catch-alls ([`OTHER_ROUTE`], [`UNMATCHED_ROUTE`]).
+    labels: Vec<(String, String)>,
+    /// Route numbers by path template, one slot per method of [`METHODS`].
+    by_template: HashMap<String, [Option<usize>; METHODS.len()]>,
+    /// The counters: `SHARDS` rows of one [`RouteCells`] per route.
+    shards: Box<[Box<[RouteCells]>]>,
+}
+
+impl HttpMetrics {
+    /// Counters for `operations`, each a method and a path template as the
+    /// router matches it (`/v1/stores/{store}/orders`).
+    pub fn new(operations: &[(Method, String)]) -> Self {
+        let mut labels = Vec::with_capacity(operations.len() + 2);
+        let mut by_template: HashMap<String, [Option<usize>; METHODS.len()]> = HashMap::new();
+        for (method, template) in operations {
+            let Some(slot) = method_slot(method) else { continue };
+            let slots = by_template.entry(template.clone()).or_default();
+            if slots[slot].is_none() {
+                slots[slot] = Some(labels.len());
+                labels.push((method.as_str().to_string(), template.clone()));
+            }
+        }
+        labels.push((OTHER_ROUTE.to_string(), OTHER_ROUTE.to_string()));
+        labels.push((UNMATCHED_ROUTE.to_string(), UNMATCHED_ROUTE.to_string()));
+        let shards = (0..SHARDS)
+            .map(|_| labels.iter().map(|_| RouteCells::new()).collect::<Box<[_]>>())
+            .collect();
+        Self { labels, by_template, shards }
+    }
+
+    /// The number of the route a request to `method` matched as
+    /// `template` (`None`: it matched no route).
+    pub fn route(&self, method: &Method, template: Option<&str>) -> usize {
+        let other = self.labels.len() - 2;
+        let Some(template) = template else { return self.labels.len() - 1 };
+        let Some(slot) = method_slot(method) else { return other };
+        self.by_template.get(template).and_then(|slots| slots[slot]).unwrap_or(other)
+    }
+
+    /// Counts one response of `route` with `status` after `latency_us`.
+    pub fn record(&self, route: usize, status: u16, latency_us: u64) {
+        let Some(cells) = self.shards[shard_of_this_thread()].get(route) else { return };
+        cells.responses[status_slot(status)].fetch_add(1, Ordering::Relaxed);
+        let bucket = HTTP_LATENCY_US_BUCKETS.partition_point(|&bound| bound < latency_us);
+        cells.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        cells.latency_sum_us.fetch_add(latency_us, Ordering::Relaxed);
+    }
+
+    /// Writes `bazaar_http_requests_total` and `bazaar_http_request_seconds`
+    /// for every route that served a request.
+    fn write(&self, out: &mut Exposition) {
+        let routes = self.labels.len();
+        let mut responses = vec![[0u64; STATUS_SLOTS]; routes];
+        let mut buckets = vec![[0u64; HTTP_LATENCY_US_BUCKETS.len() + 1]; routes];
+        let mut sums_us = vec![0u64; routes];
+        for shard in self.shards.iter() {
+            for (route, cells) in shard.iter().enumerate() {
+                for (total, cell) in responses[route].iter_mut().zip(&cells.responses) {
+                    *total += cell.load(Ordering::Relaxed);
+                }
+                for (total, cell) in buckets[route].iter_mut().zip(&cells.latency_buckets) {
+                    *total += cell.load(Ordering::Relaxed);
+                }
+                sums_us[route] += cells.latency_sum_us.load(Ordering::Relaxed);
+            }
+        }
+        out.family(
+            "bazaar_http_requests_total",
+            Kind::Counter,
+            "HTTP responses by method, matched route template and status.",
+        );
+        for (route, (method, template)) in self.labels.iter().enumerate() {
+            for (slot, &count) in responses[route].iter().enumerate() {
+                if count == 0 {
+                    continue;
+                }
+                let status = match STATUS_CODES.get(slot) {
+                    Some(code) => code.to_string(),
+                    None => "other".to_string(),
+                };
+                out.sample(
+                    "bazaar_http_requests_total",
+                    &[("method", method), ("route", template), ("status", &status)],
+                    count,
+                );
+            }
+        }
+        out.family(
+            "bazaar_http_request_seconds",
+            Kind::Histogram,
+            "HTTP latency by method and matched route template, until the response headers (a live stream counts until it starts).",
+        );
+        for (route, (method, template)) in self.labels.iter().enumerate() {
+            if buckets[route].iter().all(|&count| count == 0) {
+                continue;
+            }
+            out.histogram(
+                "bazaar_http_request_seconds",
+                &[("method", method), ("route", template)],
+                &Buckets {
+                    upper_bounds: &HTTP_LATENCY_US_BUCKETS,
+                    counts: &buckets[route],
+                    sum: sums_us[route],
+                    unit: Unit::MicrosecondsAsSeconds,
+                },
+            );
+        }
+    }
+}
+
+/// This thread's shard of the HTTP counters, assigned round robin on the
+/// thread's first request.
+fn shard_of_this_thread() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    SHARD.with(|shard| *shard)
+}
+
+/// Everything a scrape reads besides the HTTP counters, copied at one
+/// moment.
+pub struct Scrape {
+    /// Orders created.
+    pub orders_placed: u64,
+    /// Orders answered from an earlier identical request.
+    pub orders_duplicate: u64,
+    /// Orders and commands the kernel refused.
+    pub commands_refused: u64,
+    /// The journal's counters and histograms.
+    pub journal: JournalStats,
+    /// Requests waiting in each shard's queue, by shard.
+    pub queue_depths: Vec<usize>,
+    /// Each loaded plugin version's call counters.
+    pub plugin_counters: Vec<CounterView>,
+    /// Every circuit breaker that is not plainly closed.
+    pub breakers: Vec<BreakerView>,
+    /// How far each consuming analytics plugin is behind.
+    pub consumer_lag: Vec<ConsumerLag>,
+    /// Requests being served now.
+    pub requests_in_flight: usize,
+    /// Live analytics streams open now.
+    pub live_streams: usize,
+}
+
+/// The exposition text of `scrape` and `http`.
+pub fn render(scrape: &Scrape, http: &HttpMetrics) -> String {
+    let mut out = Exposition::default();
+    let counters = [
+        (
+            "bazaar_orders_placed_total",
+            "Orders created since the node started.",
+            scrape.orders_placed,
+        ),
+        (
+            "bazaar_orders_duplicate_total",
+            "Order requests answered with the order an earlier request with the same idempotency key created.",
+            scrape.orders_duplicate,
+        ),
+        (
+            "bazaar_commands_refused_total",
+            "Orders and commands the kernel refused (stock, limits, validation).",
+            scrape.commands_refused,
+        ),
+        (
+            "bazaar_journal_commits_total",
+            "Durable journal commits (one fsync each).",
+            scrape.journal.commits,
+        ),
+        (
+            "bazaar_journal_commit_failures_total",
+            "Journal commits that failed; the first one stops the journal.",
+            scrape.journal.commits_failed,
+        ),
+        (
+            "bazaar_journal_records_total",
+            "Journal records (shard batches, event batches, snapshots) made durable.",
+            scrape.journal.records,
+        ),
+        (
+            "bazaar_journal_bytes_total",
+            "Record and snapshot payload bytes made durable.",
+            scrape.journal.payload_bytes,
+        ),
+    ];
+    for (name, help, value) in counters {
+        out.family(name, Kind::Counter, help);
+        out.sample(name, &[], value);
+    }
+    out.family(
+        "bazaar_journal_commit_seconds",
+        Kind::Histogram,
+        "Latency of each journal commit attempt, fsync included.",
+    );
+    out.histogram(
+        "bazaar_journal_commit_seconds",
+        &[],
+        &Buckets::of(&scrape.journal.commit_latency_us, Unit::MicrosecondsAsSeconds),
+    );
+    out.family(
+        "bazaar_journal_records_per_commit",
+        Kind::Histogram,
+        "Records carried by each successful journal commit (group commit batch size).",
+    );
+    out.histogram(
+        "bazaar_journal_records_per_commit",
+        &[],
+        &Buckets::of(&scrape.journal.records_per_commit, Unit::Count),
+    );
+    out.family(
+        "bazaar_shard_queue_depth",
+        Kind::Gauge,
+        "Requests waiting in each shard writer's queue.",
+    );
+    for (shard, depth) in scrape.queue_depths.iter().enumerate() {
+        out.sample("bazaar_shard_queue_depth", &[("shard", &shard.to_string())], count(*depth));
+    }
+    write_plugins(&mut out, scrape);
+    out.family(
+        "bazaar_http_requests_in_flight",
+        Kind::Gauge,
+        "HTTP requests being served (live streams count only until they start).",
+    );
+    out.sample("bazaar_http_requests_in_flight", &[], count(scrape.requests_in_flight));
+    out.family("bazaar_analytics_streams", Kind::Gauge, "Live analytics streams open.");
+    out.sample("bazaar_analytics_streams", &[], count(scrape.live_streams));
+    http.write(&mut out);
+    out.text
+}
+
+/// A count held as `usize`, as a sample value.
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// The plugin families: counters per version, breakers, consumer lag.
+fn write_plugins(out: &mut Exposition, scrape: &Scrape) {
+    type Counter = fn(&CounterView) -> u64;
+    let families: [(&str, &str, Counter); 4] = [
+        (
+            "bazaar_plugin_calls_total",
+            "Calls made to each loaded plugin version since the node started.",
+            |counters| counters.calls,
+        ),
+        (
+            "bazaar_plugin_failures_total",
+            "Calls to each plugin version that returned an error of any kind.",
+            |counters| counters.failures,
+        ),
+        (
+            "bazaar_plugin_traps_total",
+            "Calls to each plugin version whose instance was thrown away (traps, deadlines, limits).",
+            |counters| counters.traps,
+        ),
+        (
+            "bazaar_plugin_instantiations_total",
+            "Instances created of each plugin version.",
+            |counters| counters.instantiations,
+        ),
+    ];
+    for (name, help, value) in families {
+        out.family(name, Kind::Counter, help);
+        for counters in &scrape.plugin_counters {
+            out.sample(
+                name,
+                &[("plugin", &counters.plugin), ("version", &counters.version)],
+                value(counters),
+            );
+        }
+    }
+    out.family(
+        "bazaar_plugin_breaker_open",
+        Kind::Gauge,
+        "1 while a store's circuit breaker skips the plugin, 0 while it is half open or closed with recent failures; breakers plainly closed are not listed.",
+    );
+    for breaker in &scrape.breakers {
+        out.sample(
+            "bazaar_plugin_breaker_open",
+            &[("store", &breaker.store), ("plugin", &breaker.plugin)],
+            u64::from(breaker.state == "open"),
+        );
+    }
+    out.family(
+        "bazaar_consumer_lag_records",
+        Kind::Gauge,
+        "Event records committed on a store's shard that its analytics plugin has not consumed yet.",
+    );
+    for lag in &scrape.consumer_lag {
+        out.sample(
+            "bazaar_consumer_lag_records",
+            &[("store", &lag.store), ("plugin", &lag.plugin)],
+            lag.records_behind,
+        );
+    }
+}
+
+/// The type of a metric family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up (until the process restarts).
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// Counts of observations in cumulative buckets, with their sum.
+    Histogram,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// What a histogram's observations count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// Plain numbers, written as they are.
+    Count,
+    /// Microseconds, written as seconds (Prometheus' base unit).
+    MicrosecondsAsSeconds,
+}
+
+impl Unit {
+    /// Writes `value` in this unit.
+    fn write(self, out: &mut String, value: u64) {
+        match self {
+            Unit::Count => {
+                let _ = write!(out, "{value}");
+            }
+            Unit::MicrosecondsAsSeconds => write_micros_as_seconds(out, value),
+        }
+    }
+}
+
+/// Writes `micros` as decimal seconds without rounding: `1500` is `0.0015`.
+fn write_micros_as_seconds(out: &mut String, micros: u64) {
+    let (seconds, fraction) = (micros / 1_000_000, micros % 1_000_000);
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{seconds}");
+    if fraction != 0 {
+        let digits = format!("{fraction:06}");
+        out.push('.');
+        out.push_str(digits.trim_end_matches('0'));
+    }
+}
+
+/// A histogram's buckets as kept: bounds, counts per bucket (not
+/// cumulative; one more than the bounds, for the unbounded last bucket)
+/// and the sum, all in `unit`.
+pub struct Buckets<'a> {
+    /// Inclusive upper bound of each bucket but the last.
+    pub upper_bounds: &'a [u64],
+    /// Observations per bucket.
+    pub counts: &'a [u64],
+    /// Sum of the observations.
+    pub sum: u64,
+    /// What the bounds and the sum count.
+    pub unit: Unit,
+}
+
+impl<'a> Buckets<'a> {
+    /// The buckets of a journal histogram.
+    fn of(snapshot: &'a HistogramSnapshot, unit: Unit) -> Self {
+        Self {
+            upper_bounds: snapshot.upper_bounds,
+            counts: &snapshot.bucket_counts,
+            sum: snapshot.sum,
+            unit,
+        }
+    }
+}
+
+/// Exposition text being written, family by family.
+#[derive(Default)]
+pub struct Exposition {
+    /// The text so far.
+    text: String,
+}
+
+impl Exposition {
+    /// Starts a family: its help and type lines. Its samples follow.
+    pub fn family(&mut self, name: &str, kind: Kind, help: &str) {
+        let _ = write!(self.text, "# HELP {name} ");
+        for c in help.chars() {
+            match c {
+                '\\' => self.text.push_str("\\\\"),
+                '\n' => self.text.push_str("\\n"),
+                c => self.text.push(c),
+            }
+        }
+        let _ = writeln!(self.text, "\n# TYPE {name} {}", kind.name());
+    }
+
+    /// One sample of an integer value.
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        self.text.push_str(name);
+        self.labels(labels, None);
+        let _ = writeln!(self.text, " {value}");
+    }
+
+    /// One histogram: cumulative `_bucket` samples up to `le="+Inf"`, then
+    /// `_sum` and `_count`.
+    pub fn histogram(&mut self, name: &str, labels: &[(&str, &str)], buckets: &Buckets<'_>) {
+        let mut cumulative: u64 = 0;
+        for (index, count) in buckets.counts.iter().enumerate() {
+            cumulative = cumulative.saturating_add(*count);
+            let mut bound = String::new();
+            match buckets.upper_bounds.get(index) {
+                Some(upper) => buckets.unit.write(&mut bound, *upper),
+                None => bound.push_str("+Inf"),
+            }
+            let _ = write!(self.text, "{name}_bucket");
+            self.labels(labels, Some(&bound));
+            let _ = writeln!(self.text, " {cumulative}");
+        }
+        let _ = write!(self.text, "{name}_sum");
+        self.labels(labels, None);
+        self.text.push(' ');
+        buckets.unit.write(&mut self.text, buckets.sum);
+        let _ = write!(self.text, "\n{name}_count");
+        self.labels(labels, None);
+        let _ = writeln!(self.text, " {cumulative}");
+    }
+
+    /// `{name="value",...}`, with `le` last when given; nothing when empty.
+    fn labels(&mut self, labels: &[(&str, &str)], le: Option<&str>) {
+        if labels.is_empty() && le.is_none() {
+            return;
+        }
+        self.text.push('{');
+        let all = labels.iter().copied().chain(le.map(|bound| ("le", bound)));
+        for (index, (name, value)) in all.enumerate() {
+            if index > 0 {
+                self.text.push(',');
+            }
+            self.text.push_str(name);
+            self.text.push_str("=\"");
+            push_label_value(&mut self.text, value);
+            self.text.push('"');
+        }
+        self.text.push('}');
+    }
+}
+
+/// Appends a label value escaped as the format requires: backslash, double
+/// quote and line feed.
+fn push_label_value(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_and_help_are_escaped() {
+        let mut out = Exposition::default();
+        out.family("m", Kind::Gauge, "a \\ b\nc");
+        out.sample("m", &[("store", "a\"b\\c\nd")], 1);
+        assert_eq!(
+            out.text,
+            "# HELP m a \\\\ b\\nc\n# TYPE m gauge\nm{store=\"a\\\"b\\\\c\\nd\"} 1\n"
+        );
+    }
+
+    #[test]
+    fn histograms_are_written_cumulative_with_infinity_sum_and_count() {
+        let mut out = Exposition::default();
+        let buckets = Buckets {
+            upper_bounds: &[250, 1_500_000],
+            counts: &[2, 0, 3],
+            sum: 2_000_250,
+            unit: Unit::MicrosecondsAsSeconds,
+        };
+        out.histogram("h", &[("route", "/x/{id}")], &buckets);
+        assert_eq!(
+            out.text,
+            "h_bucket{route=\"/x/{id}\",le=\"0.00025\"} 2\n\
+             h_bucket{route=\"/x/{id}\",le=\"1.5\"} 2\n\
+             h_bucket{route=\"/x/{id}\",le=\"+Inf\"} 5\n\
+             h_sum{route=\"/x/{id}\"} 2.00025\n\
+             h_count{route=\"/x/{id}\"} 5\n"
+        );
+    }
+
+    #[test]
+    fn microseconds_are_written_as_exact_seconds() {
+        for (micros, text) in [(0, "0"), (1, "0.000001"), (1_000_000, "1"), (2_500_000, "2.5")] {
+            let mut out = String::new();
+            write_micros_as_seconds(&mut out, micros);
+            assert_eq!(out, text);
+        }
+    }
+
+    #[test]
+    fn requests_are_counted_by_route_method_and_status() {
+        let template = "/v1/stores/{store}/orders".to_string();
+        let http = HttpMetrics::new(&[
+            (Method::POST, template.clone()),
+            (Method::GET, template.clone()),
+        ]);
+        let create = http.route(&Method::POST, Some(&template));
+        let list = http.route(&Method::GET, Some(&template));
+        assert_ne!(create, list);
+        http.record(create, 201, 300);
+        http.record(create, 201, 2_000_000);
+        http.record(create, 599, 10);
+        http.record(http.route(&Method::GET, None), 404, 10);
+        http.record(http.route(&Method::GET, Some("/console")), 200, 10);
+        let mut out = Exposition::default();
+        http.write(&mut out);
+        let text = out.text;
+        let line = |needle: &str| text.lines().find(|line| line.starts_with(needle)).map(str::to_string);
+        assert_eq!(
+            line("bazaar_http_requests_total{method=\"POST\",route=\"/v1/stores/{store}/orders\",status=\"201\"}"),
+            Some("bazaar_http_requests_total{method=\"POST\",route=\"/v1/stores/{store}/orders\",status=\"201\"} 2".into())
+        );
+        assert!(text.contains("status=\"other\"} 1"), "{text}");
+        assert!(text.contains("route=\"unmatched\",status=\"404\"} 1"), "{text}");
+        assert!(text.contains("route=\"other\",status=\"200\"} 1"), "{text}");
+        assert!(
+            text.contains("bazaar_http_request_seconds_count{method=\"POST\",route=\"/v1/stores/{store}/orders\"} 3"),
+            "{text}"
+        );
+        assert!(!text.contains("method=\"GET\",route=\"/v1/stores"), "unused routes are left out");
+    }
+}
