@@ -9,7 +9,7 @@ use bazaar::demo::{self, DemoOptions};
 use bazaar::loadgen::{HttpBenchOptions, Scenario};
 use bazaar::plugin_cli::{self, PluginCommand};
 use bazaar::soak::{self, SoakOptions};
-use bazaar_server::Settings;
+use bazaar_server::{LogFormat, Settings};
 use bazaar_store::Backend;
 use clap::{Parser, Subcommand};
 
@@ -32,6 +32,10 @@ Tokens: on first start an operator token is generated and written to
 <data-dir>/operator-token (mode 0600); use it as `Authorization: Bearer <token>`
 and issue narrower tokens with POST /v1/tokens. The API is described at
 /v1/openapi.json and browsable at /docs.
+
+Observability: Prometheus metrics at /metrics (an operator token is needed
+unless --metrics-public); logs on standard error, as text or, with
+--log-format json, one JSON object per line; RUST_LOG sets the level.
 
 Stop with Ctrl-C or SIGTERM: requests in flight finish and the journal is flushed.";
 
@@ -140,6 +144,13 @@ struct ServeArgs {
     /// Burst of the per-customer limit [default: one second's worth].
     #[arg(long, env = "BAZAAR_CUSTOMER_RATE_BURST")]
     customer_rate_burst: Option<u32>,
+    /// Log format on standard error: text or json [default: text].
+    #[arg(long, env = "BAZAAR_LOG_FORMAT")]
+    log_format: Option<String>,
+    /// Serve GET /metrics without a token, for a Prometheus scraper that
+    /// sends none (keep the port to the monitoring network) [default: false].
+    #[arg(long, env = "BAZAAR_METRICS_PUBLIC", num_args = 0..=1, default_missing_value = "true")]
+    metrics_public: Option<bool>,
 }
 
 /// Runs `bazaar serve`: flags and environment over the file over the defaults.
@@ -160,8 +171,25 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store_rate_burst: args.store_rate_burst,
         customer_rate_per_second: args.customer_rate_per_second,
         customer_rate_burst: args.customer_rate_burst,
+        log_format: args.log_format,
+        metrics_public: args.metrics_public,
     };
-    bazaar_server::serve_blocking(given.over(file).resolve()?)
+    let config = given.over(file).resolve()?;
+    init_logging(config.log_format);
+    bazaar_server::serve_blocking(config)
+}
+
+/// Sends `tracing` events to standard error in `format`, at the level
+/// `RUST_LOG` asks (warnings by default).
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        // Fields at the top level of each object, as log collectors index them.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
 }
 
 /// The node allocates and frees many small strings per order (ids, JSON,
@@ -171,13 +199,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let result = match Cli::parse().command {
+    let command = Cli::parse().command;
+    // `serve` sets up its logs once its configuration says in which format.
+    if !matches!(command, Commands::Serve(_)) {
+        init_logging(LogFormat::Text);
+    }
+    let result = match command {
         Commands::Serve(args) => serve(*args),
         Commands::Demo { data_dir, orders, buyers, hot_stock, backend } => demo::run(DemoOptions {
             data_dir: data_dir.unwrap_or_else(|| PathBuf::from("bazaar-demo-data")),

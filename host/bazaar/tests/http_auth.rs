@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{Publisher, ROUTES, Server, order_body};
+use common::{ANALYTICS_PLUGIN, Publisher, ROUTES, Server, order_body};
 use serde_json::{Value, json};
 
 /// The store the routes target.
@@ -109,6 +109,8 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("POST", "/v1/stores/{store}/orders/{number}/cancel", Access::Merchant),
     ("POST", "/v1/stores/{store}/orders/{number}/fulfil", Access::Merchant),
     ("POST", "/v1/stores/{store}/cart/price", Access::Checkout),
+    ("GET", "/v1/stores/{store}/analytics/{plugin}/{query}", Access::Merchant),
+    ("GET", "/v1/stores/{store}/analytics/{plugin}/stream", Access::Merchant),
     ("PUT", "/v1/publishers/{publisher}", Access::Operator),
     ("GET", "/v1/publishers", Access::Operator),
     ("DELETE", "/v1/publishers/{publisher}", Access::Operator),
@@ -124,6 +126,7 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("DELETE", "/v1/plugins/{plugin}/versions/{version}", Access::Operator),
     ("GET", "/v1/plugins/{plugin}/stats", Access::Publisher),
     ("GET", "/v1/breakers", Access::AnyMerchant),
+    ("GET", "/metrics", Access::Operator),
 ];
 
 /// The status `caller` gets from a route with `access`: a success class
@@ -279,6 +282,12 @@ async fn call_for(
         ("POST", "/v1/stores/{store}/cart/price") => {
             (store_path("/cart/price"), Some(order_body("pricer", SKU, 1)), vec![])
         }
+        ("GET", "/v1/stores/{store}/analytics/{plugin}/{query}") => {
+            (store_path(&format!("/analytics/{ANALYTICS_PLUGIN}/headline")), None, vec![])
+        }
+        ("GET", "/v1/stores/{store}/analytics/{plugin}/stream") => {
+            (store_path(&format!("/analytics/{ANALYTICS_PLUGIN}/stream")), None, vec![])
+        }
         ("PUT", "/v1/stores/{store}/plugins/{plugin}") => (
             store_path("/plugins/logistics-router"),
             Some(json!({
@@ -402,6 +411,16 @@ async fn call_for(
     Call { path, body, headers }
 }
 
+/// The status of `GET path` with `token`, without reading the body (a
+/// live stream's body does not end); the connection is closed after.
+async fn stream_status(server: &Server, path: &str, token: Option<&str>) -> reqwest::StatusCode {
+    let mut request = server.client.get(format!("{}{path}", server.base));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.expect("the server answers").status()
+}
+
 /// The path of the targeted plugin followed by `rest`.
 fn plugin_path(rest: &str) -> String {
     format!("/v1/plugins/{PLUGIN}{rest}")
@@ -447,6 +466,7 @@ async fn every_route_admits_exactly_the_roles_it_should_and_refusals_change_noth
     for store in [OWN, OTHER] {
         server.seed_store(store, SKU, 1_000).await;
         server.configure_plugins(store).await;
+        server.enable_analytics(store, &[SKU]).await;
         server
             .operator(
                 "POST",
@@ -533,6 +553,12 @@ async fn every_route_admits_exactly_the_roles_it_should_and_refusals_change_noth
             let headers: Vec<(&str, &str)> =
                 call.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
             let token = tokens.of(&server, caller);
+            if template.ends_with("/stream") {
+                // A live stream never ends by itself: its status is the answer.
+                let status = stream_status(&server, &call.path, token.as_deref()).await;
+                assert!(status.is_success(), "{caller:?} {method} {}: {status}", call.path);
+                continue;
+            }
             let reply = server
                 .send(
                     method,

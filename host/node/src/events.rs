@@ -11,6 +11,11 @@
 //! durable. Replay does not need them (it rebuilds state from commands);
 //! consumers read them with [`EventReader`].
 //!
+//! Event records are compacted when the shard snapshots: every record each
+//! analytics consumer of the shard has passed is deleted (the journal's
+//! snapshot mechanism with an empty payload, in the batch's own commit),
+//! and none is kept beyond [`EVENT_RECORDS_RETAINED_MAX`].
+//!
 //! An event's sequence number is unique node-wide and increases within a
 //! shard (so within a store): `record << 28 | index << 8 | shard`, where
 //! `record` is the event record's position in its stream and `index` the
@@ -33,6 +38,12 @@ pub const SHARDS_MAX: u32 = 256;
 /// batch of `BATCH_REQUESTS_MAX` orders of at most `ORDER_LINES_MAX` lines
 /// yields about 300,000 at worst.
 pub const EVENTS_PER_RECORD_MAX: usize = 1 << 20;
+/// Event records a shard keeps for a consumer that lags: about as many
+/// batches as a busy shard writes in a day at a flash sale's pace. Beyond
+/// it the oldest records are dropped at the next snapshot even if a
+/// consumer has not read them, so a dead consumer cannot fill the disk;
+/// that consumer skips what was dropped.
+pub const EVENT_RECORDS_RETAINED_MAX: u64 = 4_000_000;
 /// Event records one read returns at most, to bound a consumer's memory.
 pub const RECORDS_PER_READ_MAX: usize = 256;
 

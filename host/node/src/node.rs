@@ -23,7 +23,10 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::events::{EVENTS_PER_RECORD_MAX, EventRecord, SHARDS_MAX, StoredEvent, event_stream};
+use crate::events::{
+    EVENT_RECORDS_RETAINED_MAX, EVENTS_PER_RECORD_MAX, EventRecord, SHARDS_MAX, StoredEvent,
+    event_stream, record_of,
+};
 use crate::pipeline::{PluginOutputs, Refusal, ShardPlugins};
 use crate::plugins::PluginSet;
 
@@ -314,6 +317,10 @@ impl Node {
                 snapshots: snapshot_sender.clone(),
                 last_time_ms: 0,
                 next_event_record: storage.last_sequence(event_stream(index)) + 1,
+                events_compacted_through: storage
+                    .latest_snapshot(event_stream(index))
+                    .map_err(|e| recovery(&e))?
+                    .map_or(0, |snapshot| snapshot.sequence),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("shard-{index}"))
@@ -646,6 +653,9 @@ struct ShardWriter {
     last_time_ms: u64,
     /// The sequence number of the next record of the shard's event stream.
     next_event_record: u64,
+    /// The event records deleted so far: a compaction never goes back,
+    /// which the storage would refuse.
+    events_compacted_through: u64,
 }
 
 /// The events of the batch being processed, and its refused checkout
@@ -819,7 +829,13 @@ impl ShardWriter {
                 acknowledge(&stats, taken.unwrap_or_default(), result.map_err(|e| e.to_string()));
             })
         };
-        if let Err(error) = self.journal.append(records, None, on_durable) {
+        // With a snapshot due, the event stream is compacted too, up to what
+        // every consumer of the shard has read (or the retention limit).
+        let event_compaction = snapshot_due.and_then(|_| self.event_compaction());
+        if let Some(compaction) = &event_compaction {
+            self.events_compacted_through = compaction.sequence;
+        }
+        if let Err(error) = self.journal.append(records, event_compaction, on_durable) {
             let taken = replies.lock().ok().and_then(|mut slot| slot.take());
             acknowledge(&self.stats, taken.unwrap_or_default(), Err(error.to_string()));
         }
@@ -834,6 +850,31 @@ impl ShardWriter {
                 self.stats.snapshots.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// The event-stream snapshot that deletes every event record all the
+    /// shard's analytics consumers have passed, and any beyond
+    /// [`EVENT_RECORDS_RETAINED_MAX`]; `None` when there is nothing to drop.
+    fn event_compaction(&self) -> Option<Snapshot> {
+        let last_record = self.next_event_record - 1;
+        let mut slowest: Option<u64> = None;
+        for state in self.shard.stores().values() {
+            for plugin in state.plugin_configs().keys() {
+                if self.plugins.kind_of(plugin) == Some(PluginKind::Analytics) {
+                    let record = record_of(state.consumed_through(plugin));
+                    slowest = Some(slowest.map_or(record, |slowest| slowest.min(record)));
+                }
+            }
+        }
+        // A record a consumer is inside of is kept; with no consumer,
+        // everything written is done with.
+        let consumed = slowest.map_or(last_record, |record| record.saturating_sub(1));
+        let through = consumed.max(last_record.saturating_sub(EVENT_RECORDS_RETAINED_MAX));
+        (through > self.events_compacted_through).then(|| Snapshot {
+            stream: event_stream(self.index),
+            sequence: through,
+            payload: Vec::new(),
+        })
     }
 
     /// Prices and routes an order as if placing it now, without applying it.

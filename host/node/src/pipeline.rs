@@ -158,6 +158,11 @@ impl ShardPlugins {
         }
     }
 
+    /// The kind of an installed plugin.
+    pub fn kind_of(&self, plugin: &PluginId) -> Option<PluginKind> {
+        self.view.plugins.get(plugin).map(|installed| installed.kind)
+    }
+
     /// Picks up a changed catalogue and drops the instances of versions it
     /// no longer has. Called between batches, never during a call.
     pub fn refresh(&mut self) {

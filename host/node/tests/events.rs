@@ -80,3 +80,64 @@ fn orders_and_refusals_become_durable_events_whose_sequence_only_grows() {
         other => panic!("expected a stock change, got {other:?}"),
     }
 }
+
+fn first_retained_record(node: &Node) -> u64 {
+    let reader = EventReader::new(node.storage().clone());
+    let events = reader.read(0, 0).unwrap();
+    bazaar_node::events::record_of(events.first().expect("some events are kept").sequence)
+}
+
+fn enable(node: &Node, store: &StoreId, plugin: &str, config: &str) {
+    node.execute(Command::ConfigurePlugin {
+        store: store.clone(),
+        plugin: bazaar_kernel::model::PluginId::new(plugin).unwrap(),
+        config_json: Some(config.into()),
+        settings: bazaar_kernel::PluginSettings::default(),
+    })
+    .unwrap();
+}
+
+fn orders(node: &Node, store: &StoreId, from: u64, count: u64) {
+    for customer in from..from + count {
+        let request = seed::order_request(customer, vec![(seed::ordinary_sku(2), 1)], None, None);
+        node.place_order(store.clone(), request).unwrap();
+    }
+}
+
+/// Waits until every analytics consumer of `store` has read every event.
+fn caught_up(consumers: &bazaar_node::consumer::Consumers, store: &StoreId) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let lag = consumers.lag();
+        let mine: Vec<_> = lag.iter().filter(|l| l.store == store.as_str()).collect();
+        if !mine.is_empty() && mine.iter().all(|l| l.records_behind == 0) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "never caught up: {lag:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn snapshots_drop_the_event_records_every_consumer_passed_and_keep_what_a_laggard_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        NodeConfig { shard_count: 1, snapshot_every_commands: 20, ..NodeConfig::new(dir.path()) };
+    let plugins = PluginSet::first_party_wasm().unwrap();
+    plugins.add_artifact(&bazaar_artifacts::HOSTILE_ANALYTICS).unwrap();
+    let node = std::sync::Arc::new(Node::open(config, plugins.clone()).unwrap());
+    let store = StoreId::new("compacted").unwrap();
+    seed::seed_flagship_store(&node, &store, 0).unwrap();
+    enable(&node, &store, "analytics-live", "{}");
+    let consumers = bazaar_node::consumer::Consumers::start(node.clone(), plugins).unwrap();
+    orders(&node, &store, 0, 40);
+    caught_up(&consumers, &store);
+    orders(&node, &store, 40, 40);
+    let compacted = first_retained_record(&node);
+    assert!(compacted > 1, "the records the consumer passed were dropped");
+
+    // A consumer that never gets anywhere holds every record from now on.
+    enable(&node, &store, "hostile-analytics", r#"{"behaviour":"fail"}"#);
+    orders(&node, &store, 80, 60);
+    assert_eq!(first_retained_record(&node), compacted);
+}

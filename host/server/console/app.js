@@ -23,7 +23,7 @@ const NOTICE_MS = 6000;
 
 /** The pages of one store, in navigation order. */
 const STORE_PAGES = [
-  { path: 'dashboard', label: 'Live dashboard', module: dashboard },
+  { path: 'dashboard', label: 'Dashboard', module: dashboard },
   { path: 'orders', label: 'Orders', module: orders },
   { path: 'marketplace', label: 'Marketplace', module: marketplace },
   { path: 'analytics', label: 'Analytics', module: analytics },
@@ -81,6 +81,7 @@ export function signIn(secret, who) {
 function signOut() {
   setToken(null);
   session = null;
+  document.getElementById('notice').hidden = true;
   location.hash = '#/login';
   route();
 }

@@ -41,15 +41,16 @@ export function replace(element, ...children) {
 }
 
 /**
- * A table: `columns` are `{ label, cell: (row) => content, num: bool }`;
- * `empty` is shown in place of the rows when there are none.
+ * A table: `columns` are `{ label, cell: (row) => content, num: bool,
+ * key: bool }` (numbers align right; neither numbers nor keys such as SKUs
+ * wrap); `empty` is shown in place of the rows when there are none.
  */
 export function table(columns, rows, { caption, empty = 'Nothing yet.', label } = {}) {
   if (rows.length === 0) return h('p', { class: 'muted' }, empty);
   return h('table', { 'aria-label': label ?? caption },
     caption ? h('caption', { class: 'muted small' }, caption) : null,
     h('thead', {}, h('tr', {}, columns.map((c) => h('th', { class: c.num ? 'num' : null, scope: 'col' }, c.label)))),
-    h('tbody', {}, rows.map((row) => h('tr', {}, columns.map((c) => h('td', { class: c.num ? 'num' : null }, c.cell(row)))))),
+    h('tbody', {}, rows.map((row) => h('tr', {}, columns.map((c) => h('td', { class: c.num ? 'num' : c.key ? 'key' : null }, c.cell(row)))))),
   );
 }
 

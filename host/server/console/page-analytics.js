@@ -62,12 +62,12 @@ export async function render({ view, params, signal }) {
       ], [...(a.minutes ?? [])].reverse().slice(0, MINUTES_SHOWN), { label: 'GMV per minute', empty: 'No orders yet.' }))),
       ...[['Top SKUs by units', byUnits], ['Top SKUs by revenue', byRevenue]].map(([title, result]) => section(title, shown(result, (a) => table([
         { label: '#', cell: (s) => s.rank, num: true },
-        { label: 'SKU', cell: (s) => s.sku },
+        { label: 'SKU', cell: (s) => s.sku, key: true },
         { label: 'Units', cell: (s) => count(s.units), num: true },
         { label: 'Revenue', cell: (s) => money(s.revenue_minor, a.currency), num: true },
       ], a.skus ?? [], { label: title, empty: 'No orders yet.' })))),
       section('Flash-sale sell-through', shown(sellThrough, (a) => table([
-        { label: 'SKU', cell: (s) => s.sku },
+        { label: 'SKU', cell: (s) => s.sku, key: true },
         { label: 'Attempts', cell: (s) => count(s.attempts), num: true },
         { label: 'Orders', cell: (s) => count(s.orders), num: true },
         { label: 'Units', cell: (s) => count(s.units), num: true },

@@ -71,7 +71,7 @@ export async function render({ view, params, signal }) {
     replace(headlineProblem);
   };
   const analyticsProblem = (error) => {
-    const hint = error instanceof ApiError && error.status !== 0
+    const hint = error instanceof ApiError && error.status === 404
       ? h('p', { class: 'muted small' }, `The figures come from the ${ANALYTICS_PLUGIN} plugin: enable it for this store in the marketplace.`)
       : null;
     return [errorBox(error), hint];
@@ -90,6 +90,14 @@ export async function render({ view, params, signal }) {
     while (!signal.aborted) {
       try {
         await stream(analyticsStreamPath(store), (name, data) => {
+          if (name === 'error') {
+            // The node could not answer this tick: say so, and let the
+            // poller try until the stream's next headline.
+            streaming = false;
+            setLive('down', 'delayed');
+            replace(headlineProblem, analyticsProblem(data?.error ?? { message: String(data) }));
+            return;
+          }
           if (name !== 'headline' || typeof data !== 'object') return;
           streaming = true;
           wait = STREAM_RETRY_MS_MIN;
@@ -136,7 +144,7 @@ export async function render({ view, params, signal }) {
       : 'No orders yet.';
     const skuColumns = (c) => [
       { label: '#', cell: (s) => s.rank, num: true },
-      { label: 'SKU', cell: (s) => s.sku },
+      { label: 'SKU', cell: (s) => s.sku, key: true },
       { label: 'Units', cell: (s) => count(s.units), num: true },
       { label: 'Revenue', cell: (s) => money(s.revenue_minor, c), num: true },
     ];
@@ -169,11 +177,10 @@ function showAlerts(element, skus) {
         h('li', { class: 'stock-out' }, badge('sold out', 'bad'), ' ', h('strong', {}, s.sku),
           ` — ${count(s.units)} units sold, ${count(s.refused?.['sold-out'] ?? 0)} attempts refused for stock`))),
     table([
-      { label: 'SKU', cell: (s) => s.sku },
+      { label: 'SKU', cell: (s) => s.sku, key: true },
       { label: 'Available', cell: (s) => count(s.available), num: true },
       { label: 'Sold', cell: (s) => count(s.units), num: true },
       { label: 'Sell-through', cell: (s) => percentBp(s.sell_through_bp), num: true },
-      { label: 'Success', cell: (s) => percentBp(s.success_rate_bp), num: true },
     ], skus, { label: 'Flash-sale sell-through' }));
 }
 

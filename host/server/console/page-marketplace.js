@@ -63,7 +63,11 @@ function card(plugin, store, current, reload, notify) {
   const actions = store ? h('div', { class: 'row' },
     h('button', {
       type: 'button', class: 'primary', 'aria-label': `${current ? 'Configure' : 'Enable'} ${plugin.id}`,
-      onclick: () => replace(editorSlot, editor(plugin, store, current, reload, notify)),
+      onclick: () => {
+        // The editor needs room: its card takes the whole row while open.
+        editorSlot.closest('.plugin-card')?.classList.add('wide');
+        replace(editorSlot, editor(plugin, store, current, reload, notify));
+      },
     }, current ? 'Configure…' : 'Enable…'),
     current ? actionButton('Disable', async () => {
       await call('DELETE', `/v1/stores/${seg(store)}/plugins/${seg(plugin.id)}`);
@@ -73,8 +77,8 @@ function card(plugin, store, current, reload, notify) {
   return h('section', { class: 'card plugin-card stack', id: `plugin-${plugin.id}`, 'aria-labelledby': `title-${plugin.id}` },
     h('div', {},
       h('h2', { id: `title-${plugin.id}` }, plugin.name),
-      h('div', { class: 'row small muted' }, h('code', {}, plugin.id), `by ${plugin.publisher}`,
-        plugin.active ? `version ${plugin.active}` : 'no active version', store ? status : null)),
+      h('div', { class: 'row small muted' }, h('code', {}, plugin.id), h('span', {}, `by ${plugin.publisher}`),
+        h('span', {}, plugin.active ? `version ${plugin.active}` : 'no active version'), store ? status : null)),
     h('p', {}, plugin.description),
     h('p', { class: 'small' }, KIND_WORDS[plugin.kind] ?? plugin.kind, ' ', POLICY_WORDS[plugin.failure_policy] ?? plugin.failure_policy),
     h('div', {}, h('strong', { class: 'small' }, 'It asks to:'),
@@ -114,7 +118,13 @@ function editor(plugin, store, current, reload, notify) {
     plugin.kind === 'pricing'
       ? h('label', { class: 'check', for: exclusive.id }, exclusive, h('span', {}, 'Exclusive: when it gives a discount, later pricing plugins do not run'))
       : null,
-    h('div', { class: 'row' }, save, h('button', { type: 'button', onclick: () => form.remove() }, 'Close')),
+    h('div', { class: 'row' }, save, h('button', {
+      type: 'button',
+      onclick: () => {
+        form.closest('.plugin-card')?.classList.remove('wide');
+        form.remove();
+      },
+    }, 'Close')),
     result);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();

@@ -69,4 +69,12 @@ async fn the_router_serves_a_node_without_a_socket() {
         .unwrap();
     let (status, stores) = send(&router, list).await;
     assert_eq!((status, stores["stores"][0]["id"].as_str()), (StatusCode::OK, Some("acme")));
+
+    let (status, refused) =
+        send(&router, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized")),
+        "metrics need an operator token unless they are public"
+    );
 }

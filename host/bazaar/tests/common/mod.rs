@@ -25,6 +25,8 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest a single HTTP exchange may take before the test fails.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// The first-party analytics plugin.
+pub const ANALYTICS_PLUGIN: &str = "analytics-live";
 
 /// Every route the server registers, as (method, path template). The auth
 /// matrix calls each one; the OpenAPI test checks the document lists
@@ -62,6 +64,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/stores/{store}/orders/{number}/cancel"),
     ("POST", "/v1/stores/{store}/orders/{number}/fulfil"),
     ("POST", "/v1/stores/{store}/cart/price"),
+    ("GET", "/v1/stores/{store}/analytics/{plugin}/{query}"),
+    ("GET", "/v1/stores/{store}/analytics/{plugin}/stream"),
     ("PUT", "/v1/publishers/{publisher}"),
     ("GET", "/v1/publishers"),
     ("DELETE", "/v1/publishers/{publisher}"),
@@ -77,6 +81,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/plugins/{plugin}/versions/{version}"),
     ("GET", "/v1/plugins/{plugin}/stats"),
     ("GET", "/v1/breakers"),
+    ("GET", "/metrics"),
 ];
 
 /// A running `bazaar serve` child process, killed when dropped (also when
@@ -94,6 +99,9 @@ pub struct Server {
     _temp: Option<tempfile::TempDir>,
     /// Every line the server printed on stdout.
     pub output: Arc<Mutex<Vec<String>>>,
+    /// Every line the server printed on stderr (also passed on to the
+    /// test's stderr).
+    pub errors: Arc<Mutex<Vec<String>>>,
     /// The HTTP client.
     pub client: reqwest::Client,
 }
@@ -152,7 +160,7 @@ impl Server {
             .arg(data_dir)
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         // Settings from the environment of whoever runs the tests must not
         // leak into the server under test.
         for (key, _) in std::env::vars() {
@@ -165,6 +173,18 @@ impl Server {
         }
         let mut child = command.spawn().expect("the bazaar binary starts");
         let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        {
+            let errors = errors.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    eprintln!("{line}");
+                    errors.lock().unwrap().push(line);
+                }
+            });
+        }
         let output = Arc::new(Mutex::new(Vec::new()));
         let (listening, address) = std::sync::mpsc::channel();
         {
@@ -200,6 +220,7 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             _temp: None,
             output,
+            errors,
             client,
         }
     }
@@ -346,6 +367,33 @@ impl Server {
             )
             .await;
         }
+    }
+
+    /// Enables the first-party analytics plugin for `store`, following
+    /// the sell-through of `flash_skus`.
+    pub async fn enable_analytics(&self, store: &str, flash_skus: &[&str]) {
+        self.operator(
+            "PUT",
+            &format!("/v1/stores/{store}/plugins/{ANALYTICS_PLUGIN}"),
+            Some(json!({
+                "config": {"flash_skus": flash_skus},
+                "consent": ["log", "config", "state"],
+            })),
+            200,
+        )
+        .await;
+    }
+
+    /// Places an order of `quantity` of `sku` for `customer` as the
+    /// operator; returns the order.
+    pub async fn place_order(&self, store: &str, customer: &str, sku: &str, quantity: u32) -> Value {
+        self.operator(
+            "POST",
+            &format!("/v1/stores/{store}/orders"),
+            Some(order_body(customer, sku, quantity)),
+            201,
+        )
+        .await
     }
 
     /// The stock of `sku` in `store` (totals), as the operator sees it.
