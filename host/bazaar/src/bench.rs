@@ -37,6 +37,8 @@ pub enum Benchmark {
     Memory,
     /// Orders over HTTP against a `bazaar serve` child process.
     Http,
+    /// Time from an order's acknowledgement to the live dashboard stream.
+    Freshness,
     /// Every benchmark in turn.
     All,
 }
@@ -68,6 +70,7 @@ pub fn run(benchmark: Benchmark, options: BenchOptions) -> anyhow::Result<()> {
         Benchmark::PluginCalls => plugin_calls(options.orders.unwrap_or(100_000)),
         Benchmark::Memory => memory(&options),
         Benchmark::Http => loadgen::run(options.http),
+        Benchmark::Freshness => crate::freshness::run(),
         Benchmark::All => {
             pipeline(&options)?;
             hot_sku(&options)?;

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod freshness;
 pub use bazaar_node::load;
 pub mod loadgen;
 pub mod plugin_cli;

@@ -62,15 +62,15 @@ pub struct HttpBenchOptions {
 }
 
 /// A `bazaar serve` child process, killed when dropped.
-struct Server {
+pub(crate) struct Server {
     /// The process.
-    child: Child,
+    pub(crate) child: Child,
     /// Where it listens.
-    address: SocketAddr,
+    pub(crate) address: SocketAddr,
 }
 
 impl Server {
-    fn start(data_dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn start(data_dir: &Path) -> anyhow::Result<Self> {
         let mut child = Process::new(std::env::current_exe()?)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -120,7 +120,7 @@ impl Drop for Server {
 }
 
 /// One HTTP/1.1 connection with the operator token.
-struct Connection {
+pub(crate) struct Connection {
     /// The request half of the connection.
     sender: SendRequest<Full<Bytes>>,
     /// `Bearer <token>`.
@@ -128,7 +128,7 @@ struct Connection {
 }
 
 impl Connection {
-    async fn open(address: SocketAddr, authorization: Arc<str>) -> anyhow::Result<Self> {
+    pub(crate) async fn open(address: SocketAddr, authorization: Arc<str>) -> anyhow::Result<Self> {
         let stream = tokio::net::TcpStream::connect(address).await?;
         stream.set_nodelay(true)?;
         let (sender, connection) =
@@ -137,7 +137,7 @@ impl Connection {
         Ok(Self { sender, authorization })
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &mut self,
         method: Method,
         path: &str,
@@ -168,7 +168,7 @@ impl Connection {
 }
 
 /// The HTTP calls that carry out a seeding command.
-fn seed_call(command: &Command) -> Option<(Method, String, Value)> {
+pub(crate) fn seed_call(command: &Command) -> Option<(Method, String, Value)> {
     Some(match command {
         Command::CreateStore { store, name, currency } => (
             Method::POST,
@@ -206,7 +206,7 @@ fn seed_call(command: &Command) -> Option<(Method, String, Value)> {
 /// An order request as the API takes it, encoded straight from the
 /// request's own fields: building a `serde_json::Value` tree first cost the
 /// load generator a third of its CPU, which it shares with the node.
-fn order_body(request: &OrderRequest) -> Bytes {
+pub(crate) fn order_body(request: &OrderRequest) -> Bytes {
     #[derive(Serialize)]
     struct Body<'a> {
         customer: Customer<'a>,
@@ -281,15 +281,15 @@ fn scenario_order(scenario: Scenario, n: u64) -> (String, Bytes) {
 }
 
 /// The figures of one step.
-struct Step {
+pub(crate) struct Step {
     /// Orders acknowledged (201).
-    placed: u64,
+    pub(crate) placed: u64,
     /// Responses by any other status.
     other: u64,
     /// Latency of each acknowledged order, microseconds, sorted.
     latencies_us: Vec<u32>,
     /// Measured time.
-    elapsed: Duration,
+    pub(crate) elapsed: Duration,
 }
 
 impl Step {
@@ -304,7 +304,7 @@ impl Step {
 
 /// Runs `connections` closed-loop clients for `seconds`; attempts are
 /// numbered from `first_attempt` so every order has a fresh key.
-async fn load_step(
+pub(crate) async fn load_step(
     address: SocketAddr,
     authorization: Arc<str>,
     scenario: Scenario,

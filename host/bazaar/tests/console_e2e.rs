@@ -190,11 +190,7 @@ async fn a_merchant_and_an_operator_run_the_console_in_a_real_browser() {
     assert_eq!(promotions["config"]["spend_thresholds"][0]["every"], "200.00");
     let plugin = server.operator("GET", "/v1/plugins/tagged-pricing", None, 200).await;
     assert_eq!(plugin["active"], TAGGED_PRICING_V1.version);
-    let paid = server
-        .all_orders(STORE)
-        .await
-        .iter()
-        .filter(|order| order["status"] == "paid")
-        .count();
+    let paid =
+        server.all_orders(STORE).await.iter().filter(|order| order["status"] == "paid").count();
     assert_eq!(paid, 1, "the driver paid one order");
 }

@@ -51,7 +51,8 @@ fn parse_metrics(text: &str) -> Vec<Value> {
         "the Prometheus parser refused the metrics (install it with `python3 -m pip install prometheus-client`):\n{}\n{text}",
         String::from_utf8_lossy(&output.stderr)
     );
-    serde_json::from_slice::<Value>(&output.stdout).expect("the parser prints JSON")
+    serde_json::from_slice::<Value>(&output.stdout)
+        .expect("the parser prints JSON")
         .as_array()
         .expect("a list of families")
         .clone()
@@ -87,7 +88,12 @@ async fn scrape(server: &Server) -> String {
 /// operator and expects an answer.
 async fn ask(server: &Server, store: &str, query: &str) -> Value {
     server
-        .operator("GET", &format!("/v1/stores/{store}/analytics/{ANALYTICS_PLUGIN}/{query}"), None, 200)
+        .operator(
+            "GET",
+            &format!("/v1/stores/{store}/analytics/{ANALYTICS_PLUGIN}/{query}"),
+            None,
+            200,
+        )
         .await
 }
 
@@ -196,13 +202,16 @@ async fn metrics_parse_as_prometheus_text_and_count_the_orders_placed_through_th
     // One queue depth per shard (two by default).
     assert_eq!(samples(&families, "bazaar_shard_queue_depth", &[]).len(), 2);
     // The orders ran the pricing plugin.
-    let calls = samples(&families, "bazaar_plugin_calls_total", &[("plugin", "pricing-promotions")]);
+    let calls =
+        samples(&families, "bazaar_plugin_calls_total", &[("plugin", "pricing-promotions")]);
     assert!(calls.iter().any(|s| s["value"].as_f64().unwrap() >= f64::from(orders)), "{calls:?}");
     // Requests by route template and status.
     let route = [("method", "POST"), ("route", "/v1/stores/{store}/orders")];
-    let with_status =
-        |status: &'static str| [route[0], route[1], ("status", status)];
-    assert_eq!(value(&families, "bazaar_http_requests_total", &with_status("201")), f64::from(orders));
+    let with_status = |status: &'static str| [route[0], route[1], ("status", status)];
+    assert_eq!(
+        value(&families, "bazaar_http_requests_total", &with_status("201")),
+        f64::from(orders)
+    );
     assert_eq!(value(&families, "bazaar_http_requests_total", &with_status("200")), 1.0);
     assert_eq!(value(&families, "bazaar_http_requests_total", &with_status("409")), 1.0);
     assert_eq!(

@@ -8,19 +8,19 @@ import { clock, count, money, percentBp } from './format.js';
 /** SKUs listed in each ranking: the plugin answers up to 100. */
 const TOP_SKUS_LISTED = 20;
 
-/** Minutes of the per-minute series shown, newest first. */
+/** Busy minutes of the per-minute series shown, newest first. */
 const MINUTES_SHOWN = 30;
 
 export async function render({ view, params, signal }) {
   const store = params.store;
-  const body = h('div', { class: 'grid' });
+  const body = h('div', { class: 'grid halves' });
   const refresh = h('button', { type: 'button' }, 'Refresh');
   replace(view, h('div', { class: 'stack' },
     h('div', { class: 'row' }, h('h1', {}, `Analytics: ${store}`), refresh),
     h('p', { class: 'muted' }, `Figures from the ${ANALYTICS_PLUGIN} plugin, in integer minor units formatted in the store's currency.`),
     body));
   const load = async () => {
-    const section = (title, content) => h('section', { class: 'card', 'aria-label': title }, h('h2', {}, title), content);
+    const section = (title, content, wide) => h('section', { class: wide ? 'card wide' : 'card', 'aria-label': title }, h('h2', {}, title), content);
     const ask = async (name, args) => {
       try {
         return { answer: await analytics(store, name, args, { signal }) };
@@ -55,11 +55,11 @@ export async function render({ view, params, signal }) {
         ['As of', clock(a.as_of_ms)],
       ], { label: 'Headline' }))),
       section('GMV per minute', shown(series, (a) => table([
-        { label: 'Minute', cell: (p) => clock(p.start_ms) },
+        { label: 'Minute', cell: (p) => clock(p.start_ms), key: true },
         { label: 'Orders', cell: (p) => count(p.orders), num: true },
         { label: 'GMV', cell: (p) => money(p.gmv_minor, a.currency ?? currency), num: true },
         { label: 'Cancelled', cell: (p) => count(p.cancelled_orders), num: true },
-      ], [...(a.minutes ?? [])].reverse().slice(0, MINUTES_SHOWN), { label: 'GMV per minute', empty: 'No orders yet.' }))),
+      ], busyMinutes(a.minutes ?? []), { label: 'GMV per minute', empty: 'No orders yet.' }))),
       ...[['Top SKUs by units', byUnits], ['Top SKUs by revenue', byRevenue]].map(([title, result]) => section(title, shown(result, (a) => table([
         { label: '#', cell: (s) => s.rank, num: true },
         { label: 'SKU', cell: (s) => s.sku, key: true },
@@ -75,7 +75,7 @@ export async function render({ view, params, signal }) {
         { label: 'Limit refusals', cell: (s) => count(s.refused?.['purchase-limit']), num: true },
         { label: 'Available', cell: (s) => count(s.available), num: true },
         { label: 'Sell-through', cell: (s) => percentBp(s.sell_through_bp), num: true },
-      ], a.skus ?? [], { label: 'Flash-sale sell-through', empty: 'No flash-sale SKUs are followed (flash_skus in the plugin configuration).' }))),
+      ], a.skus ?? [], { label: 'Flash-sale sell-through', empty: 'No flash-sale SKUs are followed (flash_skus in the plugin configuration).' })), true),
       section('Discount spend', shown(discounts, (a) => h('div', {},
         h('p', {}, 'Total: ', h('strong', {}, money(a.total_minor, a.currency))),
         table([
@@ -95,4 +95,10 @@ export async function render({ view, params, signal }) {
     }
   });
   await load();
+}
+
+/** The minutes with orders or cancellations, newest first, at most
+ * MINUTES_SHOWN of them: quiet minutes say nothing in a table. */
+function busyMinutes(minutes) {
+  return minutes.filter((p) => Number(p.orders) > 0 || Number(p.cancelled_orders) > 0).reverse().slice(0, MINUTES_SHOWN);
 }

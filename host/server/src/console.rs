@@ -18,8 +18,8 @@ use std::sync::OnceLock;
 
 use axum::Router;
 use axum::extract::Path;
-use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::StatusCode;
+use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sha2::{Digest as _, Sha256};
@@ -216,18 +216,30 @@ mod tests {
     async fn every_asset_the_page_and_the_modules_name_is_embedded() {
         let mut sources = vec![String::from_utf8(INDEX.body.to_vec()).unwrap()];
         sources.extend(
-            ASSETS.iter().filter(|a| a.name.ends_with(".js")).map(|a| {
-                String::from_utf8(a.body.to_vec()).unwrap()
-            }),
+            ASSETS
+                .iter()
+                .filter(|a| a.name.ends_with(".js"))
+                .map(|a| String::from_utf8(a.body.to_vec()).unwrap()),
         );
         for source in &sources {
             for piece in source.split(['"', '\'']) {
-                let name = piece.strip_prefix("./").or_else(|| piece.strip_prefix("/console/assets/"));
+                let name =
+                    piece.strip_prefix("./").or_else(|| piece.strip_prefix("/console/assets/"));
                 let Some(name) = name else { continue };
                 if name.ends_with(".js") || name.ends_with(".css") || name.ends_with(".svg") {
                     assert!(ASSETS.iter().any(|a| a.name == name), "{name} is not embedded");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn every_file_of_the_console_directory_is_embedded() {
+        let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/console");
+        for entry in std::fs::read_dir(directory).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let embedded = name == INDEX.name || ASSETS.iter().any(|asset| asset.name == name);
+            assert!(embedded, "console/{name} is not in ASSETS");
         }
     }
 

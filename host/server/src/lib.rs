@@ -259,9 +259,10 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 /// debug level (quiet unless `RUST_LOG` asks), and both counted in the
 /// route's metrics.
 async fn trace_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = state
-        .http_metrics()
-        .route(request.method(), request.extensions().get::<MatchedPath>().map(MatchedPath::as_str));
+    let route = state.http_metrics().route(
+        request.method(),
+        request.extensions().get::<MatchedPath>().map(MatchedPath::as_str),
+    );
     let span = tracing::debug_span!(
         "request",
         method = %request.method(),

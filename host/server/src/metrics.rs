@@ -57,10 +57,13 @@ const STATUS_CODES: [u16; 31] = [
 const STATUS_SLOTS: usize = STATUS_CODES.len() + 1;
 
 /// The methods the API routes use, in the order of a route's slots.
-const METHODS: [Method; 5] = [Method::GET, Method::PUT, Method::POST, Method::DELETE, Method::PATCH];
+const METHODS: [Method; 5] =
+    [Method::GET, Method::PUT, Method::POST, Method::DELETE, Method::PATCH];
 
 /// The route label of requests that matched no route (404 and 405).
 const UNMATCHED_ROUTE: &str = "unmatched";
+/// The method label of the two catch-all routes, which count every method.
+const ANY_METHOD: &str = "any";
 /// The route label of requests to routes outside the API document (such as
 /// the console's static files), or with a method it does not list.
 const OTHER_ROUTE: &str = "other";
@@ -121,8 +124,8 @@ impl HttpMetrics {
                 labels.push((method.as_str().to_string(), template.clone()));
             }
         }
-        labels.push((OTHER_ROUTE.to_string(), OTHER_ROUTE.to_string()));
-        labels.push((UNMATCHED_ROUTE.to_string(), UNMATCHED_ROUTE.to_string()));
+        labels.push((ANY_METHOD.to_string(), OTHER_ROUTE.to_string()));
+        labels.push((ANY_METHOD.to_string(), UNMATCHED_ROUTE.to_string()));
         let shards = (0..SHARDS)
             .map(|_| labels.iter().map(|_| RouteCells::new()).collect::<Box<[_]>>())
             .collect();
@@ -607,10 +610,8 @@ mod tests {
     #[test]
     fn requests_are_counted_by_route_method_and_status() {
         let template = "/v1/stores/{store}/orders".to_string();
-        let http = HttpMetrics::new(&[
-            (Method::POST, template.clone()),
-            (Method::GET, template.clone()),
-        ]);
+        let http =
+            HttpMetrics::new(&[(Method::POST, template.clone()), (Method::GET, template.clone())]);
         let create = http.route(&Method::POST, Some(&template));
         let list = http.route(&Method::GET, Some(&template));
         assert_ne!(create, list);
@@ -622,14 +623,15 @@ mod tests {
         let mut out = Exposition::default();
         http.write(&mut out);
         let text = out.text;
-        let line = |needle: &str| text.lines().find(|line| line.starts_with(needle)).map(str::to_string);
+        let line =
+            |needle: &str| text.lines().find(|line| line.starts_with(needle)).map(str::to_string);
         assert_eq!(
             line("bazaar_http_requests_total{method=\"POST\",route=\"/v1/stores/{store}/orders\",status=\"201\"}"),
             Some("bazaar_http_requests_total{method=\"POST\",route=\"/v1/stores/{store}/orders\",status=\"201\"} 2".into())
         );
         assert!(text.contains("status=\"other\"} 1"), "{text}");
-        assert!(text.contains("route=\"unmatched\",status=\"404\"} 1"), "{text}");
-        assert!(text.contains("route=\"other\",status=\"200\"} 1"), "{text}");
+        assert!(text.contains("{method=\"any\",route=\"unmatched\",status=\"404\"} 1"), "{text}");
+        assert!(text.contains("{method=\"any\",route=\"other\",status=\"200\"} 1"), "{text}");
         assert!(
             text.contains("bazaar_http_request_seconds_count{method=\"POST\",route=\"/v1/stores/{store}/orders\"} 3"),
             "{text}"

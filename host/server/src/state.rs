@@ -260,9 +260,10 @@ impl AppState {
                     "{ANALYTICS_QUERIES_MAX} analytics queries are running already; retry shortly"
                 ))
             })?,
-            QueryAdmission::Wait => permits.acquire_owned().await.map_err(|_| {
-                ApiError::from(NodeError::ShuttingDown)
-            })?,
+            QueryAdmission::Wait => permits
+                .acquire_owned()
+                .await
+                .map_err(|_| ApiError::from(NodeError::ShuttingDown))?,
         };
         let consumers = self.shared.consumers.clone();
         let answer = tokio::task::spawn_blocking(move || {
@@ -271,7 +272,9 @@ impl AppState {
             answer
         })
         .await
-        .map_err(|error| ApiError::internal(format!("an analytics query task failed: {error}")))??;
+        .map_err(|error| {
+            ApiError::internal(format!("an analytics query task failed: {error}"))
+        })??;
         // The runtime checked that the answer is JSON; parsing it again
         // sends it as a document, in one line whatever its layout.
         serde_json::from_str(&answer).map_err(|error| {

@@ -386,7 +386,13 @@ impl Server {
 
     /// Places an order of `quantity` of `sku` for `customer` as the
     /// operator; returns the order.
-    pub async fn place_order(&self, store: &str, customer: &str, sku: &str, quantity: u32) -> Value {
+    pub async fn place_order(
+        &self,
+        store: &str,
+        customer: &str,
+        sku: &str,
+        quantity: u32,
+    ) -> Value {
         self.operator(
             "POST",
             &format!("/v1/stores/{store}/orders"),

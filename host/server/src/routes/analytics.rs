@@ -10,11 +10,11 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::Uri;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse as _, Response};
-use axum::Json;
 use bazaar_kernel::model::{PluginId, StoreId};
 use bazaar_runtime::{QUERY_ARGUMENTS_BYTES_MAX, QUERY_NAME_BYTES_MAX};
 use serde_json::{Map, Value};
@@ -81,9 +81,8 @@ pub async fn query(
     let plugin = plugin_id(&plugin)?;
     check_query_name(&name)?;
     let arguments_json = arguments(&uri)?;
-    let answer = state
-        .ask_analytics(store, plugin, name, arguments_json, QueryAdmission::Refuse)
-        .await?;
+    let answer =
+        state.ask_analytics(store, plugin, name, arguments_json, QueryAdmission::Refuse).await?;
     Ok(Json(answer))
 }
 

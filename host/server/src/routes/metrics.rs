@@ -32,7 +32,10 @@ use crate::state::{AppState, MetricsAccess};
     ),
     security(("bearer" = []), ())
 )]
-pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if state.metrics_access() == MetricsAccess::Operator {
         authorize(&headers, &state, Permission::ReadMetrics)?;
     }
