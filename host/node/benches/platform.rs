@@ -187,7 +187,10 @@ fn restart_with_many_plugins() -> anyhow::Result<()> {
             "installed {RESTART_PLUGINS} plugins (each compiled once) in {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        Arc::try_unwrap(running.node).ok().expect("sole owner").shutdown();
+        match Arc::try_unwrap(running.node) {
+            Ok(node) => node.shutdown(),
+            Err(_) => anyhow::bail!("the node is still shared"),
+        }
     }
     let mut ready_ms = Vec::new();
     for _ in 0..3 {

@@ -324,6 +324,11 @@ pub struct CounterView {
     pub traps: u64,
     /// Instances created.
     pub instantiations: u64,
+    /// Call durations: counts per bucket of
+    /// [`bazaar_runtime::CALL_LATENCY_BUCKETS_US`], the last for longer.
+    pub latency_counts: Vec<u64>,
+    /// Sum of call durations, microseconds.
+    pub latency_sum_us: u64,
 }
 
 /// What a merchant asks for when enabling a plugin for a store.
@@ -840,6 +845,8 @@ impl Platform {
                 failures: counters.failures,
                 traps: counters.traps,
                 instantiations: counters.instantiations,
+                latency_counts: counters.latency.counts.to_vec(),
+                latency_sum_us: counters.latency.sum_us,
             })
             .collect()
     }

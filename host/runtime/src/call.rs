@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
 
 use bazaar_kernel::model::{PluginRef, StoreId};
 use bazaar_kernel::{PluginStateMap, StateWrite};
@@ -90,6 +91,25 @@ pub struct CallCounters {
     pub instantiations: u64,
     /// Calls running now.
     pub in_flight: u32,
+    /// How long calls took, from admission to outcome.
+    pub latency: CallLatency,
+}
+
+/// Upper bounds of the call-latency buckets, microseconds: a Rust plugin
+/// answers in a few microseconds, an interpreted one in hundreds, and the
+/// default deadline is 20 ms.
+pub const CALL_LATENCY_BUCKETS_US: [u64; 12] =
+    [5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000];
+
+/// A histogram of call durations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallLatency {
+    /// Calls per bucket: `counts[i]` took at most
+    /// `CALL_LATENCY_BUCKETS_US[i]` (and more than the bound before); the
+    /// last count is for longer calls.
+    pub counts: [u64; CALL_LATENCY_BUCKETS_US.len() + 1],
+    /// The durations' sum, microseconds.
+    pub sum_us: u64,
 }
 
 /// A plugin's call counters; relaxed atomics, cheap enough for every call.
@@ -103,6 +123,26 @@ struct Counters {
     traps: AtomicU64,
     /// Instances created.
     instantiations: AtomicU64,
+    /// Calls per latency bucket.
+    latency_counts: [AtomicU64; CALL_LATENCY_BUCKETS_US.len() + 1],
+    /// Sum of call durations, microseconds.
+    latency_sum_us: AtomicU64,
+}
+
+/// Records a call's duration in its plugin's histogram when dropped, so
+/// every way out of a call is timed.
+struct CallTimer<'a> {
+    counters: &'a Counters,
+    started: Instant,
+}
+
+impl Drop for CallTimer<'_> {
+    fn drop(&mut self) {
+        let elapsed_us = self.started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+        let bucket = CALL_LATENCY_BUCKETS_US.partition_point(|bound| *bound < elapsed_us);
+        self.counters.latency_counts[bucket].fetch_add(1, Ordering::Relaxed);
+        self.counters.latency_sum_us.fetch_add(elapsed_us, Ordering::Relaxed);
+    }
 }
 
 impl Counters {
@@ -207,6 +247,12 @@ impl<P> Loaded<P> {
             traps: self.counters.traps.load(Ordering::Relaxed),
             instantiations: self.counters.instantiations.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Acquire),
+            latency: CallLatency {
+                counts: std::array::from_fn(|index| {
+                    self.counters.latency_counts[index].load(Ordering::Relaxed)
+                }),
+                sum_us: self.counters.latency_sum_us.load(Ordering::Relaxed),
+            },
         }
     }
 
@@ -226,6 +272,7 @@ impl<P> Loaded<P> {
         convert: impl FnOnce(W) -> Result<R, CallError>,
     ) -> CallOutcome<R> {
         Counters::bump(&self.counters.calls);
+        let _timer = CallTimer { counters: &self.counters, started: Instant::now() };
         let _in_flight = match self.admit() {
             Ok(in_flight) => in_flight,
             Err(refused) => return self.outcome(Err(refused), FinishedCall::default()),

@@ -70,7 +70,7 @@ pub use analytics::{
     QUERY_ARGUMENTS_BYTES_MAX, QUERY_NAME_BYTES_MAX,
 };
 pub use cache::{ArtifactCache, CacheOutcome};
-pub use call::{CallCounters, CallOutcome, PluginCall};
+pub use call::{CALL_LATENCY_BUCKETS_US, CallCounters, CallLatency, CallOutcome, PluginCall};
 pub use check::ComponentReport;
 pub use compile::{CompiledComponent, FUNCTION_BODY_BYTES_MAX, FUNCTIONS_PER_COMPONENT_MAX};
 pub use error::{CallError, LoadError, PluginError};

@@ -373,6 +373,23 @@ fn write_plugins(out: &mut Exposition, scrape: &Scrape) {
         }
     }
     out.family(
+        "bazaar_plugin_call_seconds",
+        Kind::Histogram,
+        "Duration of each call to a plugin version, from admission to outcome.",
+    );
+    for counters in &scrape.plugin_counters {
+        out.histogram(
+            "bazaar_plugin_call_seconds",
+            &[("plugin", &counters.plugin), ("version", &counters.version)],
+            &Buckets {
+                upper_bounds: &bazaar_runtime::CALL_LATENCY_BUCKETS_US,
+                counts: &counters.latency_counts,
+                sum: counters.latency_sum_us,
+                unit: Unit::MicrosecondsAsSeconds,
+            },
+        );
+    }
+    out.family(
         "bazaar_plugin_breaker_open",
         Kind::Gauge,
         "1 while a store's circuit breaker skips the plugin, 0 while it is half open or closed with recent failures; breakers plainly closed are not listed.",

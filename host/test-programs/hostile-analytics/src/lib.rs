@@ -58,7 +58,8 @@ impl AnalyticsPlugin for Hostile {
                 for event in events {
                     for iteration in 0..config.spin_iterations {
                         // black_box keeps the loop from being optimised away.
-                        accumulator = std::hint::black_box(accumulator ^ iteration ^ event.sequence);
+                        accumulator =
+                            std::hint::black_box(accumulator ^ iteration ^ event.sequence);
                     }
                 }
                 std::hint::black_box(accumulator);
