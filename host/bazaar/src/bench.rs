@@ -17,7 +17,7 @@ use bazaar_kernel::money::Currency;
 use bazaar_kernel::{Command, PlaceOrder, Shard};
 use bazaar_store::Backend;
 
-use crate::load::{self, LoadPlan, LoadProgress, LoadReport};
+use crate::load::{self, LoadProgress, LoadReport};
 use crate::loadgen::{self, HttpBenchOptions};
 use bazaar_node::node::{Node, NodeConfig};
 use bazaar_node::plugins::{PluginSet, plugin_ref, route_request};
@@ -98,17 +98,7 @@ fn run_pipeline(
     for store in &stores {
         seed::seed_flagship_store(&node, store, 0)?;
     }
-    let source_stores = stores.clone();
-    let plan = LoadPlan {
-        clients: PIPELINE_CLIENTS,
-        window_per_client: PIPELINE_WINDOW,
-        attempts: orders,
-        source: Arc::new(move |attempt| {
-            let (store, request) = load::mixed_order(attempt, PIPELINE_STORES);
-            (source_stores[store].clone(), request)
-        }),
-        on_ack: None,
-    };
+    let plan = load::mixed_plan(&stores, PIPELINE_CLIENTS, PIPELINE_WINDOW, orders);
     let report = load::drive(&node, &plan, &Arc::new(LoadProgress::default()));
     anyhow::ensure!(
         report.refusals.is_empty(),

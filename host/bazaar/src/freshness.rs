@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use bazaar_kernel::model::StoreId;
 use bazaar_node::seed;
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
@@ -17,7 +18,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-use crate::loadgen::{Connection, Scenario, Server, load_step, seed_call};
+use crate::loadgen::{Bench, Connection, Scenario, load_step, seed_stores};
 
 /// The store watched.
 const STORE: &str = "mixed-0";
@@ -30,33 +31,14 @@ const SAMPLE_GAP_MS: u64 = 37;
 
 /// Runs the benchmark and prints its figures.
 pub fn run() -> anyhow::Result<()> {
-    let data_dir = tempfile::tempdir().context("creating a temporary data directory")?;
-    let server = Server::start(data_dir.path())?;
-    let token = std::fs::read_to_string(data_dir.path().join("operator-token"))
-        .context("reading the operator token the node wrote")?;
-    let authorization: Arc<str> = Arc::from(format!("Bearer {}", token.trim()));
-    println!("node: bazaar serve at http://{} (pid {})", server.address, server.child.id());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("starting the client runtime")?;
-    runtime.block_on(async {
+    let bench = Bench::start()?;
+    let (server, authorization) = (&bench.server, bench.authorization.clone());
+    bench.runtime.block_on(async {
         let mut admin = Connection::open(server.address, authorization.clone()).await?;
-        for index in 0..4 {
-            let store = bazaar_kernel::model::StoreId::new(format!("mixed-{index}"))?;
-            for command in seed::flagship_store(&store, 0) {
-                let Some((method, path, body)) = seed_call(&command) else { continue };
-                let body = Bytes::from(serde_json::to_vec(&body)?);
-                let (status, response) = admin.send(method, &path, Some(body), None).await?;
-                if !status.is_success() {
-                    bail!(
-                        "seeding {path} answered {status}: {}",
-                        String::from_utf8_lossy(&response)
-                    );
-                }
-            }
-        }
+        let stores: Vec<(StoreId, u64)> = (0..4)
+            .map(|i| Ok((StoreId::new(format!("mixed-{i}"))?, 0)))
+            .collect::<anyhow::Result<_>>()?;
+        seed_stores(&mut admin, &stores).await?;
         let enable = serde_json::json!({
             "config": {"flash_skus": []},
             "consent": ["log", "config", "state"],

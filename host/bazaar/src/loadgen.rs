@@ -119,6 +119,56 @@ impl Drop for Server {
     }
 }
 
+/// A benchmark's node: a `bazaar serve` child on a fresh temporary data
+/// directory, the operator's `Authorization` header, and the client's
+/// one-thread runtime (the node gets the other core).
+pub(crate) struct Bench {
+    /// The server; dropped (killed) before its directory.
+    pub(crate) server: Server,
+    /// `Bearer <operator token>`.
+    pub(crate) authorization: Arc<str>,
+    /// Runs the clients.
+    pub(crate) runtime: tokio::runtime::Runtime,
+    /// The node's data directory, removed when the benchmark ends.
+    _data_dir: tempfile::TempDir,
+}
+
+impl Bench {
+    /// Starts the node and reads its operator token.
+    pub(crate) fn start() -> anyhow::Result<Self> {
+        let data_dir = tempfile::tempdir().context("creating a temporary data directory")?;
+        let server = Server::start(data_dir.path())?;
+        let token = std::fs::read_to_string(data_dir.path().join("operator-token"))
+            .context("reading the operator token the node wrote")?;
+        let authorization: Arc<str> = Arc::from(format!("Bearer {}", token.trim()));
+        println!("node: bazaar serve at http://{} (pid {})", server.address, server.child.id());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .context("starting the client runtime")?;
+        Ok(Self { server, authorization, runtime, _data_dir: data_dir })
+    }
+}
+
+/// Seeds each store (with its units of the flash-sale SKU) through the API.
+pub(crate) async fn seed_stores(
+    admin: &mut Connection,
+    stores: &[(StoreId, u64)],
+) -> anyhow::Result<()> {
+    for (store, hot_stock) in stores {
+        for command in seed::flagship_store(store, *hot_stock) {
+            let Some((method, path, body)) = seed_call(&command) else { continue };
+            let body = Bytes::from(serde_json::to_vec(&body)?);
+            let (status, response) = admin.send(method, &path, Some(body), None).await?;
+            if !status.is_success() {
+                bail!("seeding {path} answered {status}: {}", String::from_utf8_lossy(&response));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One HTTP/1.1 connection with the operator token.
 pub(crate) struct Connection {
     /// The request half of the connection.
@@ -168,7 +218,7 @@ impl Connection {
 }
 
 /// The HTTP calls that carry out a seeding command.
-pub(crate) fn seed_call(command: &Command) -> Option<(Method, String, Value)> {
+fn seed_call(command: &Command) -> Option<(Method, String, Value)> {
     Some(match command {
         Command::CreateStore { store, name, currency } => (
             Method::POST,
@@ -356,32 +406,14 @@ pub(crate) async fn load_step(
 
 /// Runs the benchmark and prints its figures.
 pub fn run(options: HttpBenchOptions) -> anyhow::Result<()> {
-    let data_dir = tempfile::tempdir().context("creating a temporary data directory")?;
-    let server = Server::start(data_dir.path())?;
-    let token = std::fs::read_to_string(data_dir.path().join("operator-token"))
-        .context("reading the operator token the node wrote")?;
-    let authorization: Arc<str> = Arc::from(format!("Bearer {}", token.trim()));
-    println!("node: bazaar serve at http://{} (pid {})", server.address, server.child.id());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .context("starting the client runtime")?;
-    runtime.block_on(async {
+    let bench = Bench::start()?;
+    let (server, authorization) = (&bench.server, bench.authorization.clone());
+    bench.runtime.block_on(async {
         let mut admin = Connection::open(server.address, authorization.clone()).await?;
         let mut stores: Vec<(StoreId, u64)> =
             (0..MIXED_STORES).map(|i| (StoreId::new(format!("mixed-{i}")).expect("valid"), 0)).collect();
         stores.push((StoreId::new("hot-store").expect("valid"), HOT_STOCK));
-        for (store, hot_stock) in &stores {
-            for command in seed::flagship_store(store, *hot_stock) {
-                let Some((method, path, body)) = seed_call(&command) else { continue };
-                let body = Bytes::from(serde_json::to_vec(&body)?);
-                let (status, response) = admin.send(method, &path, Some(body), None).await?;
-                if !status.is_success() {
-                    bail!("seeding {path} answered {status}: {}", String::from_utf8_lossy(&response));
-                }
-            }
-        }
+        seed_stores(&mut admin, &stores).await?;
         let (rss, _) = server.memory_mib();
         println!("seeded {} stores; node RSS {rss} MiB\n", stores.len());
         println!("{:<8}{:>12}{:>14}{:>10}{:>10}{:>10}{:>10}{:>12}", "scenario", "connections", "orders/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "RSS MiB");

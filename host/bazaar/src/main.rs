@@ -101,6 +101,10 @@ enum Commands {
         /// Commands between snapshots of a shard.
         #[arg(long, default_value_t = bazaar_node::node::SNAPSHOT_EVERY_COMMANDS_DEFAULT)]
         snapshot_every_commands: u64,
+        /// Keep event records after the consumer read them, so the whole
+        /// stream can be recomputed (the crash test compares with that).
+        #[arg(long)]
+        keep_events: bool,
     },
 }
 
@@ -218,8 +222,14 @@ fn main() -> ExitCode {
             bench::run(benchmark, BenchOptions { orders, backend, http })
         }
         Commands::Plugin(command) => plugin_cli::run(command),
-        Commands::Soak { data_dir, backend, clients, snapshot_every_commands } => {
-            soak::run(SoakOptions { data_dir, backend, clients, snapshot_every_commands })
+        Commands::Soak { data_dir, backend, clients, snapshot_every_commands, keep_events } => {
+            soak::run(SoakOptions {
+                data_dir,
+                backend,
+                clients,
+                snapshot_every_commands,
+                keep_events,
+            })
         }
     };
     match result {

@@ -42,6 +42,8 @@ pub struct SoakOptions {
     pub clients: u32,
     /// Commands between snapshots of a shard.
     pub snapshot_every_commands: u64,
+    /// Keep event records after the consumer read them.
+    pub keep_events: bool,
 }
 
 /// Runs until killed (or until the node fails).
@@ -50,6 +52,7 @@ pub fn run(options: SoakOptions) -> anyhow::Result<()> {
     let config = NodeConfig {
         backend: options.backend,
         snapshot_every_commands: options.snapshot_every_commands,
+        keep_consumed_events: options.keep_events,
         ..NodeConfig::new(&options.data_dir)
     };
     let node = Arc::new(Node::open(config, plugins.clone())?);

@@ -41,7 +41,7 @@ fn backends() -> Vec<Backend> {
 /// returns the (key, order) pairs it acknowledged.
 fn soak_and_kill(dir: &std::path::Path, backend: Backend) -> Vec<(String, u64)> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_bazaar"))
-        .args(["soak", "--clients", "4", "--snapshot-every-commands", "2000"])
+        .args(["soak", "--clients", "4", "--snapshot-every-commands", "2000", "--keep-events"])
         .args(["--backend", &backend.to_string(), "--data-dir"])
         .arg(dir)
         .stdout(Stdio::piped())
@@ -132,7 +132,11 @@ fn every_acknowledged_order_survives_sigkill() {
 fn analytics_equal_a_recomputation(dir: &std::path::Path, backend: Backend) {
     let plugins = PluginSet::first_party_wasm().unwrap();
     let node = Arc::new(
-        Node::open(NodeConfig { backend, ..NodeConfig::new(dir) }, plugins.clone()).unwrap(),
+        Node::open(
+            NodeConfig { backend, keep_consumed_events: true, ..NodeConfig::new(dir) },
+            plugins.clone(),
+        )
+        .unwrap(),
     );
     let consumers = Consumers::start(node.clone(), plugins.clone()).unwrap();
     let store = StoreId::new(SOAK_STORE).unwrap();

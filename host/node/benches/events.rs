@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 use bazaar_kernel::model::{PluginId, StoreId};
 use bazaar_kernel::{Command, PluginSettings};
 use bazaar_node::consumer::Consumers;
-use bazaar_node::load::{self, LoadPlan, LoadProgress};
 use bazaar_node::node::{Node, NodeConfig};
 use bazaar_node::plugins::PluginSet;
 use bazaar_node::seed;
-use common::median;
+use common::{drive, median};
 
 /// Orders per throughput run.
 const ORDERS_PER_RUN: u64 = 150_000;
@@ -50,14 +49,15 @@ fn main() -> anyhow::Result<()> {
     println!(
         "\n== checkout with live analytics ({ORDERS_PER_RUN} orders per run, median of {ROUNDS}) =="
     );
-    drive(&node, &plain)?;
-    drive(&node, &watched)?;
-    drive(&node, &slow)?;
+    // Warm-up: every store's plugin instances.
+    for stores in [&plain, &watched, &slow] {
+        drive(&node, stores, ORDERS_PER_RUN)?;
+    }
     let (mut without, mut with, mut beside_slow) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        without.push(drive(&node, &plain)?);
-        with.push(drive(&node, &watched)?);
-        beside_slow.push(drive(&node, &slow)?);
+        without.push(drive(&node, &plain, ORDERS_PER_RUN)?.orders_per_second());
+        with.push(drive(&node, &watched, ORDERS_PER_RUN)?.orders_per_second());
+        beside_slow.push(drive(&node, &slow, ORDERS_PER_RUN)?.orders_per_second());
     }
     let (without, with, beside_slow) = (median(without), median(with), median(beside_slow));
     println!("analytics disabled: {without:.0} orders/s");
@@ -82,7 +82,7 @@ fn main() -> anyhow::Result<()> {
     );
     let background = {
         let (node, plain) = (node.clone(), plain.clone());
-        std::thread::spawn(move || drive(&node, &plain))
+        std::thread::spawn(move || drive(&node, &plain, ORDERS_PER_RUN))
     };
     let store = &watched[0];
     let plugin = PluginId::new(ANALYTICS)?;
@@ -130,22 +130,4 @@ fn stores(
         }
     }
     Ok(stores)
-}
-
-/// Mixed orders over `stores`, closed loop; orders per second.
-fn drive(node: &Arc<Node>, stores: &[StoreId]) -> anyhow::Result<f64> {
-    let source_stores = stores.to_vec();
-    let plan = LoadPlan {
-        clients: 4,
-        window_per_client: 512,
-        attempts: ORDERS_PER_RUN,
-        source: Arc::new(move |attempt| {
-            let (store, request) = load::mixed_order(attempt, source_stores.len());
-            (source_stores[store].clone(), request)
-        }),
-        on_ack: None,
-    };
-    let report = load::drive(node, &plan, &Arc::new(LoadProgress::default()));
-    anyhow::ensure!(report.refusals.is_empty(), "orders refused: {:?}", report.refusals);
-    Ok(report.orders_per_second())
 }

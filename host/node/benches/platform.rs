@@ -18,13 +18,12 @@ use std::time::{Duration, Instant};
 use bazaar_artifacts::Artifact;
 use bazaar_kernel::model::{PluginId, StoreId};
 use bazaar_kernel::{Command, PluginSettings};
-use bazaar_node::load::{self, LoadPlan, LoadProgress, LoadReport};
 use bazaar_node::node::{Node, NodeConfig};
 use bazaar_node::platform::Platform;
 use bazaar_node::plugins::PluginSet;
 use bazaar_node::seed;
 use bazaar_registry::{Package, PublisherSecret, sign};
-use common::median;
+use common::{drive, median};
 
 /// Swaps measured.
 const SWAPS: usize = 200;
@@ -38,10 +37,6 @@ const ORDERS_PER_RUN: u64 = 150_000;
 const ROUNDS: usize = 3;
 /// Healthy stores the throughput runs spread orders over.
 const STORES: usize = 8;
-/// Client threads and orders each keeps in flight, as the pipeline
-/// benchmark of `bazaar bench` uses.
-const CLIENTS: u32 = 4;
-const WINDOW: usize = 512;
 
 fn main() -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -211,24 +206,6 @@ fn restart_with_many_plugins() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Mixed orders over the healthy stores, closed loop.
-fn drive(node: &Arc<Node>, stores: &[StoreId]) -> anyhow::Result<LoadReport> {
-    let source_stores = stores.to_vec();
-    let plan = LoadPlan {
-        clients: CLIENTS,
-        window_per_client: WINDOW,
-        attempts: ORDERS_PER_RUN,
-        source: Arc::new(move |attempt| {
-            let (store, request) = load::mixed_order(attempt, source_stores.len());
-            (source_stores[store].clone(), request)
-        }),
-        on_ack: None,
-    };
-    let report = load::drive(node, &plan, &Arc::new(LoadProgress::default()));
-    anyhow::ensure!(report.refusals.is_empty(), "orders refused: {:?}", report.refusals);
-    Ok(report)
-}
-
 fn healthy_stores(node: &Node, prefix: &str) -> anyhow::Result<Vec<StoreId>> {
     let stores: Vec<StoreId> =
         (0..STORES).map(|i| StoreId::new(format!("{prefix}-{i}"))).collect::<Result<_, _>>()?;
@@ -258,11 +235,11 @@ fn hostile_neighbour() -> anyhow::Result<()> {
         0,
     );
 
-    drive(&running.node, &stores)?; // warm-up
+    drive(&running.node, &stores, ORDERS_PER_RUN)?; // warm-up
     let (mut alone, mut beside) = (Vec::new(), Vec::new());
     let mut attempts = 0;
     for _ in 0..ROUNDS {
-        alone.push(drive(&running.node, &stores)?.orders_per_second());
+        alone.push(drive(&running.node, &stores, ORDERS_PER_RUN)?.orders_per_second());
         let stop = Arc::new(AtomicBool::new(false));
         let attacker = {
             let (node, stop, victim) = (running.node.clone(), stop.clone(), victim.clone());
@@ -278,7 +255,7 @@ fn hostile_neighbour() -> anyhow::Result<()> {
             })
         };
         std::thread::sleep(Duration::from_millis(200));
-        beside.push(drive(&running.node, &stores)?.orders_per_second());
+        beside.push(drive(&running.node, &stores, ORDERS_PER_RUN)?.orders_per_second());
         stop.store(true, Ordering::Relaxed);
         attempts += attacker.join().expect("attacker thread");
     }
@@ -322,12 +299,12 @@ fn pricing_plugin_cost() -> anyhow::Result<()> {
                 configure(&running.node, store, &format!("bulk-{index}"), Some(bulk), index as u32);
             }
         }
-        drive(&running.node, &stores)?; // warm-up: instances per store
+        drive(&running.node, &stores, ORDERS_PER_RUN)?; // warm-up: instances per store
         store_sets.push((count, stores, Vec::new()));
     }
     for _ in 0..ROUNDS {
         for (_, stores, rates) in &mut store_sets {
-            rates.push(drive(&running.node, stores)?.orders_per_second());
+            rates.push(drive(&running.node, stores, ORDERS_PER_RUN)?.orders_per_second());
         }
     }
     let mut baseline = None;

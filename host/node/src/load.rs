@@ -106,6 +106,28 @@ pub fn mixed_order(attempt: u64, stores: usize) -> (usize, OrderRequest) {
     (store, seed::order_request(r >> 16, lines, coupon, None))
 }
 
+/// A plan of `attempts` mixed-catalogue orders ([`mixed_order`]) spread
+/// over `stores`, for `clients` clients each keeping `window_per_client`
+/// orders in flight.
+pub fn mixed_plan(
+    stores: &[StoreId],
+    clients: u32,
+    window_per_client: usize,
+    attempts: u64,
+) -> LoadPlan {
+    let stores = stores.to_vec();
+    LoadPlan {
+        clients,
+        window_per_client,
+        attempts,
+        source: Arc::new(move |attempt| {
+            let (store, request) = mixed_order(attempt, stores.len());
+            (stores[store].clone(), request)
+        }),
+        on_ack: None,
+    }
+}
+
 /// A short name for a refusal, for reports.
 pub fn refusal_kind(error: &NodeError) -> &'static str {
     match error {

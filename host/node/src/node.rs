@@ -59,6 +59,10 @@ pub struct NodeConfig {
     pub batch_requests_max: usize,
     /// Commands between snapshots of a shard.
     pub snapshot_every_commands: u64,
+    /// Keep event records after every consumer has read them (for audit,
+    /// or to feed a consumer enabled later); only the retention limit
+    /// drops them.
+    pub keep_consumed_events: bool,
     /// Group-commit limits of the journal.
     pub journal: JournalLimits,
 }
@@ -73,6 +77,7 @@ impl NodeConfig {
             queue_depth: SHARD_QUEUE_DEPTH_DEFAULT,
             batch_requests_max: BATCH_REQUESTS_MAX_DEFAULT,
             snapshot_every_commands: SNAPSHOT_EVERY_COMMANDS_DEFAULT,
+            keep_consumed_events: false,
             journal: JournalLimits::default(),
         }
     }
@@ -314,6 +319,7 @@ impl Node {
                 stats: stats.clone(),
                 batch_requests_max: config.batch_requests_max.max(1),
                 snapshot_every_commands: config.snapshot_every_commands.max(1),
+                keep_consumed_events: config.keep_consumed_events,
                 snapshots: snapshot_sender.clone(),
                 last_time_ms: 0,
                 next_event_record: storage.last_sequence(event_stream(index)) + 1,
@@ -647,6 +653,8 @@ struct ShardWriter {
     batch_requests_max: usize,
     /// Commands between snapshots.
     snapshot_every_commands: u64,
+    /// Whether event records stay after every consumer read them.
+    keep_consumed_events: bool,
     /// Where snapshot jobs go.
     snapshots: Sender<SnapshotJob>,
     /// The last timestamp handed out, to keep time monotonic per shard.
@@ -868,7 +876,11 @@ impl ShardWriter {
         }
         // A record a consumer is inside of is kept; with no consumer,
         // everything written is done with.
-        let consumed = slowest.map_or(last_record, |record| record.saturating_sub(1));
+        let consumed = if self.keep_consumed_events {
+            0
+        } else {
+            slowest.map_or(last_record, |record| record.saturating_sub(1))
+        };
         let through = consumed.max(last_record.saturating_sub(EVENT_RECORDS_RETAINED_MAX));
         (through > self.events_compacted_through).then(|| Snapshot {
             stream: event_stream(self.index),
