@@ -118,6 +118,28 @@ impl Analyzers {
     }
 }
 
+/// Where the consumer's reading of one shard stands.
+#[derive(Default)]
+struct ShardReading {
+    /// Every event up to this sequence was offered to every consumer that
+    /// is not a laggard.
+    frontier: u64,
+    /// Consumers behind the frontier (a failed batch, or enabled after the
+    /// frontier passed their position), with how far they have read.
+    laggards: BTreeMap<(StoreId, PluginId), u64>,
+    /// Consumers seen at the frontier.
+    known: std::collections::BTreeSet<(StoreId, PluginId)>,
+}
+
+/// `events` grouped by store, each in sequence order.
+fn by_store(events: Vec<Event>) -> BTreeMap<StoreId, Vec<Event>> {
+    let mut grouped: BTreeMap<StoreId, Vec<Event>> = BTreeMap::new();
+    for event in events {
+        grouped.entry(event.store.clone()).or_default().push(event);
+    }
+    grouped
+}
+
 /// What the consumer needs of one store's analytics plugin for a pass.
 struct Consuming {
     plugin: bazaar_runtime::AnalyticsPlugin,
@@ -205,13 +227,12 @@ impl Drop for Consumers {
 
 impl Shared {
     fn run(&self) {
-        // Where each shard's reading stands; events at or before it were
-        // handed to every consumer that wanted them.
-        let mut positions: Vec<Option<u64>> = vec![None; self.node.shard_count() as usize];
+        let mut shards: Vec<ShardReading> =
+            (0..self.node.shard_count()).map(|_| ShardReading::default()).collect();
         while !self.stop.load(Ordering::Acquire) {
             let mut busy = false;
-            for shard in 0..self.node.shard_count() {
-                match self.pass(shard, &mut positions[shard as usize]) {
+            for (shard, reading) in shards.iter_mut().enumerate() {
+                match self.pass(shard as u32, reading) {
                     Ok(found) => busy |= found,
                     Err(error) => tracing::warn!(shard, %error, "event consumer pass failed"),
                 }
@@ -222,56 +243,101 @@ impl Shared {
         }
     }
 
-    /// One read of `shard`'s stream; returns whether it found events.
-    fn pass(&self, shard: u32, position: &mut Option<u64>) -> Result<bool, QueryError> {
-        let after = match position {
-            Some(after) => *after,
-            None => 0,
-        };
+    /// One read of `shard`'s stream at its frontier, then one catch-up read
+    /// for each consumer behind it; returns whether it found events.
+    fn pass(&self, shard: u32, reading: &mut ShardReading) -> Result<bool, QueryError> {
+        let after = reading.frontier;
         let events =
             self.reader.read(shard, after).map_err(|e| QueryError::Plugin(e.to_string()))?;
-        let Some(last) = events.last().map(|event| event.sequence) else {
-            self.measure(shard, &BTreeMap::new());
-            return Ok(false);
-        };
-        let mut by_store: BTreeMap<StoreId, Vec<Event>> = BTreeMap::new();
-        for event in events {
-            by_store.entry(event.store.clone()).or_default().push(event);
-        }
-        let mut resume = last;
+        let found = !events.is_empty();
         let mut consumers = BTreeMap::new();
-        for (store, events) in by_store {
-            for (plugin, consuming) in self.consuming(&store)? {
-                // A store's events are in sequence order: the unseen ones
-                // are a suffix.
-                let seen = events.partition_point(|e| e.sequence <= consuming.consumed_through);
-                let key = (store.clone(), plugin.clone());
-                let waiting = self.retry_wait(&key);
-                let consumed_through = consuming.consumed_through;
-                let fed = if waiting {
-                    Err(consumed_through)
-                } else if seen == events.len() {
-                    Ok(())
-                } else {
-                    self.feed(&store, &plugin, consuming, &events[seen..])
-                };
-                match fed {
-                    Ok(()) => self.retry_clear(&key),
-                    Err(failed_after) => {
-                        if !waiting {
-                            self.retry_later(key.clone());
-                        }
-                        // Read this store's events again from where the
-                        // plugin stopped; the others skip what they have.
-                        resume = resume.min(failed_after);
+        if let Some(last) = events.last().map(|event| event.sequence) {
+            for (store, events) in by_store(events) {
+                for (plugin, consuming) in self.consuming(&store)? {
+                    let key = (store.clone(), plugin.clone());
+                    consumers.insert(key.clone(), ());
+                    if reading.laggards.contains_key(&key) {
+                        continue;
+                    }
+                    // Seen first after the frontier moved on: it may have
+                    // missed earlier events, so it catches up on its own.
+                    if !reading.known.contains(&key) && consuming.consumed_through < after {
+                        reading.laggards.insert(key, consuming.consumed_through);
+                        continue;
+                    }
+                    reading.known.insert(key.clone());
+                    if let Err(consumed_through) = self.offer(&key, consuming, &events) {
+                        reading.laggards.insert(key, consumed_through);
                     }
                 }
-                consumers.insert(key, ());
+            }
+            reading.frontier = last;
+        }
+        // Each consumer behind the frontier reads from its own position, so
+        // a slow or failing one never holds the others back.
+        let laggards: Vec<((StoreId, PluginId), u64)> =
+            reading.laggards.iter().map(|(key, cursor)| (key.clone(), *cursor)).collect();
+        for (key, cursor) in laggards {
+            if self.retry_wait(&key) {
+                continue;
+            }
+            let window =
+                self.reader.read(shard, cursor).map_err(|e| QueryError::Plugin(e.to_string()))?;
+            let end = window.last().map_or(reading.frontier, |event| event.sequence);
+            let (store, plugin) = &key;
+            let mine: Vec<Event> =
+                window.into_iter().filter(|event| event.store == *store).collect();
+            let consuming = self.consuming(store)?.into_iter().find(|(id, _)| id == plugin);
+            let Some((_, consuming)) = consuming else {
+                // Disabled meanwhile: nothing more to do for it.
+                reading.laggards.remove(&key);
+                continue;
+            };
+            consumers.insert(key.clone(), ());
+            match self.offer(&key, consuming, &mine) {
+                Ok(()) if end >= reading.frontier => {
+                    reading.laggards.remove(&key);
+                    reading.known.insert(key);
+                }
+                Ok(()) => {
+                    reading.laggards.insert(key, end);
+                }
+                Err(_) => {}
             }
         }
-        *position = Some(resume);
         self.measure(shard, &consumers);
-        Ok(resume == last)
+        Ok(found)
+    }
+
+    /// Feeds `events` (one store's, in order) to a consumer from its
+    /// position on. On failure schedules a retry and returns the position.
+    fn offer(
+        &self,
+        key: &(StoreId, PluginId),
+        consuming: Consuming,
+        events: &[Event],
+    ) -> Result<(), u64> {
+        let consumed_through = consuming.consumed_through;
+        if self.retry_wait(key) {
+            return Err(consumed_through);
+        }
+        // A store's events are in sequence order: the unseen ones are a
+        // suffix.
+        let seen = events.partition_point(|e| e.sequence <= consumed_through);
+        if seen == events.len() {
+            return Ok(());
+        }
+        let (store, plugin) = key;
+        match self.feed(store, plugin, consuming, &events[seen..]) {
+            Ok(()) => {
+                self.retry_clear(key);
+                Ok(())
+            }
+            Err(consumed_through) => {
+                self.retry_later(key.clone());
+                Err(consumed_through)
+            }
+        }
     }
 
     /// Whether `key` is still waiting out its backoff.
