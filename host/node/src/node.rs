@@ -740,7 +740,7 @@ impl ShardWriter {
         // this batch runs on the catalogue it started with.
         self.plugins.refresh();
         let mut commands = Vec::new();
-        let mut acknowledgements: Vec<(Reply, Outcome)> = Vec::new();
+        let mut acknowledgements: Vec<Acknowledgement> = Vec::new();
         let mut events = BatchEvents::default();
         for work in batch.drain(..) {
             match work {
@@ -755,7 +755,7 @@ impl ShardWriter {
                         }
                         events.add(&self.shard, &command, &outcome);
                         commands.push(command);
-                        acknowledgements.push((reply, outcome));
+                        acknowledgements.push((reply, outcome, tracing::Span::none()));
                     }
                     Err(error) => {
                         self.stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -768,7 +768,17 @@ impl ShardWriter {
                         .iter()
                         .map(|line| (line.sku.clone(), line.quantity))
                         .collect();
-                    match self.place_order(store.clone(), request) {
+                    // Plugin calls, their log lines and the acknowledgement
+                    // after the journal commit happen inside this span, so
+                    // each carries the store and the order number.
+                    let span = tracing::debug_span!(
+                        "order",
+                        store = %store,
+                        shard = self.index,
+                        order = tracing::field::Empty
+                    );
+                    let placed = span.in_scope(|| self.place_order(store.clone(), request));
+                    match placed {
                         Ok((command, outcome)) => {
                             if let Some(after) = after {
                                 after(&self.shard, &outcome);
@@ -777,7 +787,7 @@ impl ShardWriter {
                                 events.add(&self.shard, command, &outcome);
                             }
                             commands.extend(command);
-                            acknowledgements.push((reply, outcome));
+                            acknowledgements.push((reply, outcome, span));
                         }
                         Err(error) => {
                             self.stats.refused.fetch_add(1, Ordering::Relaxed);
@@ -796,19 +806,13 @@ impl ShardWriter {
         // they repeat may be in a commit that is not durable yet.
         let mut records = Vec::new();
         let mut snapshot_due = None;
+        let mut journal_sequence = None;
         if !commands.is_empty() {
             let sequence = self.next_sequence;
             self.next_sequence += 1;
             self.commands_since_snapshot += commands.len() as u64;
             self.stats.commands_journaled.fetch_add(commands.len() as u64, Ordering::Relaxed);
-            // The journal record's sequence joins the order spans of this
-            // batch in a trace: the orders numbered here went out in it.
-            tracing::trace!(
-                shard = self.index,
-                sequence,
-                commands = commands.len(),
-                "batch queued for the journal"
-            );
+            journal_sequence = Some(sequence);
             // Commands encode into a Vec; a failure is a bug that must not
             // reach the journal as an empty record.
             let payload =
@@ -834,7 +838,12 @@ impl ShardWriter {
             let replies = replies.clone();
             Box::new(move |result: Result<(), bazaar_store::StoreError>| {
                 let taken = replies.lock().ok().and_then(|mut slot| slot.take());
-                acknowledge(&stats, taken.unwrap_or_default(), result.map_err(|e| e.to_string()));
+                acknowledge(
+                    &stats,
+                    taken.unwrap_or_default(),
+                    journal_sequence,
+                    result.map_err(|e| e.to_string()),
+                );
             })
         };
         // With a snapshot due, the event stream is compacted too, up to what
@@ -845,7 +854,7 @@ impl ShardWriter {
         }
         if let Err(error) = self.journal.append(records, event_compaction, on_durable) {
             let taken = replies.lock().ok().and_then(|mut slot| slot.take());
-            acknowledge(&self.stats, taken.unwrap_or_default(), Err(error.to_string()));
+            acknowledge(&self.stats, taken.unwrap_or_default(), None, Err(error.to_string()));
         }
         // The record is queued before the snapshot that includes it, so the
         // journal sees them in order. The copy is cheap (orders are shared
@@ -923,11 +932,7 @@ impl ShardWriter {
         let placed_at_ms = self.now_ms();
         let cart = self.shard.prepare_cart(&store, &request, placed_at_ms)?;
         let next_order = self.shard.store(&store).map_or(1, |state| state.orders().next_number());
-        // Plugin calls and their log lines happen inside this span, so each
-        // carries the store and the order number it was for.
-        let _span =
-            tracing::debug_span!("order", store = %store, order = next_order, shard = self.index)
-                .entered();
+        tracing::Span::current().record("order", next_order);
         let seed = order_seed(&store, next_order);
         let mut outputs = self.plugins.price_and_route(&self.shard, &cart, seed)?;
         // The risk plugins judge the price after promotions, before shipping.
@@ -952,16 +957,22 @@ impl ShardWriter {
     }
 }
 
+/// A request waiting for its batch's journal commit: its reply, what it
+/// did, and (for an order) the span its acknowledgement is traced in.
+type Acknowledgement = (Reply, Outcome, tracing::Span);
+
 /// Answers every request of a batch once its journal record is durable
 /// (or failed).
 fn acknowledge(
     stats: &NodeStats,
-    acknowledgements: Vec<(Reply, Outcome)>,
+    acknowledgements: Vec<Acknowledgement>,
+    journal_sequence: Option<u64>,
     result: Result<(), String>,
 ) {
-    for (reply, outcome) in acknowledgements {
+    for (reply, outcome, span) in acknowledgements {
         match &result {
             Ok(()) => {
+                span.in_scope(|| tracing::debug!(journal_sequence, "durable"));
                 if let Outcome::OrderPlaced { duplicate, .. } = outcome {
                     let counter =
                         if duplicate { &stats.orders_duplicate } else { &stats.orders_placed };
