@@ -14,7 +14,9 @@ use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bazaar_kernel::event::{EventKind, RefusalReason, derive_events};
-use bazaar_kernel::model::{Cart, OrderNumber, OrderRequest, PluginKind, Sku, StoreId, Totals};
+use bazaar_kernel::model::{
+    Cart, LineRequest, OrderNumber, OrderRequest, PluginKind, Sku, StoreId, Totals,
+};
 use bazaar_kernel::{
     Command, IdempotencyCheck, KernelError, Outcome, PlaceOrder, Shard, order_totals,
 };
@@ -683,7 +685,7 @@ impl BatchEvents {
         }
     }
 
-    fn refuse(&mut self, store: &StoreId, lines: &[(Sku, u32)], error: &NodeError) {
+    fn refuse(&mut self, store: &StoreId, lines: &[LineRequest], error: &NodeError) {
         let reason = match error {
             NodeError::Kernel(KernelError::InsufficientStock { .. }) => RefusalReason::SoldOut,
             NodeError::Kernel(KernelError::PurchaseLimitExceeded { .. }) => {
@@ -694,10 +696,10 @@ impl BatchEvents {
             }
             _ => RefusalReason::Other,
         };
-        for (sku, quantity) in lines {
-            let entry = self.refused.entry((store.clone(), sku.clone(), reason)).or_default();
+        for line in lines {
+            let entry = self.refused.entry((store.clone(), line.sku.clone(), reason)).or_default();
             entry.0 = entry.0.saturating_add(1);
-            entry.1 = entry.1.saturating_add(u64::from(*quantity));
+            entry.1 = entry.1.saturating_add(u64::from(line.quantity));
         }
     }
 
@@ -763,11 +765,6 @@ impl ShardWriter {
                     }
                 },
                 Work::PlaceOrder { store, request, reply, after } => {
-                    let asked: Vec<(Sku, u32)> = request
-                        .lines
-                        .iter()
-                        .map(|line| (line.sku.clone(), line.quantity))
-                        .collect();
                     // Plugin calls, their log lines and the acknowledgement
                     // after the journal commit happen inside this span, so
                     // each carries the store and the order number.
@@ -777,7 +774,7 @@ impl ShardWriter {
                         shard = self.index,
                         order = tracing::field::Empty
                     );
-                    let placed = span.in_scope(|| self.place_order(store.clone(), request));
+                    let placed = span.in_scope(|| self.place_order(store, request, &mut events));
                     match placed {
                         Ok((command, outcome)) => {
                             if let Some(after) = after {
@@ -791,7 +788,6 @@ impl ShardWriter {
                         }
                         Err(error) => {
                             self.stats.refused.fetch_add(1, Ordering::Relaxed);
-                            events.refuse(&store, &asked, &error);
                             reply(Err(error));
                         }
                     }
@@ -917,23 +913,61 @@ impl ShardWriter {
         &mut self,
         store: StoreId,
         request: OrderRequest,
+        events: &mut BatchEvents,
     ) -> Result<(Option<Command>, Outcome), NodeError> {
-        if let IdempotencyCheck::Duplicate(order) =
-            self.shard.check_idempotency(&store, &request)?
-        {
+        // A refusal is summarised from the request's lines, so only a
+        // refused order pays for reading them.
+        let decided = match self.decide(&store, &request) {
+            Ok(decided) => decided,
+            Err(error) => {
+                events.refuse(&store, &request.lines, &error);
+                return Err(error);
+            }
+        };
+        let decisions = match decided {
+            Decided::Duplicate(outcome) => return Ok((None, outcome)),
+            Decided::New(decisions) => decisions,
+        };
+        let command = Command::PlaceOrder(Box::new(PlaceOrder {
+            store,
+            request,
+            placed_at_ms: decisions.placed_at_ms,
+            adjustments: decisions.outputs.adjustments,
+            pricing_failures: decisions.outputs.pricing_failures,
+            risk_checks: decisions.risk_checks,
+            shipment_plan: decisions.outputs.shipment_plan,
+            state_writes: decisions.outputs.state_writes,
+        }));
+        match self.shard.apply(&command) {
+            Ok(outcome) => Ok((Some(command), outcome)),
+            Err(error) => {
+                let error = NodeError::from(error);
+                if let Command::PlaceOrder(place) = &command {
+                    events.refuse(&place.store, &place.request.lines, &error);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Everything a new order needs decided before it is applied: its time,
+    /// and what its pricing, logistics and risk plugins answered; or the
+    /// answer of the earlier order a repeated request gets.
+    fn decide(&mut self, store: &StoreId, request: &OrderRequest) -> Result<Decided, NodeError> {
+        if let IdempotencyCheck::Duplicate(order) = self.shard.check_idempotency(store, request)? {
             let totals = self
                 .shard
-                .store(&store)
+                .store(store)
                 .and_then(|state| state.order(order))
                 .map(|order| order.totals)
                 .unwrap_or_default();
-            return Ok((None, Outcome::OrderPlaced { order, totals, duplicate: true }));
+            return Ok(Decided::Duplicate(Outcome::OrderPlaced { order, totals, duplicate: true }));
         }
         let placed_at_ms = self.now_ms();
-        let cart = self.shard.prepare_cart(&store, &request, placed_at_ms)?;
-        let next_order = self.shard.store(&store).map_or(1, |state| state.orders().next_number());
+        let cart = self.shard.prepare_cart(store, request, placed_at_ms)?;
+        let next_order = self.shard.store(store).map_or(1, |state| state.orders().next_number());
         tracing::Span::current().record("order", next_order);
-        let seed = order_seed(&store, next_order);
+        let seed = order_seed(store, next_order);
         let mut outputs = self.plugins.price_and_route(&self.shard, &cart, seed)?;
         // The risk plugins judge the price after promotions, before shipping.
         let total_minor = order_totals(&cart, outputs.discount_minor, 0)?.total_minor;
@@ -942,19 +976,23 @@ impl ShardWriter {
             .assess_risk(&self.shard, &cart, total_minor, seed)
             .map_err(NodeError::from)?;
         outputs.state_writes.extend(risk_writes);
-        let command = Command::PlaceOrder(Box::new(PlaceOrder {
-            store,
-            request,
-            placed_at_ms,
-            adjustments: outputs.adjustments,
-            pricing_failures: outputs.pricing_failures,
-            risk_checks,
-            shipment_plan: outputs.shipment_plan,
-            state_writes: outputs.state_writes,
-        }));
-        let outcome = self.shard.apply(&command)?;
-        Ok((Some(command), outcome))
+        Ok(Decided::New(Decisions { placed_at_ms, outputs, risk_checks }))
     }
+}
+
+/// What [`ShardWriter::decide`] found.
+enum Decided {
+    /// An earlier order served the same request: its answer.
+    Duplicate(Outcome),
+    /// A new order, with its decisions.
+    New(Decisions),
+}
+
+/// A new order's time and its plugins' answers.
+struct Decisions {
+    placed_at_ms: u64,
+    outputs: PluginOutputs,
+    risk_checks: Vec<bazaar_kernel::model::RiskCheck>,
 }
 
 /// A request waiting for its batch's journal commit: its reply, what it
