@@ -62,26 +62,28 @@ pub fn record_of(sequence: u64) -> u64 {
     sequence >> 28
 }
 
-/// One store's event as journaled.
+/// One store's events of a batch, as journaled: the store and its
+/// currency once, then what happened, in order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredEvent {
+pub struct StoreEvents {
     /// The store.
     pub store: StoreId,
     /// The store's currency.
     pub currency: Currency,
     /// What happened.
-    pub kind: EventKind,
+    pub events: Vec<EventKind>,
 }
 
 /// The payload of an event record, versioned like the command journal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventRecord {
-    /// Events of one batch, committed at `at_ms`.
+    /// Events of one batch, committed at `at_ms`, grouped by store. An
+    /// event's index in the record counts through the groups in order.
     V1 {
         /// When the batch was committed, milliseconds since the epoch.
         at_ms: u64,
-        /// The events in order.
-        events: Vec<StoredEvent>,
+        /// Each store's events, each store once.
+        stores: Vec<StoreEvents>,
     },
 }
 
@@ -144,17 +146,21 @@ impl EventReader {
                 }
                 records += 1;
                 match postcard::from_bytes::<EventRecord>(&record.payload) {
-                    Ok(EventRecord::V1 { at_ms, events: stored }) => {
-                        for (index, event) in stored.into_iter().enumerate() {
-                            let sequence = event_sequence(record.sequence, index, shard);
-                            if sequence > after_sequence {
-                                events.push(Event {
-                                    sequence,
-                                    store: event.store,
-                                    currency: event.currency,
-                                    at_ms,
-                                    kind: event.kind,
-                                });
+                    Ok(EventRecord::V1 { at_ms, stores }) => {
+                        let mut index = 0;
+                        for group in stores {
+                            for kind in group.events {
+                                let sequence = event_sequence(record.sequence, index, shard);
+                                index += 1;
+                                if sequence > after_sequence {
+                                    events.push(Event {
+                                        sequence,
+                                        store: group.store.clone(),
+                                        currency: group.currency,
+                                        at_ms,
+                                        kind,
+                                    });
+                                }
                             }
                         }
                     }

@@ -6,7 +6,7 @@
 //! journal thread (one durable commit for many batches) -> the caller's
 //! reply. Nothing is acknowledged before the journal says it is durable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +17,7 @@ use bazaar_kernel::event::{EventKind, RefusalReason, derive_events};
 use bazaar_kernel::model::{
     Cart, LineRequest, OrderNumber, OrderRequest, PluginKind, Sku, StoreId, Totals,
 };
+use bazaar_kernel::money::Currency;
 use bazaar_kernel::{
     Command, IdempotencyCheck, KernelError, Outcome, PlaceOrder, Shard, order_totals,
 };
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::events::{
-    EVENT_RECORDS_RETAINED_MAX, EVENTS_PER_RECORD_MAX, EventRecord, SHARDS_MAX, StoredEvent,
+    EVENT_RECORDS_RETAINED_MAX, EVENTS_PER_RECORD_MAX, EventRecord, SHARDS_MAX, StoreEvents,
     event_stream, record_of,
 };
 use crate::pipeline::{PluginOutputs, Refusal, ShardPlugins};
@@ -672,17 +673,38 @@ struct ShardWriter {
 /// attempts summarised per store, SKU and reason.
 #[derive(Default)]
 struct BatchEvents {
-    events: Vec<StoredEvent>,
+    /// Each store's events, in the order the stores first had one.
+    groups: Vec<StoreEvents>,
+    /// Where each store's group is in `groups`.
+    group_of: HashMap<StoreId, usize>,
     refused: BTreeMap<(StoreId, Sku, RefusalReason), (u32, u64)>,
 }
 
 impl BatchEvents {
     fn add(&mut self, shard: &Shard, command: &Command, outcome: &Outcome) {
-        let store = command.store();
-        let Some(currency) = shard.store(store).map(|state| state.currency()) else { return };
-        for kind in derive_events(shard, command, outcome) {
-            self.events.push(StoredEvent { store: store.clone(), currency, kind });
+        let events = derive_events(shard, command, outcome);
+        if let Some(state) = shard.store(command.store())
+            && !events.is_empty()
+        {
+            self.group(command.store(), state.currency()).extend(events);
         }
+    }
+
+    /// The events of `store` in this batch, its group started on first use.
+    fn group(&mut self, store: &StoreId, currency: Currency) -> &mut Vec<EventKind> {
+        let index = match self.group_of.get(store) {
+            Some(index) => *index,
+            None => {
+                self.groups.push(StoreEvents {
+                    store: store.clone(),
+                    currency,
+                    events: Vec::new(),
+                });
+                self.group_of.insert(store.clone(), self.groups.len() - 1);
+                self.groups.len() - 1
+            }
+        };
+        &mut self.groups[index].events
     }
 
     fn refuse(&mut self, store: &StoreId, lines: &[LineRequest], error: &NodeError) {
@@ -703,17 +725,21 @@ impl BatchEvents {
         }
     }
 
-    /// The batch's events with the refusal summaries last.
-    fn into_events(mut self, shard: &Shard) -> Vec<StoredEvent> {
-        for ((store, sku, reason), (attempts, units)) in self.refused {
-            let Some(currency) = shard.store(&store).map(|state| state.currency()) else {
-                continue;
-            };
-            let kind = EventKind::CheckoutRefused { sku, attempts, units, reason };
-            self.events.push(StoredEvent { store, currency, kind });
+    /// The batch's events by store, each store's refusal summaries last.
+    fn into_groups(mut self, shard: &Shard) -> Vec<StoreEvents> {
+        for ((store, sku, reason), (attempts, units)) in std::mem::take(&mut self.refused) {
+            if let Some(state) = shard.store(&store) {
+                let kind = EventKind::CheckoutRefused { sku, attempts, units, reason };
+                self.group(&store, state.currency()).push(kind);
+            }
         }
-        self.events.truncate(EVENTS_PER_RECORD_MAX);
-        self.events
+        let mut room = EVENTS_PER_RECORD_MAX;
+        for group in &mut self.groups {
+            group.events.truncate(room);
+            room -= group.events.len();
+        }
+        self.groups.retain(|group| !group.events.is_empty());
+        self.groups
     }
 }
 
@@ -794,7 +820,7 @@ impl ShardWriter {
                 }
             }
         }
-        let events = events.into_events(&self.shard);
+        let events = events.into_groups(&self.shard);
         if acknowledgements.is_empty() && events.is_empty() {
             return;
         }
@@ -819,8 +845,9 @@ impl ShardWriter {
             }
         }
         if !events.is_empty() {
-            let payload = postcard::to_allocvec(&EventRecord::V1 { at_ms: self.now_ms(), events })
-                .expect("events encode");
+            let payload =
+                postcard::to_allocvec(&EventRecord::V1 { at_ms: self.now_ms(), stores: events })
+                    .expect("events encode");
             let sequence = self.next_event_record;
             self.next_event_record += 1;
             records.push(JournalRecord { stream: event_stream(self.index), sequence, payload });
