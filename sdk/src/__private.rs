@@ -48,12 +48,34 @@ pub mod analytics {
     });
 }
 
+#[cfg(feature = "device-driver")]
+pub mod device_driver {
+    wit_bindgen::generate!({
+        world: "device-driver",
+        path: "../wit",
+        pub_export_macro: true,
+        export_macro_name: "__bazaar_export_device_driver_world",
+    });
+}
+
+// The device driver's glue lives apart: its world shares no types with the
+// commerce worlds (no `types` interface, no `plugin-error`).
+#[cfg(feature = "device-driver")]
+mod driver;
+#[cfg(feature = "device-driver")]
+pub use driver::{driver_decode, driver_encode, driver_namespace, driver_subscriptions};
+
 // The bindings of the one world this build embeds, for the glue below and
 // for the host imports (`crate::host`). Exactly one world is enabled in a
 // component (the crate root refuses more); the order of precedence only
 // keeps a refused build from piling up errors.
 #[cfg(feature = "analytics")]
 pub(crate) use analytics as world;
+#[cfg(all(
+    feature = "device-driver",
+    not(any(feature = "pricing", feature = "logistics", feature = "risk", feature = "analytics"))
+))]
+pub(crate) use device_driver as world;
 #[cfg(all(
     feature = "logistics",
     not(any(feature = "pricing", feature = "risk", feature = "analytics"))
@@ -64,10 +86,22 @@ pub(crate) use pricing as world;
 #[cfg(all(feature = "risk", not(feature = "analytics")))]
 pub(crate) use risk as world;
 
+#[cfg(any(
+    feature = "pricing",
+    feature = "logistics",
+    feature = "risk",
+    feature = "analytics"
+))]
 use world::bazaar::commerce::types as wit;
 
 #[cfg(any(feature = "pricing", feature = "logistics", feature = "risk"))]
 use crate::types::{Address, Cart, CartLine, Coordinates, Customer, CustomerSegment};
+#[cfg(any(
+    feature = "pricing",
+    feature = "logistics",
+    feature = "risk",
+    feature = "analytics"
+))]
 use crate::{Money, PluginError};
 
 /// The body of the exported `price-cart`: converts, prices with the store's
@@ -318,6 +352,7 @@ fn money_to_wit(money: Money) -> wit::Money {
     wit::Money { amount_minor: money.amount_minor, currency: money.currency }
 }
 
+#[cfg(any(feature = "pricing", feature = "logistics", feature = "risk", feature = "analytics"))]
 fn error_to_wit(error: PluginError) -> wit::PluginError {
     match error {
         PluginError::InvalidConfig(message) => wit::PluginError::InvalidConfig(message),

@@ -7,6 +7,8 @@
 //! - [`types`]: the WIT records as ordinary structs ([`Cart`],
 //!   [`RouteRequest`], [`ShipmentPlan`], [`RiskRequest`], ...), used by
 //!   plugin logic on every target;
+//! - [`device`]: the device bus's commands, frames and events a driver
+//!   plugin translates ([`DeviceCommand`], [`Frame`], [`DeviceEvent`], ...);
 //! - [`events`]: the domain events an analytics plugin consumes
 //!   ([`Event`], [`EventKind`], ...), and [`query`]: the JSON arguments and
 //!   answers of its named queries;
@@ -14,9 +16,9 @@
 //!   parsing, never floats;
 //! - [`config`]: the store's JSON configuration, parsed once into a typed
 //!   value and cached while the text is unchanged;
-//! - [`log`], [`state`]: the host imports; on native targets an in-process
-//!   stand-in ([`stand_in`]) takes their place so plugin logic can be unit
-//!   tested with `cargo test`;
+//! - [`log`], `state` (every world but the device driver's): the host
+//!   imports; on native targets an in-process stand-in ([`stand_in`]) takes
+//!   their place so plugin logic can be unit tested with `cargo test`;
 //! - [`geo`]: integer-only distances between coordinates;
 //! - [`testing`]: builders that keep a plugin's unit tests short.
 //!
@@ -64,9 +66,9 @@
 //! ```
 //!
 //! The plugin crate enables exactly one world feature of this crate
-//! (`pricing`, `logistics`, `risk` or `analytics`): a component embeds the
-//! type of one world, and linking two would make it claim exports it does
-//! not have.
+//! (`pricing`, `logistics`, `risk`, `analytics` or `device-driver`): a
+//! component embeds the type of one world, and linking two would make it
+//! claim exports it does not have.
 
 #[cfg(all(
     target_arch = "wasm32",
@@ -74,23 +76,31 @@
         all(feature = "pricing", feature = "logistics"),
         all(feature = "pricing", feature = "risk"),
         all(feature = "pricing", feature = "analytics"),
+        all(feature = "pricing", feature = "device-driver"),
         all(feature = "logistics", feature = "risk"),
         all(feature = "logistics", feature = "analytics"),
+        all(feature = "logistics", feature = "device-driver"),
         all(feature = "risk", feature = "analytics"),
+        all(feature = "risk", feature = "device-driver"),
+        all(feature = "analytics", feature = "device-driver"),
     )
 ))]
 compile_error!(
-    "bazaar-sdk: enable exactly one of the features `pricing`, `logistics`, `risk` and \
-     `analytics` for a wasm build; a component implements one world. Build each plugin in its \
-     own cargo invocation so features do not unify across plugins."
+    "bazaar-sdk: enable exactly one of the features `pricing`, `logistics`, `risk`, \
+     `analytics` and `device-driver` for a wasm build; a component implements one world. Build \
+     each plugin in its own cargo invocation so features do not unify across plugins."
 );
 
 pub mod config;
+pub mod device;
 pub mod events;
 pub mod geo;
 pub mod log;
 pub mod money;
 pub mod query;
+// The device-driver world imports no `state`: a driver keeps what it must
+// remember in the memory the host threads through its calls.
+#[cfg(not(all(target_arch = "wasm32", feature = "device-driver")))]
 pub mod state;
 pub mod testing;
 pub mod types;
@@ -99,18 +109,36 @@ mod error;
 
 #[cfg(all(
     target_arch = "wasm32",
-    any(feature = "pricing", feature = "logistics", feature = "risk", feature = "analytics")
+    any(
+        feature = "pricing",
+        feature = "logistics",
+        feature = "risk",
+        feature = "analytics",
+        feature = "device-driver"
+    )
 ))]
 mod host;
 #[cfg(not(all(
     target_arch = "wasm32",
-    any(feature = "pricing", feature = "logistics", feature = "risk", feature = "analytics")
+    any(
+        feature = "pricing",
+        feature = "logistics",
+        feature = "risk",
+        feature = "analytics",
+        feature = "device-driver"
+    )
 )))]
 pub mod stand_in;
 
 #[cfg(all(
     target_arch = "wasm32",
-    any(feature = "pricing", feature = "logistics", feature = "risk", feature = "analytics")
+    any(
+        feature = "pricing",
+        feature = "logistics",
+        feature = "risk",
+        feature = "analytics",
+        feature = "device-driver"
+    )
 ))]
 #[doc(hidden)]
 pub mod __private;
@@ -119,16 +147,33 @@ pub mod __private;
 // everywhere else.
 #[cfg(all(
     target_arch = "wasm32",
-    any(feature = "pricing", feature = "logistics", feature = "risk", feature = "analytics")
+    any(
+        feature = "pricing",
+        feature = "logistics",
+        feature = "risk",
+        feature = "analytics",
+        feature = "device-driver"
+    )
 ))]
 use host as backend;
 #[cfg(not(all(
     target_arch = "wasm32",
-    any(feature = "pricing", feature = "logistics", feature = "risk", feature = "analytics")
+    any(
+        feature = "pricing",
+        feature = "logistics",
+        feature = "risk",
+        feature = "analytics",
+        feature = "device-driver"
+    )
 )))]
 use stand_in as backend;
 
 pub use config::PluginConfig;
+pub use device::{
+    ActionKind, ActionStatus, ActionUpdate, Battery, ConnectionState, Decoded, DeviceCommand,
+    DeviceContext, DeviceError, DeviceEvent, DeviceInfo, DevicePosition, DriverError, Encoded,
+    ErrorLevel, Frame, Job, MapNode, NodeReached, Stop, StopAction,
+};
 pub use error::PluginError;
 pub use events::{
     CheckoutRefused, Discount, Event, EventKind, EventLine, OrderPlaced, OrderStatus,
@@ -242,6 +287,99 @@ pub trait AnalyticsPlugin {
     fn query_with_store_config(name: &str, arguments_json: &str) -> Result<String, PluginError> {
         let config = config::load::<Self::Config>()?;
         Self::query(name, arguments_json, &config)
+    }
+}
+
+/// A device driver: a vendor protocol for robots, conveyors or lockers,
+/// as a pure translation between the host's commands and MQTT frames, and
+/// between inbound frames and typed device events.
+///
+/// Implement it on a unit struct and export it with [`export_driver!`].
+/// The host owns the transport, retries, timeouts and the device registry;
+/// a driver does no input or output. What it must remember about a device
+/// between calls (message counters, the current job) goes into the
+/// `memory` of its answer, which the host hands back as
+/// [`DeviceContext::memory`] on the next call for the same device.
+///
+/// Bad input is an error, never a panic: an inbound payload that is not a
+/// message of the protocol is [`DriverError::Malformed`], a command the
+/// device cannot be given is [`DriverError::Unsupported`]. A failed call
+/// changes nothing: the host keeps the memory it had.
+pub trait DriverPlugin {
+    /// The store's configuration of the plugin, parsed from JSON.
+    type Config: PluginConfig;
+
+    /// The topic prefix all of the device's traffic lies under, ending with
+    /// `/`. The host routes inbound frames by it and refuses outbound frames
+    /// outside it. A device the driver cannot address gets
+    /// [`device::UNROUTABLE_NAMESPACE`].
+    fn namespace(device: &DeviceInfo, config: &Self::Config) -> String;
+
+    /// The topics, each under the namespace, that the host subscribes to
+    /// for the device.
+    fn subscriptions(device: &DeviceInfo, config: &Self::Config) -> Vec<String>;
+
+    /// The frames that carry `command` to the device, and the memory to
+    /// keep.
+    fn encode(
+        context: &DeviceContext,
+        command: &DeviceCommand,
+        config: &Self::Config,
+    ) -> Result<Encoded, DriverError>;
+
+    /// The events an inbound frame on `topic` carries, and the memory to
+    /// keep.
+    fn decode(
+        context: &DeviceContext,
+        topic: &str,
+        payload: &[u8],
+        config: &Self::Config,
+    ) -> Result<Decoded, DriverError>;
+
+    /// The namespace with the calling store's configuration. A store whose
+    /// configuration is unusable gets [`device::UNROUTABLE_NAMESPACE`]: the
+    /// device is then unreachable rather than addressed with settings the
+    /// store did not give, and [`DriverPlugin::encode_with_store_config`]
+    /// says why. This is what the exported `namespace` function runs.
+    fn namespace_with_store_config(device: &DeviceInfo) -> String {
+        match config::load::<Self::Config>() {
+            Ok(config) => Self::namespace(device, &config),
+            Err(_) => device::UNROUTABLE_NAMESPACE.to_owned(),
+        }
+    }
+
+    /// The subscriptions with the calling store's configuration; none when
+    /// it is unusable (see [`DriverPlugin::namespace_with_store_config`]).
+    /// This is what the exported `subscriptions` function runs.
+    fn subscriptions_with_store_config(device: &DeviceInfo) -> Vec<String> {
+        match config::load::<Self::Config>() {
+            Ok(config) => Self::subscriptions(device, &config),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Encodes `command` with the calling store's configuration, read
+    /// through the `config` import and cached while its text is unchanged;
+    /// an unusable configuration is [`DriverError::Unsupported`], naming
+    /// the problem. This is what the exported `encode` function runs.
+    fn encode_with_store_config(
+        context: &DeviceContext,
+        command: &DeviceCommand,
+    ) -> Result<Encoded, DriverError> {
+        let config = config::load::<Self::Config>()?;
+        Self::encode(context, command, &config)
+    }
+
+    /// Decodes an inbound frame with the calling store's configuration
+    /// (an unusable one is [`DriverError::Unsupported`]). This is what the
+    /// exported `decode` function runs.
+    fn decode_with_store_config(
+        context: &DeviceContext,
+        topic: &str,
+        payload: &[u8],
+    ) -> Result<Decoded, DriverError> {
+        let config = config::load::<Self::Config>()?;
+        Self::decode(context, topic, payload, &config)
     }
 }
 
@@ -447,6 +585,78 @@ macro_rules! export_analytics {
         ::core::compile_error!(
             "export_analytics! needs the `analytics` feature of bazaar-sdk: \
              bazaar-sdk = { version = \"...\", features = [\"analytics\"] }"
+        );
+    };
+}
+
+/// Exports a [`DriverPlugin`] as the component's `driver` interface.
+///
+/// Invoke it once, at the top level of the plugin crate. On native targets
+/// it expands to nothing, so the same crate also builds as an ordinary
+/// library for unit tests and native benchmarks.
+#[cfg(feature = "device-driver")]
+#[macro_export]
+macro_rules! export_driver {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct BazaarDriverExport;
+
+            impl $crate::__private::device_driver::exports::bazaar::commerce::driver::Guest
+                for BazaarDriverExport
+            {
+                fn namespace(
+                    device: $crate::__private::device_driver::bazaar::commerce::device_types::DeviceInfo,
+                ) -> ::std::string::String {
+                    $crate::__private::driver_namespace::<$plugin>(device)
+                }
+
+                fn subscriptions(
+                    device: $crate::__private::device_driver::bazaar::commerce::device_types::DeviceInfo,
+                ) -> ::std::vec::Vec<::std::string::String> {
+                    $crate::__private::driver_subscriptions::<$plugin>(device)
+                }
+
+                fn encode(
+                    context: $crate::__private::device_driver::bazaar::commerce::device_types::DeviceContext,
+                    command: $crate::__private::device_driver::bazaar::commerce::device_types::DeviceCommand,
+                ) -> ::core::result::Result<
+                    $crate::__private::device_driver::bazaar::commerce::device_types::Encoded,
+                    $crate::__private::device_driver::bazaar::commerce::device_types::DriverError,
+                > {
+                    $crate::__private::driver_encode::<$plugin>(context, command)
+                }
+
+                fn decode(
+                    context: $crate::__private::device_driver::bazaar::commerce::device_types::DeviceContext,
+                    topic: ::std::string::String,
+                    payload: ::std::vec::Vec<u8>,
+                ) -> ::core::result::Result<
+                    $crate::__private::device_driver::bazaar::commerce::device_types::Decoded,
+                    $crate::__private::device_driver::bazaar::commerce::device_types::DriverError,
+                > {
+                    $crate::__private::driver_decode::<$plugin>(context, &topic, &payload)
+                }
+            }
+
+            $crate::__private::device_driver::__bazaar_export_device_driver_world!(
+                BazaarDriverExport with_types_in $crate::__private::device_driver
+            );
+        };
+    };
+}
+
+/// Stands in for the real macro when the `device-driver` feature is off: a
+/// no-op on native targets (like the real one) and, on wasm, an error that
+/// says which feature to enable instead of a confusing missing-module error.
+#[cfg(not(feature = "device-driver"))]
+#[macro_export]
+macro_rules! export_driver {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        ::core::compile_error!(
+            "export_driver! needs the `device-driver` feature of bazaar-sdk: \
+             bazaar-sdk = { version = \"...\", features = [\"device-driver\"] }"
         );
     };
 }

@@ -42,8 +42,14 @@
 //! assert_eq!(events.len(), 4);
 //! assert_eq!(events[3].sequence, 4);
 //! ```
+//!
+//! A device driver is called through a [`DriverSession`], which threads the
+//! driver's memory from call to call as the host does.
 
 use std::collections::BTreeMap;
+
+mod driver;
+pub use driver::DriverSession;
 
 use crate::events::{
     CheckoutRefused, Discount, Event, EventKind, EventLine, OrderPlaced, OrderStatus,

@@ -33,7 +33,7 @@ include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
 
 /// The first-party plugins, in a fixed order.
 pub const FIRST_PARTY: &[Artifact] =
-    &[PRICING_PROMOTIONS, LOGISTICS_ROUTER, RISK_GUARD, ANALYTICS_LIVE];
+    &[PRICING_PROMOTIONS, LOGISTICS_ROUTER, RISK_GUARD, ANALYTICS_LIVE, DRIVER_VDA5050];
 
 /// Every component built for tests (the example partner plugin included),
 /// in a fixed order.
@@ -47,6 +47,7 @@ pub const TEST_GUESTS: &[Artifact] = &[
     TAGGED_PRICING_V1,
     TAGGED_PRICING_V2,
     HOSTILE_ANALYTICS,
+    HOSTILE_DRIVER,
 ];
 
 /// A valid WebAssembly *core module*, not a component: the smallest module

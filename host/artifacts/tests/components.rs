@@ -7,7 +7,8 @@
 use std::collections::BTreeSet;
 
 use bazaar_artifacts::{
-    ANALYTICS_LIVE, Artifact, FIRST_PARTY, LOGISTICS_ROUTER, PRICING_PROMOTIONS, RISK_GUARD,
+    ANALYTICS_LIVE, Artifact, DRIVER_VDA5050, FIRST_PARTY, LOGISTICS_ROUTER, PRICING_PROMOTIONS,
+    RISK_GUARD,
 };
 use wasmparser::{Parser, Payload, Validator, WasmFeatures};
 
@@ -28,9 +29,9 @@ const BAZAAR_PREFIX: &str = "bazaar:commerce/";
 const BAZAAR_VERSION: &str = "@0.1.0";
 
 /// The Bazaar interfaces of shared types (every plugin imports `types`,
-/// analytics plugins `events` too): they have no functions and need no
-/// grant.
-const TYPE_INTERFACES: [&str; 2] = ["types", "events"];
+/// analytics plugins `events`, device drivers `device-types`): they have no
+/// functions and need no grant.
+const TYPE_INTERFACES: [&str; 3] = ["types", "events", "device-types"];
 
 /// The test guests, when this build has them.
 #[cfg(feature = "test-guests")]
@@ -132,6 +133,8 @@ fn each_plugin_exports_exactly_the_extension_point_of_its_manifest_kind() {
     assert_eq!(risk_exports, ["bazaar:commerce/risk-assessor@0.1.0"]);
     let (_, analytics_exports) = interface_names(ANALYTICS_LIVE.wasm);
     assert_eq!(analytics_exports, ["bazaar:commerce/analyzer@0.1.0"]);
+    let (_, driver_exports) = interface_names(DRIVER_VDA5050.wasm);
+    assert_eq!(driver_exports, ["bazaar:commerce/driver@0.1.0"]);
     for artifact in all_artifacts() {
         let (kind, _) = kind_and_capabilities(&artifact);
         let export = match kind.as_str() {
@@ -139,6 +142,7 @@ fn each_plugin_exports_exactly_the_extension_point_of_its_manifest_kind() {
             "logistics" => "bazaar:commerce/router@0.1.0",
             "risk" => "bazaar:commerce/risk-assessor@0.1.0",
             "analytics" => "bazaar:commerce/analyzer@0.1.0",
+            "device-driver" => "bazaar:commerce/driver@0.1.0",
             other => panic!("{} has an unknown kind {other:?}", artifact.id),
         };
         let (_, exports) = interface_names(artifact.wasm);
@@ -200,6 +204,7 @@ fn versions_come_from_the_plugin_manifests() {
     assert_eq!(RISK_GUARD.id, "risk-guard");
     assert_eq!(RISK_GUARD.version, "0.1.0");
     assert_eq!(ANALYTICS_LIVE.id, "analytics-live");
+    assert_eq!(DRIVER_VDA5050.id, "driver-vda5050");
     for artifact in all_artifacts() {
         let parts: Vec<&str> = artifact.version.split('.').collect();
         assert_eq!(parts.len(), 3, "{}: {:?}", artifact.id, artifact.version);

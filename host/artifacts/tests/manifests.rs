@@ -188,6 +188,7 @@ fn every_manifest_has_valid_ids_kind_texts_capabilities_and_failure_policy() {
             "logistics" => &["fallback", "fail-closed"],
             "risk" => &["fail-closed", "fail-open"],
             "analytics" => &["fail-open"],
+            "device-driver" => &["quarantine"],
             other => panic!("{id}: unknown kind {other:?}"),
         };
         if let Some(policy) = manifest.get("failure-policy") {

@@ -37,6 +37,10 @@ Observability: Prometheus metrics at /metrics (an operator token is needed
 unless --metrics-public); logs on standard error, as text or, with
 --log-format json, one JSON object per line; RUST_LOG sets the level.
 
+Devices: the node embeds an MQTT broker on 127.0.0.1:1883 for its robots
+(--mqtt-listen; port 0 picks a free port), or connects to an external one
+(--mqtt-broker mqtt://host:port), or runs without a device bus (--mqtt-disabled).
+
 Stop with Ctrl-C or SIGTERM: requests in flight finish and the journal is flushed.";
 
 #[derive(Subcommand)]
@@ -155,6 +159,29 @@ struct ServeArgs {
     /// sends none (keep the port to the monitoring network) [default: false].
     #[arg(long, env = "BAZAAR_METRICS_PUBLIC", num_args = 0..=1, default_missing_value = "true")]
     metrics_public: Option<bool>,
+    /// Address and port of the embedded MQTT broker robots connect to
+    /// [default: 127.0.0.1:1883]; port 0 picks a free port.
+    #[arg(long, env = "BAZAAR_MQTT_LISTEN")]
+    mqtt_listen: Option<String>,
+    /// An external MQTT broker, mqtt://host:port; when set, no broker is
+    /// embedded and --mqtt-listen is not used.
+    #[arg(long, env = "BAZAAR_MQTT_BROKER")]
+    mqtt_broker: Option<String>,
+    /// Run without a device bus: devices can be registered, nothing drives
+    /// them, emergency stops are refused [default: false].
+    #[arg(long, env = "BAZAAR_MQTT_DISABLED", num_args = 0..=1, default_missing_value = "true")]
+    mqtt_disabled: Option<bool>,
+    /// How often the device bus dispatches tasks to free robots, in ms [default: 50].
+    #[arg(long, env = "BAZAAR_BUS_DISPATCH_INTERVAL_MS")]
+    bus_dispatch_interval_ms: Option<u64>,
+    /// How long a robot's job may report no progress before its task goes
+    /// to another robot, in ms [default: 120000].
+    #[arg(long, env = "BAZAAR_BUS_JOB_PROGRESS_TIMEOUT_MS")]
+    bus_job_progress_timeout_ms: Option<u64>,
+    /// Commands per second one device may be sent (pauses and resumes are
+    /// never held back) [default: 10].
+    #[arg(long, env = "BAZAAR_BUS_DEVICE_COMMANDS_PER_SECOND")]
+    bus_device_commands_per_second: Option<u32>,
 }
 
 /// Runs `bazaar serve`: flags and environment over the file over the defaults.
@@ -177,6 +204,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         customer_rate_burst: args.customer_rate_burst,
         log_format: args.log_format,
         metrics_public: args.metrics_public,
+        mqtt_listen: args.mqtt_listen,
+        mqtt_broker: args.mqtt_broker,
+        mqtt_disabled: args.mqtt_disabled,
+        bus_dispatch_interval_ms: args.bus_dispatch_interval_ms,
+        bus_job_progress_timeout_ms: args.bus_job_progress_timeout_ms,
+        bus_device_commands_per_second: args.bus_device_commands_per_second,
     };
     let config = given.over(file).resolve()?;
     init_logging(config.log_format);

@@ -5,8 +5,9 @@
 //! runs the JavaScript driver `tests/console/e2e.mjs` (playwright-core),
 //! which signs in as the merchant, watches the live dashboard move as
 //! orders arrive, pays an order, enables a plugin in the marketplace after
-//! seeing an invalid configuration refused, then signs in as the operator
-//! and rolls a plugin back. Screenshots of each step go to
+//! seeing an invalid configuration refused, sees its robot on the fleet
+//! page and stops and resumes its zone, then signs in as the operator and
+//! rolls a plugin back. Screenshots of each step go to
 //! `target/console-screenshots/`.
 //!
 //! `scripts/test` installs what the driver needs (Debian's `chromium` and
@@ -19,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bazaar_artifacts::{TAGGED_PRICING_V1, TAGGED_PRICING_V2};
-use common::{Publisher, Server, order_body};
+use common::{DRIVER_PLUGIN, Publisher, Server, order_body};
 use serde_json::json;
 
 /// Where Debian's chromium package installs the browser the driver launches.
@@ -32,6 +33,10 @@ const SKU: &str = "D11-PHONE";
 const SOLD_OUT_SKU: &str = "D11-TV";
 /// Units of `SOLD_OUT_SKU` in stock, all ordered.
 const SOLD_OUT_UNITS: u32 = 2;
+/// The robot registered in the warehouse.
+const DEVICE: &str = "agv-1";
+/// Its zone.
+const ZONE: &str = "north";
 
 /// The directory of the driver and its `node_modules`.
 fn driver_dir() -> PathBuf {
@@ -152,6 +157,37 @@ async fn a_merchant_and_an_operator_run_the_console_in_a_real_browser() {
         )
         .await;
 
+    // A map of the warehouse and a robot in it, for the fleet page.
+    server
+        .operator(
+            "PUT",
+            &format!("/v1/stores/{STORE}/warehouses/HGH/layout"),
+            Some(json!({
+                "map_id": "hgh-1",
+                "nodes": [
+                    {"id": "A1", "x_mm": 12_000, "y_mm": 3_500},
+                    {"id": "pack", "x_mm": 0, "y_mm": 0}
+                ],
+                "pick_locations": {SKU: "A1"},
+                "pack_station": "pack"
+            })),
+            200,
+        )
+        .await;
+    server.enable_driver(STORE).await;
+    server
+        .operator(
+            "PUT",
+            &format!("/v1/stores/{STORE}/devices/{DEVICE}"),
+            Some(json!({
+                "kind": "agv", "warehouse": "HGH", "zone": ZONE, "driver": DRIVER_PLUGIN,
+                "manufacturer": "acme-robotics", "serial_number": "E2E-1", "model": "T1"
+            })),
+            201,
+        )
+        .await;
+    server.wait_for_bus().await;
+
     let screenshots = screenshot_dir();
     let mut driver = Command::new("node");
     driver
@@ -166,6 +202,8 @@ async fn a_merchant_and_an_operator_run_the_console_in_a_real_browser() {
         .env("BAZAAR_PLUGIN", "tagged-pricing")
         .env("BAZAAR_ROLLBACK_FROM", TAGGED_PRICING_V2.version)
         .env("BAZAAR_ROLLBACK_TO", TAGGED_PRICING_V1.version)
+        .env("BAZAAR_DEVICE", DEVICE)
+        .env("BAZAAR_ZONE", ZONE)
         .env("BAZAAR_SCREENSHOTS", &screenshots);
     // The driver waits on the page with its own timeouts and exits non-zero
     // on the first step that does not show what it should.
@@ -193,4 +231,6 @@ async fn a_merchant_and_an_operator_run_the_console_in_a_real_browser() {
     let paid =
         server.all_orders(STORE).await.iter().filter(|order| order["status"] == "paid").count();
     assert_eq!(paid, 1, "the driver paid one order");
+    let devices = server.operator("GET", &format!("/v1/stores/{STORE}/devices"), None, 200).await;
+    assert_eq!(devices["stopped_zones"], json!([]), "the driver resumed the zone it stopped");
 }

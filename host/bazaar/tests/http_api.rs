@@ -1,6 +1,8 @@
 //! The HTTP API end to end against a real `bazaar serve` process over TCP:
 //! the merchant walk-through, graceful shutdown and restart, idempotent
-//! retries, malformed and hostile requests, and the OpenAPI document.
+//! retries, malformed and hostile requests, the device bus's routes (maps,
+//! devices, tasks, emergency stops, with and without a bus), and the
+//! OpenAPI document.
 
 mod common;
 
@@ -9,7 +11,7 @@ use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{ROUTES, Server, order_body};
+use common::{DRIVER_PLUGIN, ROUTES, Reply, Server, order_body};
 use serde_json::{Value, json};
 
 /// The flash-sale SKU the seeded promotions know.
@@ -614,7 +616,20 @@ async fn the_openapi_document_lists_every_route_with_its_schemas() {
         ROUTES.iter().map(|(method, path)| (method.to_string(), path.to_string())).collect();
     assert_eq!(listed, served);
     let schemas = document["components"]["schemas"].as_object().unwrap();
-    for schema in ["Order", "OrderInput", "Money", "ErrorBody", "CartPrice", "SkuStock"] {
+    for schema in [
+        "Order",
+        "OrderInput",
+        "Money",
+        "ErrorBody",
+        "CartPrice",
+        "SkuStock",
+        "Layout",
+        "DeviceInput",
+        "DeviceView",
+        "TaskList",
+        "ZoneChange",
+        "Fleet",
+    ] {
         assert!(schemas.contains_key(schema), "schema {schema} is missing");
     }
     assert_eq!(schemas["OrderInput"]["additionalProperties"], false);
@@ -627,4 +642,369 @@ async fn the_openapi_document_lists_every_route_with_its_schemas() {
         !page.text.contains("<script src") && !page.text.contains("<link"),
         "the page loads nothing external"
     );
+}
+
+/// A small floor map `map_id` where `PHONE` is picked at node `A1`.
+fn layout(map_id: &str) -> Value {
+    json!({
+        "map_id": map_id,
+        "nodes": [
+            {"id": "dock", "x_mm": 0, "y_mm": 0},
+            {"id": "A1", "x_mm": 12_000, "y_mm": 3_500},
+            {"id": "pack", "x_mm": 2_000, "y_mm": -15_000}
+        ],
+        "pick_locations": {PHONE: "A1"},
+        "pack_station": "pack"
+    })
+}
+
+/// A registration of an AGV in `warehouse`'s `zone` with serial `serial`.
+fn agv(warehouse: &str, zone: &str, driver: &str, serial: &str) -> Value {
+    json!({
+        "kind": "agv", "warehouse": warehouse, "zone": zone, "driver": driver,
+        "manufacturer": "acme-robotics", "serial_number": serial, "model": "T1"
+    })
+}
+
+/// Sends `method path` with `token` and an optional body.
+async fn as_caller(
+    server: &Server,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Reply {
+    server.call(method, path, Some(token), body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merchant_maps_a_warehouse_registers_devices_and_stops_a_zone() {
+    let server = Server::start(&[]);
+    let broker = server.mqtt.clone().expect("the server embeds an MQTT broker");
+    assert!(broker.starts_with("mqtt://127.0.0.1:") && !broker.ends_with(":0"), "{broker}");
+    server.seed_store("acme", PHONE, 10).await;
+    let (merchant, _) = server.issue_token("merchant", &["acme"], &[]).await;
+    let merchant = merchant.as_str();
+
+    // A map, refused while it makes no sense, then stored and read back.
+    let missing =
+        as_caller(&server, merchant, "GET", "/v1/stores/acme/warehouses/HGH/layout", None).await;
+    assert_eq!((missing.status.as_u16(), missing.code()), (404, "layout_not_found"));
+    let mut nonsense = layout("hgh-1");
+    nonsense["pack_station"] = json!("nowhere");
+    let refused = as_caller(
+        &server,
+        merchant,
+        "PUT",
+        "/v1/stores/acme/warehouses/HGH/layout",
+        Some(nonsense),
+    )
+    .await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.code()),
+        (422, "invalid_layout"),
+        "{}",
+        refused.text
+    );
+    assert!(refused.message().contains("pack station nowhere is not a node"), "{}", refused.text);
+    let mut bad_id = layout("hgh-1");
+    bad_id["nodes"][1]["id"] = json!("A 1");
+    let refused =
+        as_caller(&server, merchant, "PUT", "/v1/stores/acme/warehouses/HGH/layout", Some(bad_id))
+            .await;
+    assert_eq!(refused.status.as_u16(), 422, "{}", refused.text);
+    assert_eq!(refused.json["error"]["field"], "nodes[1].id");
+    let missing =
+        as_caller(&server, merchant, "GET", "/v1/stores/acme/warehouses/HGH/layout", None).await;
+    assert_eq!(missing.status.as_u16(), 404, "refused maps change nothing");
+    for (warehouse, map) in [("HGH", "hgh-1"), ("PEK", "pek-1")] {
+        let path = format!("/v1/stores/acme/warehouses/{warehouse}/layout");
+        let stored = as_caller(&server, merchant, "PUT", &path, Some(layout(map))).await;
+        assert_eq!(stored.status.as_u16(), 200, "{}", stored.text);
+        assert_eq!(stored.json["layout"], layout(map));
+        let read = as_caller(&server, merchant, "GET", &path, None).await;
+        assert_eq!(read.json, stored.json);
+    }
+    let unknown = as_caller(
+        &server,
+        merchant,
+        "PUT",
+        "/v1/stores/acme/warehouses/NOPE/layout",
+        Some(layout("x")),
+    )
+    .await;
+    assert_eq!((unknown.status.as_u16(), unknown.code()), (404, "warehouse_not_found"));
+    // Maps beyond the API's usual 64 KiB are taken on this route.
+    let mut large = layout("hgh-large");
+    let nodes = large["nodes"].as_array_mut().unwrap();
+    for index in 0..3_000 {
+        nodes.push(json!({"id": format!("aisle-{index}"), "x_mm": index * 1_000, "y_mm": 7_500}));
+    }
+    assert!(large.to_string().len() > 64 * 1024);
+    let stored =
+        server.operator("PUT", "/v1/stores/acme/warehouses/PEK/layout", Some(large), 200).await;
+    assert_eq!(stored["layout"]["nodes"].as_array().unwrap().len(), 3_003);
+
+    // Devices need an enabled device-driver plugin and a warehouse.
+    let path = "/v1/stores/acme/devices/agv-1";
+    let not_enabled =
+        as_caller(&server, merchant, "PUT", path, Some(agv("HGH", "north", DRIVER_PLUGIN, "S1")))
+            .await;
+    assert_eq!((not_enabled.status.as_u16(), not_enabled.code()), (422, "invalid_device"));
+    assert!(not_enabled.message().contains("has not enabled"), "{}", not_enabled.text);
+    let not_a_driver = as_caller(
+        &server,
+        merchant,
+        "PUT",
+        path,
+        Some(agv("HGH", "north", "pricing-promotions", "S1")),
+    )
+    .await;
+    assert_eq!(not_a_driver.status.as_u16(), 422, "{}", not_a_driver.text);
+    assert!(not_a_driver.message().contains("not a device driver"), "{}", not_a_driver.text);
+    assert_eq!(not_a_driver.json["error"]["field"], "driver");
+    let enabled = as_caller(
+        &server,
+        merchant,
+        "PUT",
+        &format!("/v1/stores/acme/plugins/{DRIVER_PLUGIN}"),
+        Some(json!({"config": {}, "consent": ["log", "config"]})),
+    )
+    .await;
+    assert_eq!(enabled.status.as_u16(), 200, "{}", enabled.text);
+    let nowhere =
+        as_caller(&server, merchant, "PUT", path, Some(agv("NOPE", "north", DRIVER_PLUGIN, "S1")))
+            .await;
+    assert_eq!((nowhere.status.as_u16(), nowhere.code()), (404, "warehouse_not_found"));
+    assert_eq!(nowhere.json["error"]["field"], "warehouse");
+    assert!(nowhere.message().contains("NOPE"), "{}", nowhere.text);
+    let listed = as_caller(&server, merchant, "GET", "/v1/stores/acme/devices", None).await;
+    assert_eq!(listed.json["devices"], json!([]), "refused registrations change nothing");
+
+    let created =
+        as_caller(&server, merchant, "PUT", path, Some(agv("HGH", "north", DRIVER_PLUGIN, "S1")))
+            .await;
+    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
+    assert_eq!(created.headers["location"], path);
+    let device = &created.json;
+    assert_eq!(
+        (device["id"].as_str(), device["kind"].as_str(), device["online"].as_bool()),
+        (Some("agv-1"), Some("agv"), Some(false))
+    );
+    assert_eq!((device["quarantine"].clone(), device["task"].clone()), (Value::Null, Value::Null));
+    assert_eq!(device["zone_stopped"], false);
+    let mut changed = agv("HGH", "north", DRIVER_PLUGIN, "S1");
+    changed["model"] = json!("T2");
+    let replaced = as_caller(&server, merchant, "PUT", path, Some(changed)).await;
+    assert_eq!((replaced.status.as_u16(), replaced.json["model"].as_str()), (200, Some("T2")));
+    let twin = as_caller(
+        &server,
+        merchant,
+        "PUT",
+        "/v1/stores/acme/devices/agv-2",
+        Some(agv("HGH", "north", DRIVER_PLUGIN, "S1")),
+    )
+    .await;
+    assert_eq!((twin.status.as_u16(), twin.code()), (422, "invalid_device"));
+    assert!(twin.message().contains("serial number S1"), "{}", twin.text);
+    let second = as_caller(
+        &server,
+        merchant,
+        "PUT",
+        "/v1/stores/acme/devices/agv-2",
+        Some(agv("HGH", "north", DRIVER_PLUGIN, "S2")),
+    )
+    .await;
+    assert_eq!(second.status.as_u16(), 201, "{}", second.text);
+
+    let listed = as_caller(&server, merchant, "GET", "/v1/stores/acme/devices", None).await;
+    let ids: Vec<&str> = listed.json["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["agv-1", "agv-2"]);
+    assert_eq!(listed.json["bus"]["enabled"], true);
+    assert_eq!(listed.json["stopped_zones"], json!([]));
+    let first = as_caller(&server, merchant, "GET", "/v1/stores/acme/devices?limit=1", None).await;
+    assert_eq!(first.json["next_after"], "agv-1");
+    let rest =
+        as_caller(&server, merchant, "GET", "/v1/stores/acme/devices?after=agv-1", None).await;
+    assert_eq!(
+        (rest.json["devices"][0]["id"].as_str(), rest.json["next_after"].clone()),
+        (Some("agv-2"), Value::Null)
+    );
+    let too_many =
+        as_caller(&server, merchant, "GET", "/v1/stores/acme/devices?limit=201", None).await;
+    assert_eq!((too_many.status.as_u16(), too_many.code()), (400, "invalid_query"));
+    let one = as_caller(&server, merchant, "GET", path, None).await;
+    assert_eq!((one.status.as_u16(), one.json["model"].as_str()), (200, Some("T2")));
+    let ghost = as_caller(&server, merchant, "GET", "/v1/stores/acme/devices/ghost", None).await;
+    assert_eq!((ghost.status.as_u16(), ghost.code()), (404, "device_not_found"));
+
+    // A paid order of a mapped SKU becomes a robot task; the robots are
+    // offline, so it waits.
+    server.operator("POST", "/v1/stores/acme/orders", Some(order_body("ann", PHONE, 2)), 201).await;
+    server.operator("POST", "/v1/stores/acme/orders/1/pay", None, 200).await;
+    let tasks = as_caller(&server, merchant, "GET", "/v1/stores/acme/tasks", None).await;
+    assert_eq!(tasks.status.as_u16(), 200, "{}", tasks.text);
+    let task = &tasks.json["tasks"][0];
+    assert_eq!(
+        (task["order"].as_u64(), task["sku"].as_str(), task["quantity"].as_u64()),
+        (Some(1), Some(PHONE), Some(2))
+    );
+    assert_eq!((task["status"].as_str(), task["device"].clone()), (Some("pending"), Value::Null));
+    assert_eq!(task["pick"]["id"], "A1");
+    assert_eq!(task["pack_station"]["id"], "pack");
+    assert_eq!(tasks.json["next_after"], Value::Null);
+    let bad_cursor =
+        as_caller(&server, merchant, "GET", "/v1/stores/acme/tasks?after=first", None).await;
+    assert_eq!((bad_cursor.status.as_u16(), bad_cursor.code()), (400, "invalid_query"));
+
+    // Releasing a device that is not quarantined changes nothing.
+    let released =
+        as_caller(&server, merchant, "POST", "/v1/stores/acme/devices/agv-1/release", None).await;
+    assert_eq!((released.status.as_u16(), released.json["quarantine"].clone()), (200, Value::Null));
+    let ghost =
+        as_caller(&server, merchant, "POST", "/v1/stores/acme/devices/ghost/release", None).await;
+    assert_eq!((ghost.status.as_u16(), ghost.code()), (404, "device_not_found"));
+
+    // An emergency stop of a zone with no devices holds it all the same.
+    server.wait_for_bus().await;
+    let stop = "/v1/stores/acme/warehouses/HGH/zones/south/emergency-stop";
+    let stopped = as_caller(&server, merchant, "POST", stop, None).await;
+    assert_eq!(stopped.status.as_u16(), 200, "{}", stopped.text);
+    assert_eq!(
+        stopped.json,
+        json!({"warehouse": "HGH", "zone": "south", "stopped": true, "devices_commanded": 0})
+    );
+    let listed = as_caller(&server, merchant, "GET", "/v1/stores/acme/devices", None).await;
+    assert_eq!(listed.json["stopped_zones"], json!([{"warehouse": "HGH", "zone": "south"}]));
+    assert_eq!(listed.json["devices"][0]["zone_stopped"], false, "agv-1 works in north");
+    let held = as_caller(
+        &server,
+        merchant,
+        "POST",
+        "/v1/stores/acme/warehouses/HGH/zones/north/emergency-stop",
+        None,
+    )
+    .await;
+    assert_eq!((held.status.as_u16(), held.json["stopped"].as_bool()), (200, Some(true)));
+    let one = as_caller(&server, merchant, "GET", path, None).await;
+    assert_eq!(one.json["zone_stopped"], true);
+    for zone in ["north", "south"] {
+        let resumed = as_caller(
+            &server,
+            merchant,
+            "POST",
+            &format!("/v1/stores/acme/warehouses/HGH/zones/{zone}/resume"),
+            None,
+        )
+        .await;
+        assert_eq!(resumed.status.as_u16(), 200, "{}", resumed.text);
+        assert_eq!(
+            (resumed.json["zone"].as_str(), resumed.json["stopped"].as_bool()),
+            (Some(zone), Some(false))
+        );
+    }
+    let listed = as_caller(&server, merchant, "GET", "/v1/stores/acme/devices", None).await;
+    assert_eq!(listed.json["stopped_zones"], json!([]));
+    let nowhere = as_caller(
+        &server,
+        merchant,
+        "POST",
+        "/v1/stores/acme/warehouses/NOPE/zones/north/emergency-stop",
+        None,
+    )
+    .await;
+    assert_eq!((nowhere.status.as_u16(), nowhere.code()), (404, "warehouse_not_found"));
+    let bad_zone = as_caller(
+        &server,
+        merchant,
+        "POST",
+        "/v1/stores/acme/warehouses/HGH/zones/no%20zone/emergency-stop",
+        None,
+    )
+    .await;
+    assert_eq!((bad_zone.status.as_u16(), bad_zone.code()), (404, "zone_not_found"));
+
+    // The operator sees the node's fleet, the bus and its figures.
+    let fleet = server.operator("GET", "/v1/devices", None, 200).await;
+    assert_eq!(
+        (fleet["bus"]["enabled"].as_bool(), fleet["bus"]["connected"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(
+        (fleet["broker"].as_str(), fleet["embedded_broker"].as_bool()),
+        (Some(broker.as_str()), Some(true))
+    );
+    assert!(fleet["counters"]["frames_in"].is_u64(), "{fleet}");
+    let listed: Vec<String> = fleet["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| format!("{}/{}", d["store"].as_str().unwrap(), d["id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(listed, ["acme/agv-1", "acme/agv-2"]);
+    let page = server.operator("GET", "/v1/devices?limit=1&after=acme/agv-1", None, 200).await;
+    assert_eq!(
+        (page["devices"][0]["id"].as_str(), page["next_after"].clone()),
+        (Some("agv-2"), Value::Null)
+    );
+    let metrics = server.send("GET", "/metrics", Some(&server.operator), &[], None).await;
+    for line in ["bazaar_device_bus_enabled 1", "bazaar_device_bus_connected 1"] {
+        assert!(metrics.text.lines().any(|l| l == line), "{line} is missing:\n{}", metrics.text);
+    }
+    for family in [
+        "bazaar_device_frames_in_total",
+        "bazaar_device_tasks_assigned_total",
+        "bazaar_devices_quarantined",
+    ] {
+        assert!(metrics.text.contains(&format!("# TYPE {family} ")), "{family} is missing");
+    }
+
+    // Removing a device.
+    let removed =
+        as_caller(&server, merchant, "DELETE", "/v1/stores/acme/devices/agv-2", None).await;
+    assert_eq!(removed.status.as_u16(), 204, "{}", removed.text);
+    let again = as_caller(&server, merchant, "DELETE", "/v1/stores/acme/devices/agv-2", None).await;
+    assert_eq!((again.status.as_u16(), again.code()), (404, "device_not_found"));
+    let listed = as_caller(&server, merchant, "GET", "/v1/stores/acme/devices", None).await;
+    assert_eq!(listed.json["devices"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_device_bus_registers_devices_but_refuses_emergency_stops() {
+    let server = Server::start(&["--mqtt-disabled"]);
+    assert!(server.printed("device bus: disabled"));
+    assert_eq!(server.mqtt, None, "no broker is embedded");
+    server.seed_store("acme", PHONE, 10).await;
+    server.enable_driver("acme").await;
+    server
+        .operator(
+            "PUT",
+            "/v1/stores/acme/devices/agv-1",
+            Some(agv("HGH", "north", DRIVER_PLUGIN, "S1")),
+            201,
+        )
+        .await;
+    let refused = server
+        .call(
+            "POST",
+            "/v1/stores/acme/warehouses/HGH/zones/north/emergency-stop",
+            Some(&server.operator),
+            None,
+        )
+        .await;
+    assert_eq!((refused.status.as_u16(), refused.code()), (409, "device_bus_disabled"));
+    assert!(refused.message().contains("without a device bus"), "{}", refused.text);
+    let listed = server.operator("GET", "/v1/stores/acme/devices", None, 200).await;
+    assert_eq!(listed["stopped_zones"], json!([]), "a refused stop holds nothing");
+    assert_eq!(listed["bus"], json!({"enabled": false, "connected": false}));
+    assert_eq!(listed["devices"][0]["telemetry"], Value::Null);
+    let fleet = server.operator("GET", "/v1/devices", None, 200).await;
+    assert_eq!((fleet["broker"].clone(), fleet["counters"].clone()), (Value::Null, Value::Null));
+    let metrics = server.send("GET", "/metrics", Some(&server.operator), &[], None).await;
+    assert!(metrics.text.lines().any(|l| l == "bazaar_device_bus_enabled 0"), "{}", metrics.text);
 }

@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{ANALYTICS_PLUGIN, Publisher, ROUTES, Server, order_body};
+use common::{ANALYTICS_PLUGIN, DRIVER_PLUGIN, Publisher, ROUTES, Server, order_body};
 use serde_json::{Value, json};
 
 /// The store the routes target.
@@ -127,7 +127,43 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ("GET", "/v1/plugins/{plugin}/stats", Access::Publisher),
     ("GET", "/v1/breakers", Access::AnyMerchant),
     ("GET", "/metrics", Access::Operator),
+    ("PUT", "/v1/stores/{store}/warehouses/{warehouse}/layout", Access::Merchant),
+    ("GET", "/v1/stores/{store}/warehouses/{warehouse}/layout", Access::Merchant),
+    ("GET", "/v1/stores/{store}/devices", Access::Merchant),
+    ("PUT", "/v1/stores/{store}/devices/{device}", Access::Merchant),
+    ("GET", "/v1/stores/{store}/devices/{device}", Access::Merchant),
+    ("DELETE", "/v1/stores/{store}/devices/{device}", Access::Merchant),
+    ("POST", "/v1/stores/{store}/devices/{device}/release", Access::Merchant),
+    ("GET", "/v1/stores/{store}/tasks", Access::Merchant),
+    (
+        "POST",
+        "/v1/stores/{store}/warehouses/{warehouse}/zones/{zone}/emergency-stop",
+        Access::Merchant,
+    ),
+    ("POST", "/v1/stores/{store}/warehouses/{warehouse}/zones/{zone}/resume", Access::Merchant),
+    ("GET", "/v1/devices", Access::Operator),
 ];
+
+/// The device every store registers before the matrix runs.
+const DEVICE: &str = "agv-1";
+
+/// A floor map of a warehouse where `SKU` is picked at `A1`.
+fn layout() -> Value {
+    json!({
+        "map_id": "floor-1",
+        "nodes": [{"id": "A1", "x_mm": 1_000, "y_mm": 0}, {"id": "pack", "x_mm": 0, "y_mm": 0}],
+        "pick_locations": {SKU: "A1"},
+        "pack_station": "pack"
+    })
+}
+
+/// A registration of an AGV in HGH with serial number `serial`.
+fn agv(serial: &str) -> Value {
+    json!({
+        "kind": "agv", "warehouse": "HGH", "zone": "north", "driver": DRIVER_PLUGIN,
+        "manufacturer": "acme-robotics", "serial_number": serial, "model": "T1"
+    })
+}
 
 /// The status `caller` gets from a route with `access`: a success class
 /// (2) or the exact refusal.
@@ -383,6 +419,46 @@ async fn call_for(
             (plugin_path("/versions/2.0.0"), None, vec![])
         }
         ("GET", "/v1/stores/{store}/orders/{number}") => (store_path("/orders/1"), None, vec![]),
+        ("PUT", "/v1/stores/{store}/warehouses/{warehouse}/layout")
+        | ("GET", "/v1/stores/{store}/warehouses/{warehouse}/layout") => {
+            let body = (method == "PUT").then(layout);
+            (store_path("/warehouses/HGH/layout"), body, vec![])
+        }
+        ("PUT", "/v1/stores/{store}/devices/{device}") => (
+            store_path(&format!("/devices/agv-m{serial}")),
+            Some(agv(&format!("M{serial}"))),
+            vec![],
+        ),
+        ("GET", "/v1/stores/{store}/devices/{device}")
+        | ("POST", "/v1/stores/{store}/devices/{device}/release") => {
+            (template.replace("{store}", OWN).replace("{device}", DEVICE), None, vec![])
+        }
+        ("DELETE", "/v1/stores/{store}/devices/{device}") => {
+            let device = if fresh {
+                let doomed = format!("doomed-{serial}");
+                server
+                    .operator(
+                        "PUT",
+                        &store_path(&format!("/devices/{doomed}")),
+                        Some(agv(&format!("D{serial}"))),
+                        201,
+                    )
+                    .await;
+                doomed
+            } else {
+                DEVICE.to_string()
+            };
+            (store_path(&format!("/devices/{device}")), None, vec![])
+        }
+        ("POST", "/v1/stores/{store}/warehouses/{warehouse}/zones/{zone}/emergency-stop")
+        | ("POST", "/v1/stores/{store}/warehouses/{warehouse}/zones/{zone}/resume") => (
+            template
+                .replace("{store}", OWN)
+                .replace("{warehouse}", "HGH")
+                .replace("{zone}", "north"),
+            None,
+            vec![],
+        ),
         ("POST", "/v1/stores/{store}/orders/{number}/pay")
         | ("POST", "/v1/stores/{store}/orders/{number}/cancel") => {
             let number = if fresh { new_order().await } else { 1 };
@@ -439,17 +515,34 @@ async fn reset_plugin(server: &Server, publisher: &Publisher) {
     server.operator("DELETE", &plugin_path("/shadow"), None, 204).await;
 }
 
-/// Everything either store holds, the token list, the trusted publishers
-/// and the installed plugins, as the operator sees them.
+/// Everything either store holds (devices without their telemetry), the
+/// token list, the trusted publishers and the installed plugins, as the
+/// operator sees them.
 async fn snapshot(server: &Server) -> Vec<Value> {
     let mut state = vec![server.operator("GET", "/v1/tokens", None, 200).await];
     state.push(server.operator("GET", "/v1/publishers", None, 200).await);
     state.push(server.operator("GET", "/v1/plugins", None, 200).await);
     for store in [OWN, OTHER] {
-        for rest in ["", "/products", "/warehouses", "/stock", "/plugins"] {
-            state.push(
-                server.operator("GET", &format!("/v1/stores/{store}{rest}"), None, 200).await,
-            );
+        for rest in [
+            "",
+            "/products",
+            "/warehouses",
+            "/stock",
+            "/plugins",
+            "/warehouses/HGH/layout",
+            "/devices",
+            "/tasks",
+        ] {
+            let mut read =
+                server.operator("GET", &format!("/v1/stores/{store}{rest}"), None, 200).await;
+            // Telemetry is what the bus last heard, not state a request
+            // could change: it appears with the bus's first round.
+            if let Some(devices) = read.get_mut("devices").and_then(Value::as_array_mut) {
+                for device in devices {
+                    device["telemetry"] = Value::Null;
+                }
+            }
+            state.push(read);
         }
         state.push(Value::Array(server.all_orders(store).await));
     }
@@ -484,7 +577,21 @@ async fn every_route_admits_exactly_the_roles_it_should_and_refusals_change_noth
             )
             .await;
         server.operator("POST", &format!("/v1/stores/{store}/orders/2/pay"), None, 200).await;
+        server.enable_driver(store).await;
+        server
+            .operator(
+                "PUT",
+                &format!("/v1/stores/{store}/warehouses/HGH/layout"),
+                Some(layout()),
+                200,
+            )
+            .await;
+        server
+            .operator("PUT", &format!("/v1/stores/{store}/devices/{DEVICE}"), Some(agv("S1")), 201)
+            .await;
     }
+    // Emergency stops need the bus connected to its broker.
+    server.wait_for_bus().await;
     let publisher = Publisher::new("bazaar-tests");
     server.trust(&publisher).await;
     reset_plugin(&server, &publisher).await;

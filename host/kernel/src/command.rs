@@ -7,9 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::device::{DeviceSpec, TaskId, TaskStatus, TaskStep, WarehouseLayout};
 use crate::model::{
-    Adjustment, Capability, OrderNumber, OrderRequest, OrderStatus, PluginFailure, PluginId,
-    Product, RiskCheck, ShipmentPlan, Sku, StockLevel, StoreId, Totals, Warehouse, WarehouseId,
+    Adjustment, Capability, DeviceId, OrderNumber, OrderRequest, OrderStatus, PluginFailure,
+    PluginId, Product, RiskCheck, ShipmentPlan, Sku, StockLevel, StoreId, Totals, Warehouse,
+    WarehouseId, ZoneId,
 };
 use crate::money::Currency;
 
@@ -120,8 +122,10 @@ pub enum Command {
         /// When, milliseconds since the Unix epoch.
         at_ms: u64,
     },
-    /// An order that has not shipped is cancelled: its units become
-    /// available again and its purchase-limit units are returned.
+    /// A reserved or paid order whose picking has not finished is
+    /// cancelled: its units become available again, its purchase-limit
+    /// units are returned and its robot tasks are dropped. Once every unit
+    /// is picked (status picked or packed) it can only ship.
     CancelOrder {
         /// The store.
         store: StoreId,
@@ -130,13 +134,119 @@ pub enum Command {
         /// When, milliseconds since the Unix epoch.
         at_ms: u64,
     },
-    /// A paid order ships: its sold units leave the warehouses.
+    /// A paid order ships: its sold units leave the warehouses. Any robot
+    /// tasks it still has are dropped (fulfilled by hand).
     FulfilOrder {
         /// The store.
         store: StoreId,
         /// The order.
         order: OrderNumber,
         /// When, milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+    /// Register a device, or change its registration. Its driver must be a
+    /// plugin the store has configured (enabled).
+    RegisterDevice {
+        /// The store.
+        store: StoreId,
+        /// The device.
+        device: DeviceSpec,
+        /// When, milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+    /// Remove a device; the task it held is released.
+    RemoveDevice {
+        /// The store.
+        store: StoreId,
+        /// The device.
+        device: DeviceId,
+        /// When.
+        at_ms: u64,
+    },
+    /// Set a warehouse's map: its nodes, pick locations and pack station.
+    SetWarehouseLayout {
+        /// The store.
+        store: StoreId,
+        /// The warehouse.
+        warehouse: WarehouseId,
+        /// The map.
+        layout: WarehouseLayout,
+    },
+    /// A device's link came up or went down (its connection message or
+    /// last will); going down releases its task.
+    DeviceConnection {
+        /// The store.
+        store: StoreId,
+        /// The device.
+        device: DeviceId,
+        /// Whether it is online now.
+        online: bool,
+        /// When.
+        at_ms: u64,
+    },
+    /// Quarantine a device whose driver failed on it (releasing its task),
+    /// or with no reason, put it back in service.
+    QuarantineDevice {
+        /// The store.
+        store: StoreId,
+        /// The device.
+        device: DeviceId,
+        /// Why, or `None` to release it.
+        reason: Option<String>,
+        /// When.
+        at_ms: u64,
+    },
+    /// Give a pending task to an available device in its warehouse.
+    AssignTask {
+        /// The store.
+        store: StoreId,
+        /// The task.
+        task: TaskId,
+        /// The device.
+        device: DeviceId,
+        /// When.
+        at_ms: u64,
+    },
+    /// A device reports a step of the task it holds.
+    ProgressTask {
+        /// The store.
+        store: StoreId,
+        /// The task.
+        task: TaskId,
+        /// The attempt the step belongs to: a step of an earlier attempt
+        /// is refused.
+        attempt: u32,
+        /// The step.
+        step: TaskStep,
+        /// When.
+        at_ms: u64,
+    },
+    /// End an attempt without finishing it (an action failed, the device
+    /// stopped answering): the task is offered again.
+    ReleaseTask {
+        /// The store.
+        store: StoreId,
+        /// The task.
+        task: TaskId,
+        /// The attempt ended.
+        attempt: u32,
+        /// Why.
+        reason: String,
+        /// When.
+        at_ms: u64,
+    },
+    /// Hold (emergency stop) or free a zone of a warehouse: no task starts
+    /// on a device in a held zone.
+    StopZone {
+        /// The store.
+        store: StoreId,
+        /// The warehouse.
+        warehouse: WarehouseId,
+        /// The zone.
+        zone: ZoneId,
+        /// Whether the zone is held.
+        stopped: bool,
+        /// When.
         at_ms: u64,
     },
 }
@@ -155,7 +265,16 @@ impl Command {
             | Command::RecordConsumed { store, .. }
             | Command::PayOrder { store, .. }
             | Command::CancelOrder { store, .. }
-            | Command::FulfilOrder { store, .. } => store,
+            | Command::FulfilOrder { store, .. }
+            | Command::RegisterDevice { store, .. }
+            | Command::RemoveDevice { store, .. }
+            | Command::SetWarehouseLayout { store, .. }
+            | Command::DeviceConnection { store, .. }
+            | Command::QuarantineDevice { store, .. }
+            | Command::AssignTask { store, .. }
+            | Command::ProgressTask { store, .. }
+            | Command::ReleaseTask { store, .. }
+            | Command::StopZone { store, .. } => store,
             Command::PlaceOrder(place) => &place.store,
         }
     }
@@ -270,5 +389,40 @@ pub enum Outcome {
         order: OrderNumber,
         /// Its status now.
         status: OrderStatus,
+    },
+    /// A device's registration, link or quarantine changed.
+    DeviceUpdated {
+        /// The task it held and released, if any.
+        released: Option<TaskId>,
+        /// An order that moved because the device's task was finished
+        /// (its units were already at the pack station), and its status.
+        order_moved: Option<(OrderNumber, OrderStatus)>,
+    },
+    /// A warehouse's map was stored.
+    LayoutSet,
+    /// A zone was held or freed.
+    ZoneSet,
+    /// A task was given to a device.
+    TaskAssigned {
+        /// The task.
+        task: TaskId,
+        /// The attempt it is on now.
+        attempt: u32,
+    },
+    /// A task's step was recorded.
+    TaskProgressed {
+        /// The task.
+        task: TaskId,
+        /// Its order.
+        order: OrderNumber,
+        /// The order's new status, when the step moved it.
+        order_status: Option<OrderStatus>,
+    },
+    /// An attempt ended unfinished.
+    TaskReleased {
+        /// The task.
+        task: TaskId,
+        /// Where it is now: pending, or failed after too many attempts.
+        status: TaskStatus,
     },
 }

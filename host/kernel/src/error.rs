@@ -175,6 +175,21 @@ pub enum KernelError {
         /// The limit.
         limit: usize,
     },
+    /// An unknown device.
+    #[error("unknown device {0}")]
+    UnknownDevice(String),
+    /// A device registration that makes no sense.
+    #[error("invalid device: {0}")]
+    InvalidDevice(String),
+    /// A warehouse map that makes no sense.
+    #[error("invalid warehouse layout: {0}")]
+    InvalidLayout(String),
+    /// A task that does not exist, or is already done.
+    #[error("unknown task {0} (it may be done already)")]
+    UnknownTask(u64),
+    /// A task change its state forbids.
+    #[error("invalid task change: {0}")]
+    InvalidTaskStep(String),
     /// Write-off of units that are not available.
     #[error("cannot write off {requested} units of sku {sku}: only {available} available")]
     WriteOffExceedsAvailable {

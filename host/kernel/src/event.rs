@@ -183,9 +183,31 @@ pub fn derive_events(shard: &Shard, command: &Command, outcome: &Outcome) -> Vec
                 OrderStatus::Paid => EventKind::OrderPaid { order: number, total_minor },
                 OrderStatus::Cancelled => EventKind::OrderCancelled { order: number, total_minor },
                 OrderStatus::Fulfilled => EventKind::OrderFulfilled { order: number, total_minor },
-                OrderStatus::Reserved => return Vec::new(),
+                // Warehouse progress, not a change of money or stock.
+                OrderStatus::Reserved | OrderStatus::Picked | OrderStatus::Packed => {
+                    return Vec::new();
+                }
             };
             let mut events = vec![changed];
+            events.extend(levels_of(order));
+            events
+        }
+        // Robots shipped an order: the same event as fulfilling it by hand.
+        (
+            Command::ProgressTask { .. },
+            Outcome::TaskProgressed { order, order_status: Some(OrderStatus::Fulfilled), .. },
+        )
+        | (
+            Command::DeviceConnection { .. }
+            | Command::QuarantineDevice { .. }
+            | Command::RemoveDevice { .. },
+            Outcome::DeviceUpdated { order_moved: Some((order, OrderStatus::Fulfilled)), .. },
+        ) => {
+            let Some(order) = state.order(*order) else { return Vec::new() };
+            let mut events = vec![EventKind::OrderFulfilled {
+                order: order.number,
+                total_minor: order.totals.total_minor,
+            }];
             events.extend(levels_of(order));
             events
         }

@@ -8,6 +8,7 @@
 //! into [`Shard`]s of whole stores; each shard has one writer.
 
 mod command;
+pub mod device;
 mod error;
 pub mod event;
 pub mod model;

@@ -86,6 +86,21 @@ identifier!(
     PluginId,
     "plugin id"
 );
+identifier!(
+    /// A device (robot, conveyor, locker) identifier, unique within its store.
+    DeviceId,
+    "device id"
+);
+identifier!(
+    /// A zone of a warehouse: the unit an emergency stop applies to.
+    ZoneId,
+    "zone id"
+);
+identifier!(
+    /// A node of a warehouse map: a place a robot can drive to.
+    MapNodeId,
+    "map node id"
+);
 
 fn check_identifier(what: &'static str, text: &str) -> Result<(), KernelError> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
@@ -318,12 +333,20 @@ pub enum PluginKind {
     /// Consumes a store's events and answers queries about them
     /// (`analytics` world, exports `analyzer`); never on the order path.
     Analytics,
+    /// Speaks a device vendor's protocol on the device bus
+    /// (`device-driver` world, exports `driver`); never on the order path.
+    DeviceDriver,
 }
 
 impl PluginKind {
     /// Every kind.
-    pub const ALL: [PluginKind; 4] =
-        [PluginKind::Pricing, PluginKind::Logistics, PluginKind::Risk, PluginKind::Analytics];
+    pub const ALL: [PluginKind; 5] = [
+        PluginKind::Pricing,
+        PluginKind::Logistics,
+        PluginKind::Risk,
+        PluginKind::Analytics,
+        PluginKind::DeviceDriver,
+    ];
 
     /// The WIT world's name, also the kind's name in manifests.
     pub fn world(self) -> &'static str {
@@ -332,6 +355,7 @@ impl PluginKind {
             PluginKind::Logistics => "logistics",
             PluginKind::Risk => "risk",
             PluginKind::Analytics => "analytics",
+            PluginKind::DeviceDriver => "device-driver",
         }
     }
 
@@ -347,6 +371,7 @@ impl PluginKind {
             PluginKind::Logistics => "bazaar:commerce/router@0.1.0",
             PluginKind::Risk => "bazaar:commerce/risk-assessor@0.1.0",
             PluginKind::Analytics => "bazaar:commerce/analyzer@0.1.0",
+            PluginKind::DeviceDriver => "bazaar:commerce/driver@0.1.0",
         }
     }
 }
@@ -506,6 +531,10 @@ pub enum OrderStatus {
     Reserved,
     /// Paid; stock sold, awaiting shipment.
     Paid,
+    /// Paid, and robots have picked every unit they carry for it.
+    Picked,
+    /// Paid, and every picked unit is at a pack station.
+    Packed,
     /// Shipped; stock left the warehouses.
     Fulfilled,
     /// Cancelled; stock released.

@@ -16,6 +16,7 @@ use crate::command::{
     PricingRules, STATE_KEY_LEN_MAX, STATE_KEYS_MAX, STATE_VALUE_LEN_MAX,
     STATE_WRITES_PER_ORDER_MAX, StateWrite,
 };
+use crate::device::{DeviceFloor, HeldTask, OrderMilestone};
 use crate::model::{
     COUPON_CODES_MAX, Cart, CartLine, CustomerId, IDEMPOTENCY_KEY_LEN_MAX, LINE_QUANTITY_MAX,
     LineRequest, ORDER_LINES_MAX, Order, OrderNumber, OrderRequest, OrderStatus, PluginId, Product,
@@ -83,6 +84,8 @@ pub struct StoreState {
     pricing_rules: PricingRules,
     /// The last event sequence each consuming plugin processed.
     consumed_through: BTreeMap<PluginId, u64>,
+    /// Devices, warehouse maps and robot tasks.
+    floor: DeviceFloor,
     /// Commands applied to this store so far.
     revision: u64,
 }
@@ -175,6 +178,11 @@ impl StoreState {
     /// Units of `sku` the customer's live orders hold against its limit.
     pub fn limit_holding(&self, customer: &CustomerId, sku: &Sku) -> u32 {
         self.limit_holdings.get(&(customer.clone(), sku.clone())).copied().unwrap_or(0)
+    }
+
+    /// Devices, warehouse maps and robot tasks.
+    pub fn floor(&self) -> &DeviceFloor {
+        &self.floor
     }
 
     fn order_mut(&mut self, number: OrderNumber) -> Result<&mut Order, KernelError> {
@@ -578,6 +586,7 @@ impl Shard {
                         plugin_state: BTreeMap::new(),
                         pricing_rules: PricingRules::default(),
                         consumed_through: BTreeMap::new(),
+                        floor: DeviceFloor::default(),
                         revision: 1,
                     },
                 );
@@ -724,21 +733,177 @@ impl Shard {
             }
             Command::PlaceOrder(place) => self.place_order(place),
             Command::PayOrder { store, order, at_ms } => {
-                self.transition(store, *order, *at_ms, "paid", |status| {
+                let outcome = self.transition(store, *order, *at_ms, "paid", |status| {
                     (status == OrderStatus::Reserved).then_some(OrderStatus::Paid)
-                })
+                })?;
+                let state = self.store_mut(store)?;
+                if let Some(paid) = state.orders.get(*order) {
+                    let plan = paid.shipment_plan.clone();
+                    state.floor.create_tasks(*order, &plan, *at_ms);
+                }
+                Ok(outcome)
             }
             Command::CancelOrder { store, order, at_ms } => {
-                self.transition(store, *order, *at_ms, "cancelled", |status| {
+                let outcome = self.transition(store, *order, *at_ms, "cancelled", |status| {
                     matches!(status, OrderStatus::Reserved | OrderStatus::Paid)
                         .then_some(OrderStatus::Cancelled)
-                })
+                })?;
+                self.store_mut(store)?.floor.drop_order_tasks(*order);
+                Ok(outcome)
             }
             Command::FulfilOrder { store, order, at_ms } => {
-                self.transition(store, *order, *at_ms, "fulfilled", |status| {
-                    (status == OrderStatus::Paid).then_some(OrderStatus::Fulfilled)
-                })
+                let outcome = self.transition(store, *order, *at_ms, "fulfilled", |status| {
+                    matches!(status, OrderStatus::Paid | OrderStatus::Picked | OrderStatus::Packed)
+                        .then_some(OrderStatus::Fulfilled)
+                })?;
+                self.store_mut(store)?.floor.drop_order_tasks(*order);
+                Ok(outcome)
             }
+            Command::RegisterDevice { store, device, at_ms } => {
+                let state = self.store_mut(store)?;
+                if !state.warehouses.contains_key(&device.warehouse) {
+                    return Err(KernelError::UnknownWarehouse(device.warehouse.to_string()));
+                }
+                // A device is driven by a plugin the merchant switched on
+                // for the store, like every other plugin.
+                if !state.plugin_configs.contains_key(&device.driver) {
+                    return Err(KernelError::InvalidDevice(format!(
+                        "the store has not enabled the driver plugin {}",
+                        device.driver
+                    )));
+                }
+                state.floor.register(device, *at_ms)?;
+                state.revision += 1;
+                Ok(Outcome::DeviceUpdated { released: None, order_moved: None })
+            }
+            Command::RemoveDevice { store, device, at_ms } => {
+                let held = self.store_mut(store)?.floor.remove(device, *at_ms)?;
+                self.after_held(store, held, *at_ms)
+            }
+            Command::SetWarehouseLayout { store, warehouse, layout } => {
+                let state = self.store_mut(store)?;
+                if !state.warehouses.contains_key(warehouse) {
+                    return Err(KernelError::UnknownWarehouse(warehouse.to_string()));
+                }
+                state.floor.set_layout(warehouse, layout)?;
+                state.revision += 1;
+                Ok(Outcome::LayoutSet)
+            }
+            Command::DeviceConnection { store, device, online, at_ms } => {
+                let held = self.store_mut(store)?.floor.set_online(device, *online, *at_ms)?;
+                self.after_held(store, held, *at_ms)
+            }
+            Command::QuarantineDevice { store, device, reason, at_ms } => {
+                let held = self.store_mut(store)?.floor.set_quarantine(
+                    device,
+                    reason.as_deref(),
+                    *at_ms,
+                )?;
+                self.after_held(store, held, *at_ms)
+            }
+            Command::AssignTask { store, task, device, at_ms } => {
+                let state = self.store_mut(store)?;
+                let attempt = state.floor.assign(*task, device, *at_ms)?;
+                state.revision += 1;
+                Ok(Outcome::TaskAssigned { task: *task, attempt })
+            }
+            Command::ProgressTask { store, task, attempt, step, at_ms } => {
+                // A task exists only while its order is paid and not yet
+                // shipped (cancelling or fulfilling by hand drops it), so
+                // the milestone below always finds its order able to move.
+                let state = self.store_mut(store)?;
+                let (order, milestone) = state.floor.progress(*task, *attempt, *step, *at_ms)?;
+                state.revision += 1;
+                let order_status = self.reach_milestone(store, order, milestone, *at_ms)?;
+                Ok(Outcome::TaskProgressed { task: *task, order, order_status })
+            }
+            Command::ReleaseTask { store, task, attempt, reason, at_ms } => {
+                let state = self.store_mut(store)?;
+                let status = state.floor.release(*task, *attempt, reason, *at_ms)?;
+                state.revision += 1;
+                Ok(Outcome::TaskReleased { task: *task, status })
+            }
+            Command::StopZone { store, warehouse, zone, stopped, at_ms: _ } => {
+                let state = self.store_mut(store)?;
+                if !state.warehouses.contains_key(warehouse) {
+                    return Err(KernelError::UnknownWarehouse(warehouse.to_string()));
+                }
+                state.floor.set_zone_stopped(warehouse, zone, *stopped)?;
+                state.revision += 1;
+                Ok(Outcome::ZoneSet)
+            }
+        }
+    }
+
+    /// The outcome of a device change that may have ended the attempt of
+    /// the task it held.
+    fn after_held(
+        &mut self,
+        store: &StoreId,
+        held: Option<HeldTask>,
+        at_ms: u64,
+    ) -> Result<Outcome, KernelError> {
+        self.store_mut(store)?.revision += 1;
+        Ok(match held {
+            None => Outcome::DeviceUpdated { released: None, order_moved: None },
+            Some(HeldTask::Released(task)) => {
+                Outcome::DeviceUpdated { released: Some(task), order_moved: None }
+            }
+            Some(HeldTask::Finished { order, milestone, .. }) => {
+                let status = self.reach_milestone(store, order, milestone, at_ms)?;
+                Outcome::DeviceUpdated {
+                    released: None,
+                    order_moved: status.map(|status| (order, status)),
+                }
+            }
+        })
+    }
+
+    /// Moves an order forward to the status of `milestone`, through every
+    /// status between; never backwards (a task re-picked after its device
+    /// was lost reaches `Picked` a second time). Returns the new status if
+    /// it changed.
+    fn reach_milestone(
+        &mut self,
+        store: &StoreId,
+        order: OrderNumber,
+        milestone: Option<OrderMilestone>,
+        at_ms: u64,
+    ) -> Result<Option<OrderStatus>, KernelError> {
+        let Some(milestone) = milestone else { return Ok(None) };
+        let target = match milestone {
+            OrderMilestone::Picked => OrderStatus::Picked,
+            OrderMilestone::Packed => OrderStatus::Packed,
+            OrderMilestone::Shipped => OrderStatus::Fulfilled,
+        };
+        let rank = |status: OrderStatus| match status {
+            OrderStatus::Reserved => 0,
+            OrderStatus::Paid => 1,
+            OrderStatus::Picked => 2,
+            OrderStatus::Packed => 3,
+            OrderStatus::Fulfilled => 4,
+            OrderStatus::Cancelled => 5,
+        };
+        let mut changed = None;
+        loop {
+            let current =
+                self.store_ref(store)?.order(order).ok_or(KernelError::UnknownOrder(order))?.status;
+            if rank(current) >= rank(target) {
+                return Ok(changed);
+            }
+            let next = match current {
+                OrderStatus::Paid => OrderStatus::Picked,
+                OrderStatus::Picked => OrderStatus::Packed,
+                OrderStatus::Packed => OrderStatus::Fulfilled,
+                // Only paid orders have tasks.
+                OrderStatus::Reserved | OrderStatus::Fulfilled | OrderStatus::Cancelled => {
+                    return Ok(changed);
+                }
+            };
+            self.transition(store, order, at_ms, "moved by its robot tasks", |status| {
+                (status == current).then_some(next)
+            })?;
+            changed = Some(next);
         }
     }
 
@@ -866,7 +1031,12 @@ impl Shard {
                         level.sold -= units;
                         level.available += units;
                     }
-                    (OrderStatus::Paid, OrderStatus::Fulfilled) => {
+                    (OrderStatus::Paid, OrderStatus::Picked)
+                    | (OrderStatus::Picked, OrderStatus::Packed) => {}
+                    (
+                        OrderStatus::Paid | OrderStatus::Picked | OrderStatus::Packed,
+                        OrderStatus::Fulfilled,
+                    ) => {
                         level.sold -= units;
                         level.on_hand -= units;
                         level.shipped += units;
@@ -909,7 +1079,9 @@ impl Shard {
             for order in state.orders.iter() {
                 let bucket = match order.status {
                     OrderStatus::Reserved => Some(&mut reserved),
-                    OrderStatus::Paid => Some(&mut sold),
+                    OrderStatus::Paid | OrderStatus::Picked | OrderStatus::Packed => {
+                        Some(&mut sold)
+                    }
                     OrderStatus::Fulfilled | OrderStatus::Cancelled => None,
                 };
                 if let Some(bucket) = bucket {
@@ -961,6 +1133,24 @@ impl Shard {
                 return Err(format!(
                     "store {store_id}: per-customer order counts differ from live orders"
                 ));
+            }
+            state
+                .floor
+                .check_invariants()
+                .map_err(|problem| format!("store {store_id}: {problem}"))?;
+            // Cancelling or fulfilling an order drops its tasks: a task
+            // always serves an order that is paid and not yet shipped.
+            for task in state.floor.tasks().values() {
+                let status = state.orders.get(task.order).map(|order| order.status);
+                if !matches!(
+                    status,
+                    Some(OrderStatus::Paid | OrderStatus::Picked | OrderStatus::Packed)
+                ) {
+                    return Err(format!(
+                        "store {store_id}: task {} serves order {}, which is {status:?}",
+                        task.id, task.order
+                    ));
+                }
             }
             for (id, order) in state.orders.iter().enumerate() {
                 if order.number != id as OrderNumber + 1 {

@@ -5,6 +5,7 @@
 
 pub mod breaker;
 pub mod consumer;
+pub mod devices;
 pub mod events;
 pub mod load;
 pub mod native;

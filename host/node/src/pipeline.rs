@@ -98,7 +98,7 @@ impl Holder {
             Implementation::NativeLogistics(plugin, make) => {
                 Holder::NativeLogistics(make(plugin.clone()))
             }
-            Implementation::Analytics(_) => return None,
+            Implementation::Analytics(_) | Implementation::Driver(_) => return None,
         })
     }
 }
@@ -346,7 +346,11 @@ impl ShardPlugins {
                                 reason,
                             });
                         }
-                        FailurePolicy::FailOpen | FailurePolicy::Fallback => {
+                        // A pricing plugin cannot declare quarantine (the registry
+                        // refuses it); it would fail open like the default.
+                        FailurePolicy::FailOpen
+                        | FailurePolicy::Fallback
+                        | FailurePolicy::Quarantine => {
                             pricing_failures.push(PluginFailure { plugin, reason: clip(reason) });
                         }
                     }
@@ -489,11 +493,13 @@ impl ShardPlugins {
                 FailurePolicy::FailOpen => {
                     Ok(RiskCheck { plugin, code: RISK_SKIPPED_CODE.into(), reason: clip(reason) })
                 }
-                FailurePolicy::FailClosed | FailurePolicy::Fallback => Err(Refusal::Unavailable {
-                    plugin,
-                    kind: PluginKind::Risk,
-                    reason: clip(reason),
-                }),
+                FailurePolicy::FailClosed | FailurePolicy::Fallback | FailurePolicy::Quarantine => {
+                    Err(Refusal::Unavailable {
+                        plugin,
+                        kind: PluginKind::Risk,
+                        reason: clip(reason),
+                    })
+                }
             };
             let resolved = match Self::resolve(installed, config, seed) {
                 Ok(resolved) => resolved,

@@ -872,6 +872,7 @@ fn implementation(loaded: LoadedPlugin) -> Implementation {
         LoadedPlugin::Logistics(plugin) => Implementation::Logistics(plugin),
         LoadedPlugin::Risk(plugin) => Implementation::Risk(plugin),
         LoadedPlugin::Analytics(plugin) => Implementation::Analytics(plugin),
+        LoadedPlugin::Driver(plugin) => Implementation::Driver(plugin),
     }
 }
 

@@ -24,8 +24,8 @@ use anyhow::Context as _;
 use bazaar_artifacts::Artifact;
 use bazaar_kernel::model::{Adjustment, PluginId, PluginKind, PluginRef, ShipmentPlan, StoreId};
 use bazaar_runtime::{
-    AnalyticsPlugin, CallCounters, LogisticsPlugin, PricingPlugin, RiskPlugin, Runtime,
-    RuntimeLimits,
+    AnalyticsPlugin, CallCounters, DriverPlugin, LogisticsPlugin, PricingPlugin, RiskPlugin,
+    Runtime, RuntimeLimits,
 };
 
 pub use bazaar_registry::FailurePolicy;
@@ -48,6 +48,9 @@ pub enum Implementation {
     /// An analytics component: fed its stores' events off the order path,
     /// never called by the order pipeline.
     Analytics(AnalyticsPlugin),
+    /// A device driver: called by the device bus, never by the order
+    /// pipeline.
+    Driver(DriverPlugin),
     /// A pricing plugin compiled into the host (benchmarks only).
     NativePricing(PluginRef, MakeNativePricing),
     /// A logistics plugin compiled into the host (benchmarks only).
@@ -62,6 +65,7 @@ impl Implementation {
             Implementation::Logistics(plugin) => plugin.plugin_ref(),
             Implementation::Risk(plugin) => plugin.plugin_ref(),
             Implementation::Analytics(plugin) => plugin.plugin_ref(),
+            Implementation::Driver(plugin) => plugin.plugin_ref(),
             Implementation::NativePricing(plugin, _)
             | Implementation::NativeLogistics(plugin, _) => plugin,
         }
@@ -76,6 +80,7 @@ impl Implementation {
             }
             Implementation::Risk(_) => PluginKind::Risk,
             Implementation::Analytics(_) => PluginKind::Analytics,
+            Implementation::Driver(_) => PluginKind::DeviceDriver,
         }
     }
 
@@ -86,6 +91,7 @@ impl Implementation {
             Implementation::Logistics(plugin) => Some(plugin.counters()),
             Implementation::Risk(plugin) => Some(plugin.counters()),
             Implementation::Analytics(plugin) => Some(plugin.counters()),
+            Implementation::Driver(plugin) => Some(plugin.counters()),
             Implementation::NativePricing(..) | Implementation::NativeLogistics(..) => None,
         }
     }
@@ -325,6 +331,9 @@ impl PluginSet {
             PluginKind::Risk => Implementation::Risk(runtime.load_risk(plugin, artifact.wasm)?),
             PluginKind::Analytics => {
                 Implementation::Analytics(runtime.load_analytics(plugin, artifact.wasm)?)
+            }
+            PluginKind::DeviceDriver => {
+                Implementation::Driver(runtime.load_driver(plugin, artifact.wasm)?)
             }
         };
         self.install(implementation, None, activate)

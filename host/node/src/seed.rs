@@ -198,3 +198,172 @@ pub fn order_request(
         },
     }
 }
+
+/// The robot warehouse's id.
+pub const ROBOT_WAREHOUSE: &str = "hangzhou-robots";
+/// Its one zone.
+pub const ROBOT_ZONE: &str = "zone-a";
+/// Its map's id, as the robots know it.
+pub const ROBOT_MAP: &str = "hangzhou-robots-floor";
+/// The first-party VDA 5050 driver the robots speak through.
+pub const ROBOT_DRIVER: &str = "driver-vda5050";
+/// The vendor name the simulated robots use on the wire.
+pub const ROBOT_MANUFACTURER: &str = "BazaarSim";
+/// The robots' model.
+pub const ROBOT_MODEL: &str = "sim-agv";
+/// SKUs the robot warehouse stocks, each picked at its own shelf.
+pub const ROBOT_SKUS: usize = 10;
+/// Millimetres between neighbouring shelves, and between neighbouring
+/// robots' home positions.
+pub const ROBOT_GRID_SPACING_MM: i64 = 2_000;
+
+/// A robot of the robot warehouse: its serial number and home node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RobotHome {
+    /// Serial number (also its device id).
+    pub serial_number: String,
+    /// Home node.
+    pub node: String,
+    /// East coordinate of its home, millimetres.
+    pub x_mm: i64,
+    /// North coordinate of its home, millimetres.
+    pub y_mm: i64,
+}
+
+/// The SKU of robot-warehouse item `index`.
+pub fn robot_sku(index: usize) -> Sku {
+    Sku::new(format!("D11-ITEM-{index}")).expect("generated SKUs are valid identifiers")
+}
+
+/// A store whose orders robots fulfil: one warehouse with a map (shelves
+/// along the north wall, a pack station at the origin, one home node per
+/// robot along the south wall), [`ROBOT_SKUS`] products with `units` each,
+/// the VDA 5050 driver enabled, and `robots` AGVs registered. Returns the
+/// commands and where each robot starts.
+pub fn robot_warehouse(
+    store: &StoreId,
+    robots: usize,
+    units: u64,
+) -> (Vec<Command>, Vec<RobotHome>) {
+    use bazaar_kernel::PluginSettings;
+    use bazaar_kernel::device::{DeviceKind, DeviceSpec, MapNode, WarehouseLayout};
+    use bazaar_kernel::model::{Capability, DeviceId, MapNodeId, ZoneId};
+
+    let generated = "generated ids are valid identifiers";
+    let node = |name: &str, x_mm: i64, y_mm: i64| MapNode {
+        id: MapNodeId::new(name).expect(generated),
+        x_mm,
+        y_mm,
+    };
+    let cny = Currency::parse("CNY").expect("CNY is a currency code");
+    let warehouse = WarehouseId::new(ROBOT_WAREHOUSE).expect(generated);
+    let driver = PluginId::new(ROBOT_DRIVER).expect(generated);
+    let mut nodes = vec![node("pack", 0, 0)];
+    let mut pick_locations = std::collections::BTreeMap::new();
+    for index in 0..ROBOT_SKUS {
+        let name = format!("shelf-{index}");
+        nodes.push(node(&name, index as i64 * ROBOT_GRID_SPACING_MM, 3 * ROBOT_GRID_SPACING_MM));
+        pick_locations.insert(robot_sku(index), MapNodeId::new(name).expect(generated));
+    }
+    let homes: Vec<RobotHome> = (0..robots)
+        .map(|index| RobotHome {
+            serial_number: format!("agv-{index}"),
+            node: format!("home-{index}"),
+            x_mm: index as i64 * ROBOT_GRID_SPACING_MM,
+            y_mm: -ROBOT_GRID_SPACING_MM,
+        })
+        .collect();
+    nodes.extend(homes.iter().map(|home| node(&home.node, home.x_mm, home.y_mm)));
+    let mut commands = vec![
+        Command::CreateStore {
+            store: store.clone(),
+            name: "Robot warehouse".into(),
+            currency: cny,
+        },
+        Command::UpsertWarehouse {
+            store: store.clone(),
+            warehouse: Warehouse {
+                id: warehouse.clone(),
+                name: "Hangzhou robot warehouse".into(),
+                location: Coordinates { latitude_micro: 30_274_100, longitude_micro: 120_155_100 },
+            },
+        },
+        Command::SetWarehouseLayout {
+            store: store.clone(),
+            warehouse: warehouse.clone(),
+            layout: WarehouseLayout {
+                map_id: ROBOT_MAP.into(),
+                nodes,
+                pick_locations,
+                pack_station: MapNodeId::new("pack").expect(generated),
+            },
+        },
+        Command::ConfigurePlugin {
+            store: store.clone(),
+            plugin: driver.clone(),
+            config_json: Some("{}".into()),
+            settings: PluginSettings {
+                consented: vec![Capability::Log, Capability::Config],
+                ..PluginSettings::default()
+            },
+        },
+    ];
+    for index in 0..ROBOT_SKUS {
+        commands.push(Command::UpsertProduct {
+            store: store.clone(),
+            product: Product {
+                sku: robot_sku(index),
+                title: format!("Warehouse item {index}"),
+                unit_price_minor: 9_900,
+                purchase_limit_per_customer: None,
+            },
+            currency: cny,
+        });
+        commands.push(Command::ReceiveStock {
+            store: store.clone(),
+            sku: robot_sku(index),
+            warehouse: warehouse.clone(),
+            quantity: units,
+        });
+    }
+    for home in &homes {
+        commands.push(Command::RegisterDevice {
+            store: store.clone(),
+            device: DeviceSpec {
+                id: DeviceId::new(home.serial_number.as_str()).expect(generated),
+                kind: DeviceKind::Agv,
+                warehouse: warehouse.clone(),
+                zone: ZoneId::new(ROBOT_ZONE).expect(generated),
+                driver: driver.clone(),
+                manufacturer: ROBOT_MANUFACTURER.into(),
+                serial_number: home.serial_number.clone(),
+                model: ROBOT_MODEL.into(),
+            },
+            at_ms: 0,
+        });
+    }
+    (commands, homes)
+}
+
+/// Places and pays `count` one-line orders of the robot warehouse's SKUs in
+/// turn, for customers `from..from + count`; returns the order numbers.
+pub fn place_paid_robot_orders(
+    node: &Node,
+    store: &StoreId,
+    from: u64,
+    count: u64,
+) -> Result<Vec<u64>, NodeError> {
+    (from..from + count)
+        .map(|customer| {
+            let sku = robot_sku(customer as usize % ROBOT_SKUS);
+            let receipt = node
+                .place_order(store.clone(), order_request(customer, vec![(sku, 1)], None, None))?;
+            node.execute(Command::PayOrder {
+                store: store.clone(),
+                order: receipt.order,
+                at_ms: crate::node::wall_clock_ms(),
+            })?;
+            Ok(receipt.order)
+        })
+        .collect()
+}

@@ -103,12 +103,19 @@ pub enum FailurePolicy {
     FailClosed,
     /// Use the host's built-in behaviour instead (the built-in router).
     Fallback,
+    /// Take the device the driver failed on out of service until an
+    /// operator releases it; the bus and every other device carry on.
+    Quarantine,
 }
 
 impl FailurePolicy {
     /// Every policy.
-    pub const ALL: [FailurePolicy; 3] =
-        [FailurePolicy::FailOpen, FailurePolicy::FailClosed, FailurePolicy::Fallback];
+    pub const ALL: [FailurePolicy; 4] = [
+        FailurePolicy::FailOpen,
+        FailurePolicy::FailClosed,
+        FailurePolicy::Fallback,
+        FailurePolicy::Quarantine,
+    ];
 
     /// The policy's name in manifests and the API.
     pub fn name(self) -> &'static str {
@@ -116,6 +123,7 @@ impl FailurePolicy {
             FailurePolicy::FailOpen => "fail-open",
             FailurePolicy::FailClosed => "fail-closed",
             FailurePolicy::Fallback => "fallback",
+            FailurePolicy::Quarantine => "quarantine",
         }
     }
 
@@ -130,13 +138,16 @@ impl FailurePolicy {
     /// sale); risk fails closed (an unchecked order is the risk); logistics
     /// falls back to the built-in router, which always exists. Analytics
     /// only fails open: it is never on the order path, a failed batch is
-    /// offered again later, and checkout never waits for it.
+    /// offered again later, and checkout never waits for it. A device
+    /// driver's failure quarantines the device it failed on: a driver that
+    /// cannot be trusted must not move a robot.
     pub fn allowed_for(kind: PluginKind) -> &'static [FailurePolicy] {
         match kind {
             PluginKind::Pricing => &[FailurePolicy::FailOpen, FailurePolicy::FailClosed],
             PluginKind::Logistics => &[FailurePolicy::Fallback, FailurePolicy::FailClosed],
             PluginKind::Risk => &[FailurePolicy::FailClosed, FailurePolicy::FailOpen],
             PluginKind::Analytics => &[FailurePolicy::FailOpen],
+            PluginKind::DeviceDriver => &[FailurePolicy::Quarantine],
         }
     }
 

@@ -1,10 +1,12 @@
 //! Host bindings of the `bazaar:commerce` worlds, generated from the WIT
 //! files at build time.
 //!
-//! Every world imports the same host interfaces (log, config, state) and
-//! uses the same `types`; the other worlds' bindings reuse the pricing ones
-//! for those, so the host implements each interface once and the linker
-//! holds it once. Every import is trappable: a host function may end the call
+//! Every world imports the same host interfaces (log, config, state, or a
+//! subset of them) and uses the same `types`; the other worlds' bindings
+//! reuse the pricing ones for those, so the host implements each interface
+//! once and the linker holds it once. The device-driver world's own
+//! vocabulary (`device-types`) is generated with it, since no other world
+//! uses it. Every import is trappable: a host function may end the call
 //! when a plugin breaks a limit that its WIT signature cannot express.
 
 pub(crate) mod pricing {
@@ -53,6 +55,18 @@ pub(crate) mod analytics {
             "bazaar:commerce/log": crate::bindings::pricing::bazaar::commerce::log,
             "bazaar:commerce/config": crate::bindings::pricing::bazaar::commerce::config,
             "bazaar:commerce/state": crate::bindings::pricing::bazaar::commerce::state,
+        },
+    });
+}
+
+pub(crate) mod device_driver {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "device-driver",
+        imports: { default: trappable },
+        with: {
+            "bazaar:commerce/log": crate::bindings::pricing::bazaar::commerce::log,
+            "bazaar:commerce/config": crate::bindings::pricing::bazaar::commerce::config,
         },
     });
 }

@@ -3,8 +3,9 @@
 //!
 //! Every import falls in one of four classes:
 //!
-//! - `bazaar:commerce/types` and `bazaar:commerce/events`: shared type
-//!   definitions, no functions; always allowed.
+//! - `bazaar:commerce/types`, `bazaar:commerce/events` and
+//!   `bazaar:commerce/device-types`: shared type definitions, no
+//!   functions; always allowed.
 //! - `bazaar:commerce/log`, `config`, `state`: a [`Capability`] each; allowed
 //!   only when granted ([`LoadError::NotGranted`] otherwise).
 //! - `wasi:*`: allowed when the linker provides it (deny-all, see
@@ -48,9 +49,10 @@ use crate::error::LoadError;
 use crate::store_data::InstanceState;
 
 /// The interfaces of types the worlds use (every world's shared types, the
-/// analytics world's events); they have no functions, so they give no
-/// power and need no grant.
-const TYPE_INTERFACES: [&str; 2] = ["bazaar:commerce/types", "bazaar:commerce/events"];
+/// analytics world's events, the device-driver world's device types); they
+/// have no functions, so they give no power and need no grant.
+const TYPE_INTERFACES: [&str; 3] =
+    ["bazaar:commerce/types", "bazaar:commerce/events", "bazaar:commerce/device-types"];
 /// The namespace of the standard WASI interfaces.
 const WASI_NAMESPACE: &str = "wasi:";
 
@@ -178,6 +180,8 @@ mod tests {
     fn imports_are_classified_by_interface_whatever_their_version() {
         assert!(matches!(classify("bazaar:commerce/types@0.1.0"), ImportClass::Types));
         assert!(matches!(classify("bazaar:commerce/events@0.1.0"), ImportClass::Types));
+        assert!(matches!(classify("bazaar:commerce/device-types@0.1.0"), ImportClass::Types));
+        assert!(matches!(classify("bazaar:commerce/driver@0.1.0"), ImportClass::Unknown));
         assert!(matches!(
             classify("bazaar:commerce/state@0.1.3"),
             ImportClass::Capability(Capability::State)

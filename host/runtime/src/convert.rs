@@ -23,7 +23,7 @@ use crate::text::sanitize_for_log;
 const QUOTED_VALUE_BYTES_MAX: usize = 64;
 
 /// A plugin's value, cut short and made printable, for an error message.
-fn quote(value: &str) -> String {
+pub(crate) fn quote(value: &str) -> String {
     format!("{:?}", sanitize_for_log(value.to_owned(), QUOTED_VALUE_BYTES_MAX))
 }
 

@@ -17,15 +17,22 @@
 //!    deny-all, deterministic context) under the plugin's own
 //!    [`PluginLimits`], giving a [`LoadedPlugin`]. Cheap, so it can sit on
 //!    the hot-swap path. [`Runtime::load_pricing`],
-//!    [`Runtime::load_logistics`], [`Runtime::load_risk`] and
-//!    [`Runtime::load_analytics`] do steps 1 and 3 in one go for trusted
-//!    first-party components.
+//!    [`Runtime::load_logistics`], [`Runtime::load_risk`],
+//!    [`Runtime::load_analytics`] and [`Runtime::load_driver`] do steps 1
+//!    and 3 in one go for trusted first-party components.
 //!
 //! Each worker thread then holds a [`Pricer`], [`ShipmentRouter`],
-//! [`RiskAssessor`] or [`Analyzer`], which keeps one instance alive across
-//! calls and replaces it after a trap. The first three sit on the order
-//! path; an [`Analyzer`] is fed a store's committed events in batches and
-//! answers dashboards' queries, off the order path. A plugin's deadline, memory cap and fuel apply
+//! [`RiskAssessor`], [`Analyzer`] or [`DeviceDriver`], which keeps one
+//! instance alive across calls and replaces it after a trap. The first
+//! three sit on the order path; an [`Analyzer`] is fed a store's committed
+//! events in batches and answers dashboards' queries, off the order path.
+//! A [`DeviceDriver`] speaks a device vendor's protocol for the device bus,
+//! also off the order path: it names a device's MQTT topics, turns the
+//! host's [`DeviceCommand`]s into [`Frame`]s to publish and inbound
+//! messages into [`DeviceEvent`]s, and remembers each device only through
+//! the memory the host hands back to it; the host does all the input and
+//! output, and its output is checked strictly, since a fault quarantines
+//! the device. A plugin's deadline, memory cap and fuel apply
 //! to every call; its concurrency cap counts calls in flight over all its
 //! workers, and a call over it fails at once with
 //! [`CallError::ConcurrencyLimit`].
@@ -52,6 +59,8 @@ mod call;
 mod check;
 mod compile;
 mod convert;
+mod device;
+mod driver;
 mod error;
 mod event_lowering;
 mod extension;
@@ -73,6 +82,18 @@ pub use cache::{ArtifactCache, CacheOutcome};
 pub use call::{CALL_LATENCY_BUCKETS_US, CallCounters, CallLatency, CallOutcome, PluginCall};
 pub use check::ComponentReport;
 pub use compile::{CompiledComponent, FUNCTION_BODY_BYTES_MAX, FUNCTIONS_PER_COMPONENT_MAX};
+pub use device::{
+    ActionKind, ActionStatus, ConnectionState, Decoded, DeviceCommand, DeviceContext, DeviceError,
+    DeviceEvent, DeviceInfo, DevicePosition, DriverRefusal, Encoded, ErrorLevel, Frame, Job,
+    MapNode, Stop, StopAction,
+};
+pub use driver::{
+    BATTERY_PERMILLE_MAX, COORDINATE_MM_MAX, DEVICE_TEXT_BYTES_MAX, DRIVER_MEMORY_BYTES_MAX,
+    DeviceDriver, DriverPlugin, ERROR_DESCRIPTION_BYTES_MAX, ERRORS_PER_EVENT_MAX,
+    EVENTS_PER_FRAME_MAX, FRAME_PAYLOAD_BYTES_MAX, FRAMES_PER_COMMAND_MAX,
+    INBOUND_PAYLOAD_BYTES_MAX, JOB_STOPS_MAX, REFUSAL_TEXT_BYTES_MAX, SUBSCRIPTIONS_PER_DEVICE_MAX,
+    THETA_MRAD_MAX, TOPIC_BYTES_MAX,
+};
 pub use error::{CallError, LoadError, PluginError};
 pub use host::log::PLUGIN_LOG_TARGET;
 pub use limits::{

@@ -6,6 +6,7 @@ use bazaar_kernel::model::{PluginKind, PluginRef};
 
 use crate::analytics::AnalyticsPlugin;
 use crate::call::CallCounters;
+use crate::driver::DriverPlugin;
 use crate::logistics::LogisticsPlugin;
 use crate::pricing::PricingPlugin;
 use crate::risk::RiskPlugin;
@@ -22,6 +23,8 @@ pub enum LoadedPlugin {
     Risk(RiskPlugin),
     /// An analytics plugin.
     Analytics(AnalyticsPlugin),
+    /// A device-driver plugin.
+    Driver(DriverPlugin),
 }
 
 impl LoadedPlugin {
@@ -32,6 +35,7 @@ impl LoadedPlugin {
             LoadedPlugin::Logistics(plugin) => plugin.plugin_ref(),
             LoadedPlugin::Risk(plugin) => plugin.plugin_ref(),
             LoadedPlugin::Analytics(plugin) => plugin.plugin_ref(),
+            LoadedPlugin::Driver(plugin) => plugin.plugin_ref(),
         }
     }
 
@@ -42,6 +46,7 @@ impl LoadedPlugin {
             LoadedPlugin::Logistics(_) => PluginKind::Logistics,
             LoadedPlugin::Risk(_) => PluginKind::Risk,
             LoadedPlugin::Analytics(_) => PluginKind::Analytics,
+            LoadedPlugin::Driver(_) => PluginKind::DeviceDriver,
         }
     }
 
@@ -53,6 +58,7 @@ impl LoadedPlugin {
             LoadedPlugin::Logistics(plugin) => plugin.counters(),
             LoadedPlugin::Risk(plugin) => plugin.counters(),
             LoadedPlugin::Analytics(plugin) => plugin.counters(),
+            LoadedPlugin::Driver(plugin) => plugin.counters(),
         }
     }
 }

@@ -23,12 +23,14 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::analytics::AnalyticsPlugin;
 use crate::bindings::analytics::AnalyticsPre;
+use crate::bindings::device_driver::DeviceDriverPre;
 use crate::bindings::logistics::LogisticsPre;
 use crate::bindings::pricing::PricingPre;
 use crate::bindings::risk::RiskPre;
 use crate::cache::{self, ArtifactCache, CacheOutcome};
 use crate::check::{self, ComponentReport};
 use crate::compile::{self, CompileSlot, CompiledComponent};
+use crate::driver::DriverPlugin;
 use crate::error::LoadError;
 use crate::limits::{
     COMPILE_BUDGET_MS_LIMIT, EffectiveLimits, PluginLimits, RuntimeLimits, WASM_PAGE_BYTES, bounded,
@@ -146,8 +148,9 @@ impl Runtime {
     /// Plugin instances alive now, over every plugin: the pool slots in
     /// use. Instances live in [`Pricer`](crate::Pricer)s,
     /// [`ShipmentRouter`](crate::ShipmentRouter)s,
-    /// [`RiskAssessor`](crate::RiskAssessor)s and
-    /// [`Analyzer`](crate::Analyzer)s and leave with them.
+    /// [`RiskAssessor`](crate::RiskAssessor)s,
+    /// [`Analyzer`](crate::Analyzer)s and
+    /// [`DeviceDriver`](crate::DeviceDriver)s and leave with them.
     pub fn live_instances(&self) -> usize {
         self.shared.live_instances.load(Ordering::Relaxed)
     }
@@ -263,6 +266,9 @@ impl Runtime {
             PluginKind::Logistics => world_pre(instance_pre, kind, LogisticsPre::new).map(drop),
             PluginKind::Risk => world_pre(instance_pre, kind, RiskPre::new).map(drop),
             PluginKind::Analytics => world_pre(instance_pre, kind, AnalyticsPre::new).map(drop),
+            PluginKind::DeviceDriver => {
+                world_pre(instance_pre, kind, DeviceDriverPre::new).map(drop)
+            }
         })
     }
 
@@ -290,6 +296,9 @@ impl Runtime {
             PluginKind::Risk => LoadedPlugin::Risk(self.link_risk(plugin, compiled, limits)?),
             PluginKind::Analytics => {
                 LoadedPlugin::Analytics(self.link_analytics(plugin, compiled, limits)?)
+            }
+            PluginKind::DeviceDriver => {
+                LoadedPlugin::Driver(self.link_driver(plugin, compiled, limits)?)
             }
         })
     }
@@ -334,6 +343,14 @@ impl Runtime {
         self.link_analytics(plugin, &compiled, EffectiveLimits::of_node(&self.shared.limits))
     }
 
+    /// Compiles and links a device-driver plugin under the node's limits.
+    /// The component must export `bazaar:commerce/driver` and import
+    /// nothing beyond WASI and Bazaar's log and config.
+    pub fn load_driver(&self, plugin: PluginRef, wasm: &[u8]) -> Result<DriverPlugin, LoadError> {
+        let compiled = self.compile(wasm)?;
+        self.link_driver(plugin, &compiled, EffectiveLimits::of_node(&self.shared.limits))
+    }
+
     fn link_pricing(
         &self,
         plugin: PluginRef,
@@ -372,6 +389,17 @@ impl Runtime {
     ) -> Result<AnalyticsPlugin, LoadError> {
         let pre = world_pre(self.pre_link(compiled)?, PluginKind::Analytics, AnalyticsPre::new)?;
         Ok(AnalyticsPlugin::new(plugin, pre, Arc::clone(&self.shared), limits))
+    }
+
+    fn link_driver(
+        &self,
+        plugin: PluginRef,
+        compiled: &CompiledComponent,
+        limits: EffectiveLimits,
+    ) -> Result<DriverPlugin, LoadError> {
+        let pre =
+            world_pre(self.pre_link(compiled)?, PluginKind::DeviceDriver, DeviceDriverPre::new)?;
+        Ok(DriverPlugin::new(plugin, pre, Arc::clone(&self.shared), limits))
     }
 
     /// Links a compiled component against every host interface.
@@ -488,6 +516,7 @@ mod tests {
         assert_send_sync::<LogisticsPlugin>();
         assert_send_sync::<RiskPlugin>();
         assert_send_sync::<AnalyticsPlugin>();
+        assert_send_sync::<DriverPlugin>();
     }
 
     #[test]
@@ -496,6 +525,7 @@ mod tests {
         assert_send::<crate::ShipmentRouter>();
         assert_send::<crate::RiskAssessor>();
         assert_send::<crate::Analyzer>();
+        assert_send::<crate::DeviceDriver>();
     }
 
     #[test]

@@ -10,6 +10,7 @@ import * as dashboard from './page-dashboard.js';
 import * as orders from './page-orders.js';
 import * as marketplace from './page-marketplace.js';
 import * as analytics from './page-analytics.js';
+import * as fleet from './page-fleet.js';
 import * as plugins from './page-plugins.js';
 import * as breakers from './page-breakers.js';
 import * as stores from './page-stores.js';
@@ -27,6 +28,7 @@ const STORE_PAGES = [
   { path: 'orders', label: 'Orders', module: orders },
   { path: 'marketplace', label: 'Marketplace', module: marketplace },
   { path: 'analytics', label: 'Analytics', module: analytics },
+  { path: 'fleet', label: 'Fleet', module: fleet },
 ];
 
 /** The operator's pages. */

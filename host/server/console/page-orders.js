@@ -1,5 +1,6 @@
 // A store's orders, a page at a time, newest first, with the status
-// changes a merchant makes by hand: pay, cancel, fulfil.
+// changes a merchant makes by hand: pay, cancel, fulfil (also once robots
+// have picked or packed an order).
 
 import { call, get, seg } from './api.js';
 import { actionButton, badge, errorBox, h, replace, table } from './dom.js';
@@ -9,7 +10,11 @@ import { count, moneyOf, time } from './format.js';
 const PAGE_SIZE = 20;
 
 /** The badge tone of each status. */
-const STATUS_TONE = { reserved: 'warn', paid: 'good', fulfilled: 'good', cancelled: 'bad' };
+const STATUS_TONE = { reserved: 'warn', paid: 'good', picked: 'good', packed: 'good', fulfilled: 'good', cancelled: 'bad' };
+
+/** The statuses an order can be fulfilled by hand from: paid, and as far
+ * as robots have brought it. */
+const FULFILLABLE = ['paid', 'picked', 'packed'];
 
 export async function render({ view, params, signal, notify }) {
   const store = params.store;
@@ -56,7 +61,7 @@ export async function render({ view, params, signal, notify }) {
         label: 'Actions',
         cell: (o) => h('div', { class: 'row' },
           o.status === 'reserved' ? change(o, 'pay', 'Pay') : null,
-          o.status === 'paid' ? change(o, 'fulfil', 'Fulfil') : null,
+          FULFILLABLE.includes(o.status) ? change(o, 'fulfil', 'Fulfil') : null,
           o.status === 'reserved' || o.status === 'paid' ? change(o, 'cancel', 'Cancel') : null),
       },
     ], orders, { label: 'Orders', empty: 'No orders yet.' }));

@@ -363,6 +363,18 @@ pub enum Permission {
     /// Read the node's Prometheus metrics (unless the node serves them to
     /// anyone, `metrics_public`).
     ReadMetrics,
+    /// Set a store's warehouse maps, and register and remove its devices.
+    ManageDevices,
+    /// Release a store's quarantined devices, and stop and resume the
+    /// zones of its warehouses. The people who run the warehouse floor
+    /// work for the merchant, so merchants may; an emergency stop must
+    /// never wait for the node's operator.
+    OperateDevices,
+    /// Read a store's warehouse maps, devices with their telemetry, and
+    /// robot tasks.
+    ReadDevices,
+    /// Read every device of the node, the bus's connection and counters.
+    ReadFleet,
 }
 
 impl Permission {
@@ -381,6 +393,7 @@ impl Permission {
                 | Permission::ReadPluginReports
                 | Permission::ReadBreakers
                 | Permission::ReadMetrics
+                | Permission::ReadFleet
         )
     }
 
@@ -405,6 +418,7 @@ impl Permission {
                     | ManagePlugins
                     | ReadPluginReports
                     | ReadMetrics
+                    | ReadFleet
             ),
             Role::Checkout => matches!(
                 self,
@@ -440,6 +454,10 @@ impl Permission {
             ReadBreakers => "read circuit breakers",
             ReadAnalytics => "read a store's analytics",
             ReadMetrics => "read the node's metrics",
+            ManageDevices => "change warehouse maps or devices",
+            OperateDevices => "release devices or stop and resume zones",
+            ReadDevices => "read warehouse maps, devices and robot tasks",
+            ReadFleet => "read every device of the node",
         }
     }
 }
@@ -488,6 +506,10 @@ pub mod perm {
         ReadPluginReports,
         ReadBreakers,
         ReadAnalytics,
+        ManageDevices,
+        OperateDevices,
+        ReadDevices,
+        ReadFleet,
     );
 }
 
@@ -609,6 +631,7 @@ mod tests {
             Permission::ManagePublishers,
             Permission::ManagePlugins,
             Permission::ReadMetrics,
+            Permission::ReadFleet,
         ] {
             assert!(permission.allows(Role::Operator));
             for role in [Role::Merchant, Role::Partner, Role::Checkout] {
@@ -642,6 +665,10 @@ mod tests {
             Permission::ReadBreakers,
             Permission::ReadAnalytics,
             Permission::ReadMetrics,
+            Permission::ManageDevices,
+            Permission::OperateDevices,
+            Permission::ReadDevices,
+            Permission::ReadFleet,
         ] {
             assert!(!permission.allows(Role::Checkout), "{permission:?}");
         }
@@ -711,6 +738,20 @@ mod tests {
         for role in [Role::Merchant, Role::Partner, Role::Checkout] {
             assert!(!Permission::ReadMetrics.allows(role), "{role:?}");
         }
+    }
+
+    #[test]
+    fn merchants_run_their_stores_devices_and_only_operators_see_the_whole_fleet() {
+        for permission in
+            [Permission::ManageDevices, Permission::OperateDevices, Permission::ReadDevices]
+        {
+            assert!(permission.is_store_scoped(), "{permission:?}");
+            assert!(permission.allows(Role::Merchant), "{permission:?}");
+            assert!(!permission.allows(Role::Partner), "{permission:?}");
+        }
+        assert!(!Permission::ReadFleet.is_store_scoped());
+        assert!(!Permission::ReadFleet.allows(Role::Merchant));
+        assert!(!Permission::ReadFleet.allows(Role::Partner));
     }
 
     #[test]

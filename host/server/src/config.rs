@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use bazaar_node::devices::{BrokerAddress, BusSettings};
 use bazaar_store::Backend;
 use serde::Deserialize;
 
@@ -42,6 +43,26 @@ pub const SHARD_QUEUE_DEPTH_LIMIT: usize = 1_000_000;
 pub const SHARDS_LIMIT: u32 = 256;
 /// Largest configuration file read: a real one is a few hundred bytes.
 pub const CONFIG_FILE_BYTES_MAX: u64 = 64 * 1024;
+/// The default port of the embedded MQTT broker: the standard MQTT port.
+pub const MQTT_PORT_DEFAULT: u16 = 1883;
+/// The default address of the embedded MQTT broker: loopback only, so a
+/// fresh node takes no device traffic from the network until its operator
+/// opens it.
+pub const MQTT_LISTEN_DEFAULT: &str = "127.0.0.1:1883";
+/// Longest configurable dispatch interval of the device bus: beyond ten
+/// seconds a free robot idles visibly while tasks wait.
+pub const BUS_DISPATCH_INTERVAL_MS_LIMIT: u64 = 10_000;
+/// Shortest configurable job progress timeout: a robot crossing a large
+/// warehouse reports nothing new for seconds; less than this would take
+/// working robots' tasks away.
+pub const BUS_JOB_PROGRESS_TIMEOUT_MS_MIN: u64 = 1_000;
+/// Longest configurable job progress timeout: a task stuck on a silent
+/// robot for more than an hour has lost its order's shipping slot anyway.
+pub const BUS_JOB_PROGRESS_TIMEOUT_MS_LIMIT: u64 = 3_600_000;
+/// Most commands per second one device may be sent: far above what any
+/// vehicle controller acts on, low enough that a misconfigured node cannot
+/// flood the broker on behalf of one device.
+pub const BUS_DEVICE_COMMANDS_PER_SECOND_LIMIT: u32 = 1_000;
 
 /// The resolved configuration of a server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +92,59 @@ pub struct ServeConfig {
     /// scraper that cannot send a bearer token needs it on (and the port
     /// kept to the monitoring network).
     pub metrics_public: bool,
+    /// The device bus: its broker, or none at all, and how it runs.
+    pub devices: DeviceBusConfig,
+}
+
+/// Where the device bus finds its MQTT broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MqttBroker {
+    /// No device bus at all (`mqtt_disabled`): devices can be registered
+    /// but nothing drives them, and an emergency stop is refused.
+    Disabled,
+    /// The node starts its own broker listening here (`mqtt_listen`;
+    /// port 0 picks a free port).
+    Embedded(SocketAddr),
+    /// The node connects to this broker and starts none (`mqtt_broker`).
+    External(BrokerAddress),
+}
+
+/// How the device bus runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceBusConfig {
+    /// Its broker.
+    pub broker: MqttBroker,
+    /// How often the bus rereads the floor and dispatches tasks, ms.
+    pub dispatch_interval_ms: u64,
+    /// A job that reports no progress for this long is taken back and its
+    /// task offered to another robot, ms.
+    pub job_progress_timeout_ms: u64,
+    /// Commands per second one device may be sent (pauses and resumes are
+    /// never held back).
+    pub device_commands_per_second: u32,
+}
+
+impl DeviceBusConfig {
+    /// The settings the bus is started with.
+    pub fn settings(&self) -> BusSettings {
+        BusSettings {
+            dispatch_interval_ms: self.dispatch_interval_ms,
+            job_progress_timeout_ms: self.job_progress_timeout_ms,
+            device_commands_per_second: self.device_commands_per_second,
+        }
+    }
+}
+
+impl Default for DeviceBusConfig {
+    fn default() -> Self {
+        let settings = BusSettings::default();
+        Self {
+            broker: MqttBroker::Embedded(SocketAddr::from(([127, 0, 0, 1], MQTT_PORT_DEFAULT))),
+            dispatch_interval_ms: settings.dispatch_interval_ms,
+            job_progress_timeout_ms: settings.job_progress_timeout_ms,
+            device_commands_per_second: settings.device_commands_per_second,
+        }
+    }
 }
 
 /// How the process writes its logs (to standard error).
@@ -112,6 +186,7 @@ impl Default for ServeConfig {
             customer_rate: Rate::OFF,
             log_format: LogFormat::Text,
             metrics_public: false,
+            devices: DeviceBusConfig::default(),
         }
     }
 }
@@ -148,6 +223,23 @@ pub struct Settings {
     pub log_format: Option<String>,
     /// `metrics_public`: serve `GET /metrics` without a token (default: false).
     pub metrics_public: Option<bool>,
+    /// `mqtt_listen`: address and port of the embedded MQTT broker
+    /// (default `127.0.0.1:1883`; port 0 picks a free port).
+    pub mqtt_listen: Option<String>,
+    /// `mqtt_broker`: `mqtt://host:port` of an external broker; when set,
+    /// no broker is embedded and `mqtt_listen` is not used.
+    pub mqtt_broker: Option<String>,
+    /// `mqtt_disabled`: run without a device bus (default: false).
+    pub mqtt_disabled: Option<bool>,
+    /// `bus_dispatch_interval_ms`: how often the device bus dispatches
+    /// tasks (default 50).
+    pub bus_dispatch_interval_ms: Option<u64>,
+    /// `bus_job_progress_timeout_ms`: how long a robot's job may report no
+    /// progress before its task goes to another (default 120000).
+    pub bus_job_progress_timeout_ms: Option<u64>,
+    /// `bus_device_commands_per_second`: commands per second per device
+    /// (default 10).
+    pub bus_device_commands_per_second: Option<u32>,
 }
 
 impl Settings {
@@ -186,12 +278,25 @@ impl Settings {
             customer_rate_burst: self.customer_rate_burst.or(lower.customer_rate_burst),
             log_format: self.log_format.or(lower.log_format),
             metrics_public: self.metrics_public.or(lower.metrics_public),
+            mqtt_listen: self.mqtt_listen.or(lower.mqtt_listen),
+            mqtt_broker: self.mqtt_broker.or(lower.mqtt_broker),
+            mqtt_disabled: self.mqtt_disabled.or(lower.mqtt_disabled),
+            bus_dispatch_interval_ms: self
+                .bus_dispatch_interval_ms
+                .or(lower.bus_dispatch_interval_ms),
+            bus_job_progress_timeout_ms: self
+                .bus_job_progress_timeout_ms
+                .or(lower.bus_job_progress_timeout_ms),
+            bus_device_commands_per_second: self
+                .bus_device_commands_per_second
+                .or(lower.bus_device_commands_per_second),
         }
     }
 
     /// The configuration: these settings over the defaults, each checked.
     pub fn resolve(self) -> anyhow::Result<ServeConfig> {
         let defaults = ServeConfig::default();
+        let devices = self.device_bus(&defaults.devices)?;
         let listen = match self.listen {
             Some(text) => text.parse().with_context(|| {
                 format!(
@@ -242,6 +347,60 @@ impl Settings {
             )?,
             log_format,
             metrics_public: self.metrics_public.unwrap_or(defaults.metrics_public),
+            devices,
+        })
+    }
+
+    /// The device bus settings, each checked. Every address is checked
+    /// even when the bus is disabled, so a typo is caught before the day
+    /// the bus is switched on.
+    fn device_bus(&self, defaults: &DeviceBusConfig) -> anyhow::Result<DeviceBusConfig> {
+        let listen = match &self.mqtt_listen {
+            Some(text) => text.parse().with_context(|| {
+                format!(
+                    "mqtt_listen {text:?} is not an IP address and port such as {MQTT_LISTEN_DEFAULT}"
+                )
+            })?,
+            None => SocketAddr::from(([127, 0, 0, 1], MQTT_PORT_DEFAULT)),
+        };
+        let external = match &self.mqtt_broker {
+            Some(text) => Some(BrokerAddress::parse(text).map_err(|error| {
+                anyhow::anyhow!(
+                    "mqtt_broker is not a broker address such as mqtt://host:1883: {error}"
+                )
+            })?),
+            None => None,
+        };
+        let broker = if self.mqtt_disabled.unwrap_or(false) {
+            MqttBroker::Disabled
+        } else if let Some(external) = external {
+            MqttBroker::External(external)
+        } else {
+            MqttBroker::Embedded(listen)
+        };
+        Ok(DeviceBusConfig {
+            broker,
+            dispatch_interval_ms: within(
+                "bus_dispatch_interval_ms",
+                self.bus_dispatch_interval_ms,
+                defaults.dispatch_interval_ms,
+                1,
+                BUS_DISPATCH_INTERVAL_MS_LIMIT,
+            )?,
+            job_progress_timeout_ms: within(
+                "bus_job_progress_timeout_ms",
+                self.bus_job_progress_timeout_ms,
+                defaults.job_progress_timeout_ms,
+                BUS_JOB_PROGRESS_TIMEOUT_MS_MIN,
+                BUS_JOB_PROGRESS_TIMEOUT_MS_LIMIT,
+            )?,
+            device_commands_per_second: within(
+                "bus_device_commands_per_second",
+                self.bus_device_commands_per_second,
+                defaults.device_commands_per_second,
+                1,
+                BUS_DEVICE_COMMANDS_PER_SECOND_LIMIT,
+            )?,
         })
     }
 }
@@ -280,6 +439,56 @@ mod tests {
         assert!(!config.store_rate.is_on() && !config.customer_rate.is_on());
         assert_eq!(config.log_format, LogFormat::Text);
         assert!(!config.metrics_public, "metrics need an operator token by default");
+        assert_eq!(
+            config.devices.broker,
+            MqttBroker::Embedded(MQTT_LISTEN_DEFAULT.parse().unwrap()),
+            "the node embeds a broker on loopback"
+        );
+    }
+
+    #[test]
+    fn an_external_broker_replaces_the_embedded_one_and_disabling_wins_over_both() {
+        let file: Settings =
+            toml::from_str("mqtt_listen = \"0.0.0.0:1884\"\nbus_dispatch_interval_ms = 20\n")
+                .unwrap();
+        let config = Settings::default().over(file.clone()).resolve().unwrap();
+        assert_eq!(config.devices.broker, MqttBroker::Embedded("0.0.0.0:1884".parse().unwrap()));
+        assert_eq!(config.devices.settings().dispatch_interval_ms, 20);
+        let env = Settings {
+            mqtt_broker: Some("mqtt://broker.local:1883".into()),
+            ..Settings::default()
+        };
+        let config = env.clone().over(file.clone()).resolve().unwrap();
+        assert_eq!(
+            config.devices.broker,
+            MqttBroker::External(BrokerAddress { host: "broker.local".into(), port: 1883 })
+        );
+        let flags = Settings { mqtt_disabled: Some(true), ..Settings::default() };
+        let config = flags.over(env.over(file)).resolve().unwrap();
+        assert_eq!(config.devices.broker, MqttBroker::Disabled);
+    }
+
+    #[test]
+    fn malformed_broker_addresses_and_bus_settings_out_of_range_are_refused() {
+        let error = Settings { mqtt_broker: Some("broker.local".into()), ..Settings::default() }
+            .resolve()
+            .unwrap_err();
+        assert!(error.to_string().contains("mqtt_broker"), "{error}");
+        let error = Settings {
+            mqtt_listen: Some("localhost".into()),
+            mqtt_disabled: Some(true),
+            ..Settings::default()
+        }
+        .resolve()
+        .unwrap_err();
+        assert!(error.to_string().contains("mqtt_listen"), "{error}");
+        let error = Settings { bus_job_progress_timeout_ms: Some(10), ..Settings::default() }
+            .resolve()
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("bus_job_progress_timeout_ms must be 1000 to"),
+            "{error}"
+        );
     }
 
     #[test]

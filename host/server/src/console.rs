@@ -1,6 +1,7 @@
 //! The web console: a one-page app for operators and merchants (the live
-//! Double-11 dashboard, orders, the marketplace, analytics, plugin versions,
-//! circuit breakers and stores), served by the node itself.
+//! Double-11 dashboard, orders, the marketplace, analytics, the fleet of
+//! warehouse devices, plugin versions, circuit breakers and stores),
+//! served by the node itself.
 //!
 //! The console is hand-written HTML, CSS and JavaScript modules embedded in
 //! the binary, so `cargo build` is the only build step and a node needs
@@ -93,6 +94,7 @@ const ASSETS: &[Asset] = assets! {
     "page-orders.js" => "text/javascript; charset=utf-8",
     "page-marketplace.js" => "text/javascript; charset=utf-8",
     "page-analytics.js" => "text/javascript; charset=utf-8",
+    "page-fleet.js" => "text/javascript; charset=utf-8",
     "page-plugins.js" => "text/javascript; charset=utf-8",
     "page-breakers.js" => "text/javascript; charset=utf-8",
     "page-stores.js" => "text/javascript; charset=utf-8",

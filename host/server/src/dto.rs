@@ -663,6 +663,10 @@ pub enum OrderStatus {
     Reserved,
     /// Paid; stock sold, awaiting shipment.
     Paid,
+    /// Paid, and robots have picked every unit they carry for it.
+    Picked,
+    /// Paid, and every unit robots picked is at a pack station.
+    Packed,
     /// Shipped.
     Fulfilled,
     /// Cancelled; stock released.
@@ -674,6 +678,8 @@ impl From<kernel::OrderStatus> for OrderStatus {
         match status {
             kernel::OrderStatus::Reserved => Self::Reserved,
             kernel::OrderStatus::Paid => Self::Paid,
+            kernel::OrderStatus::Picked => Self::Picked,
+            kernel::OrderStatus::Packed => Self::Packed,
             kernel::OrderStatus::Fulfilled => Self::Fulfilled,
             kernel::OrderStatus::Cancelled => Self::Cancelled,
         }

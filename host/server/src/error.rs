@@ -201,6 +201,11 @@ impl From<KernelError> for ApiError {
             KernelError::InvalidPricingRules(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid_pricing_rules")
             }
+            KernelError::UnknownDevice(_) => (StatusCode::NOT_FOUND, "device_not_found"),
+            KernelError::InvalidDevice(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_device"),
+            KernelError::InvalidLayout(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_layout"),
+            KernelError::UnknownTask(_) => (StatusCode::NOT_FOUND, "task_not_found"),
+            KernelError::InvalidTaskStep(_) => (StatusCode::CONFLICT, "invalid_task_step"),
             KernelError::TextTooLong { .. }
             | KernelError::InvalidCurrency(_)
             | KernelError::InvalidCoordinates

@@ -4,10 +4,12 @@
 //!
 //! [`app`] builds the router over an [`AppState`] (testable without a
 //! socket); [`serve`] opens a node from a [`ServeConfig`], starts the event
-//! consumer of its analytics plugins, listens, and shuts down gracefully on
-//! SIGINT or SIGTERM: it stops accepting, ends the live streams, lets
-//! requests in flight finish, stops the consumer, then drops the node,
-//! which drains the shard queues and flushes the journal.
+//! consumer of its analytics plugins and its device bus (with the embedded
+//! MQTT broker unless the bus is disabled or uses an external broker),
+//! listens, and shuts down gracefully on SIGINT or SIGTERM: it stops
+//! accepting, ends the live streams, lets requests in flight finish, stops
+//! the device bus and the consumer, then drops the node, which drains the
+//! shard queues and flushes the journal.
 //!
 //! Handlers never block a tokio worker on the node: every node request is
 //! queued with a callback bridged to a `oneshot` channel, and a full queue
@@ -17,6 +19,7 @@ mod admission;
 mod auth;
 mod config;
 mod console;
+mod device_dto;
 mod dto;
 mod error;
 mod extract;
@@ -27,6 +30,7 @@ mod routes;
 mod state;
 
 use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +39,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use bazaar_node::consumer::Consumers;
+use bazaar_node::devices::{BrokerAddress, DeviceBus, EmbeddedBroker};
 use bazaar_node::platform::Platform;
 use bazaar_node::{Node, NodeConfig, PluginSet};
 use tracing::Instrument as _;
@@ -42,21 +47,24 @@ use tracing::Instrument as _;
 pub use admission::{RATE_LIMIT_KEYS_MAX, RATE_PER_SECOND_MAX, Rate};
 pub use auth::{Permission, Role, TOKENS_MAX};
 pub use config::{
-    CONNECTIONS_MAX_DEFAULT, DATA_DIR_DEFAULT, IN_FLIGHT_MAX_DEFAULT, LISTEN_DEFAULT, LogFormat,
-    PORT_DEFAULT, ServeConfig, Settings,
+    CONNECTIONS_MAX_DEFAULT, DATA_DIR_DEFAULT, DeviceBusConfig, IN_FLIGHT_MAX_DEFAULT,
+    LISTEN_DEFAULT, LogFormat, MQTT_LISTEN_DEFAULT, MQTT_PORT_DEFAULT, MqttBroker, PORT_DEFAULT,
+    ServeConfig, Settings,
 };
+pub use device_dto::{DEVICES_PAGE_LIMIT_DEFAULT, DEVICES_PAGE_LIMIT_MAX};
 pub use error::ApiError;
 pub use extract::{
     BODY_BYTES_MAX, BODY_READ_TIMEOUT_MS, PLUGIN_UPLOAD_BYTES_MAX, PLUGIN_UPLOAD_READ_TIMEOUT_MS,
 };
 pub use metrics::{HTTP_LATENCY_US_BUCKETS, METRICS_SCRAPES_MAX};
 pub use routes::{
-    IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER, LIVE_INTERVAL_MS, LIVE_KEEP_ALIVE_MS,
-    LIVE_QUERY, QUERY_PARAMETERS_MAX, QUERY_STRING_BYTES_MAX, openapi,
+    IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER, LAYOUT_BODY_BYTES_MAX,
+    LAYOUT_BODY_READ_TIMEOUT_MS, LIVE_INTERVAL_MS, LIVE_KEEP_ALIVE_MS, LIVE_QUERY,
+    QUERY_PARAMETERS_MAX, QUERY_STRING_BYTES_MAX, openapi,
 };
 pub use state::{
-    ANALYTICS_QUERIES_MAX, AppState, LIVE_STREAMS_MAX, Limits, MetricsAccess, OPERATOR_TOKEN_FILE,
-    OperatorToken, PLUGIN_UPLOADS_MAX, QueryAdmission,
+    ANALYTICS_QUERIES_MAX, AppState, DeviceBusHandle, LAYOUT_UPLOADS_MAX, LIVE_STREAMS_MAX, Limits,
+    MetricsAccess, OPERATOR_TOKEN_FILE, OperatorToken, PLUGIN_UPLOADS_MAX, QueryAdmission,
 };
 
 /// Longest time a graceful shutdown waits for requests in flight and for
@@ -98,6 +106,10 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         Consumers::start(node.clone(), platform.plugins().clone())
             .context("starting the event consumer")?,
     );
+    // The bus drives devices with the driver plugins of the same catalogue.
+    let (devices, devices_line) =
+        start_device_bus(&config.devices, node.clone(), platform.plugins().clone()).await?;
+    let bus = devices.as_ref().map(|handle| handle.bus.clone());
     let metrics_access =
         if config.metrics_public { MetricsAccess::Public } else { MetricsAccess::Operator };
     let limits = Limits {
@@ -109,8 +121,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let (state, operator) = {
         let node = node.clone();
         let consumers = consumers.clone();
+        let devices = devices.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let state = AppState::new(node, limits, platform, consumers, metrics_access)?;
+            let state = AppState::new(node, limits, platform, consumers, metrics_access, devices)?;
             let operator = state.ensure_operator_token(&data_dir)?;
             Ok((state, operator))
         })
@@ -150,6 +163,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         for failure in &report.failed {
             tracing::warn!("plugin version not loaded, the node runs without it: {failure}");
         }
+        writeln!(out, "{devices_line}")?;
         writeln!(out, "listening on http://{address}")?;
         out.flush()?;
     }
@@ -192,9 +206,17 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
     }
     // Connection tasks let go of their copies of the state as they finish.
-    // The consumer stops first (it holds the node and may be recording
-    // what it consumed); then the node is dropped (queues drained, journal
-    // flushed) by its last owner.
+    // The device bus stops first (it holds the node and may be journaling
+    // a robot's step), then the consumer (it holds the node and may be
+    // recording what it consumed); then the node is dropped (queues
+    // drained, journal flushed) by its last owner.
+    drop(devices);
+    if let Some(bus) = bus {
+        match sole_owner(bus, deadline).await {
+            Some(bus) => tokio::task::spawn_blocking(move || bus.shutdown()).await?,
+            None => tracing::warn!("the device bus was still in use at exit"),
+        }
+    }
     let node = match sole_owner(consumers, deadline).await {
         Some(consumers) => {
             tokio::task::spawn_blocking(move || consumers.stop()).await?;
@@ -212,6 +234,73 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Starts the device bus `config` asks for over `node` with the driver
+/// plugins of `plugins`, and first the embedded MQTT broker when the bus
+/// uses it. Returns the bus (`None` when it is disabled) and the line
+/// that tells the operator where its broker is.
+async fn start_device_bus(
+    config: &DeviceBusConfig,
+    node: Arc<Node>,
+    plugins: PluginSet,
+) -> anyhow::Result<(Option<DeviceBusHandle>, String)> {
+    let (broker, embedded, line) = match &config.broker {
+        MqttBroker::Disabled => {
+            let line = "device bus: disabled (mqtt_disabled); devices can be registered, nothing drives them";
+            return Ok((None, line.to_string()));
+        }
+        MqttBroker::External(address) => {
+            let line = format!("device bus: connecting to the external MQTT broker {address}");
+            (address.clone(), false, line)
+        }
+        MqttBroker::Embedded(listen) => {
+            let listen = *listen;
+            // Binding and waiting for the broker to listen blocks.
+            let started = tokio::task::spawn_blocking(move || {
+                EmbeddedBroker::start(free_port_if_zero(listen)?)
+            })
+            .await??;
+            let line = format!(
+                "device bus: embedded MQTT broker listening on mqtt://{}",
+                started.address()
+            );
+            (broker_for_local_clients(started.address()), true, line)
+        }
+    };
+    let settings = config.settings();
+    let address = broker.clone();
+    let bus =
+        tokio::task::spawn_blocking(move || DeviceBus::start(node, plugins, &address, settings))
+            .await?
+            .with_context(|| format!("starting the device bus on {broker}"))?;
+    let handle = DeviceBusHandle { bus: Arc::new(bus), broker: broker.to_string(), embedded };
+    Ok((Some(handle), line))
+}
+
+/// `address` itself, or with port 0 the same address on a port that was
+/// free a moment ago: the embedded broker must know its port before it
+/// listens, so a port is picked by binding and letting go of it. Another
+/// process taking the port in between makes the broker's start fail and
+/// say so.
+fn free_port_if_zero(address: SocketAddr) -> anyhow::Result<SocketAddr> {
+    if address.port() != 0 {
+        return Ok(address);
+    }
+    let probe = std::net::TcpListener::bind(address)
+        .with_context(|| format!("finding a free MQTT port on {}", address.ip()))?;
+    Ok(probe.local_addr()?)
+}
+
+/// Where the node's own client reaches a broker listening on `listen`:
+/// loopback when it listens on every interface.
+fn broker_for_local_clients(listen: SocketAddr) -> BrokerAddress {
+    let host = match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => Ipv4Addr::LOCALHOST.to_string(),
+        IpAddr::V6(ip) if ip.is_unspecified() => Ipv6Addr::LOCALHOST.to_string(),
+        ip => ip.to_string(),
+    };
+    BrokerAddress { host, port: listen.port() }
 }
 
 /// `shared` itself once every other owner let go of it, or `None` if some

@@ -2,7 +2,8 @@
 //! 0.0.4, written by hand: the node's order and command counters, the
 //! journal's commit latency and batch sizes, the shard queue depths, each
 //! plugin version's calls, failures and traps, open circuit breakers, the
-//! analytics consumers' lag, and requests and latency per HTTP route.
+//! analytics consumers' lag, the device bus's traffic, tasks and fleet,
+//! and requests and latency per HTTP route.
 //!
 //! The HTTP counters are updated on every request's path, so they are
 //! sharded by thread: a thread adds to its own shard's relaxed atomics (no
@@ -21,6 +22,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use axum::http::Method;
 use bazaar_node::consumer::ConsumerLag;
+use bazaar_node::devices::DeviceBus;
 use bazaar_node::platform::{BreakerView, CounterView};
 use bazaar_store::{HistogramSnapshot, JournalStats};
 
@@ -245,6 +247,94 @@ pub struct Scrape {
     pub requests_in_flight: usize,
     /// Live analytics streams open now.
     pub live_streams: usize,
+    /// The device bus's figures, unless the node runs without one.
+    pub devices: Option<DeviceScrape>,
+}
+
+/// The device bus's figures, copied at one moment.
+pub struct DeviceScrape {
+    /// Whether its MQTT connection is up.
+    pub connected: bool,
+    /// Each counter of the bus: metric name, help, value.
+    pub counters: Vec<(&'static str, &'static str, u64)>,
+    /// Devices the bus tracks.
+    pub devices: usize,
+    /// Of those, the ones whose link is up.
+    pub online: usize,
+    /// Of those, the ones quarantined.
+    pub quarantined: usize,
+}
+
+impl DeviceScrape {
+    /// The figures of `bus` now.
+    pub fn of(bus: &DeviceBus) -> Self {
+        let counters = bus.counters();
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let fleet = bus.fleet();
+        Self {
+            connected: bus.is_connected(),
+            counters: vec![
+                (
+                    "bazaar_device_frames_in_total",
+                    "MQTT frames the device bus received.",
+                    load(&counters.frames_in),
+                ),
+                (
+                    "bazaar_device_frames_out_total",
+                    "MQTT frames the device bus published.",
+                    load(&counters.frames_out),
+                ),
+                (
+                    "bazaar_device_frames_unrouted_total",
+                    "Frames on a topic no registered device owns.",
+                    load(&counters.frames_unrouted),
+                ),
+                (
+                    "bazaar_device_frames_malformed_total",
+                    "Frames a driver called malformed (counted and dropped).",
+                    load(&counters.frames_malformed),
+                ),
+                (
+                    "bazaar_device_driver_faults_total",
+                    "Driver faults (trap, deadline, garbage); each quarantines a device.",
+                    load(&counters.driver_faults),
+                ),
+                (
+                    "bazaar_device_events_applied_total",
+                    "Device events the bus applied.",
+                    load(&counters.events_applied),
+                ),
+                (
+                    "bazaar_device_publish_failures_total",
+                    "Publishes the MQTT client refused (queue full, disconnected).",
+                    load(&counters.publish_failures),
+                ),
+                (
+                    "bazaar_device_commands_rate_limited_total",
+                    "Device commands held back by a device's rate limit.",
+                    load(&counters.commands_rate_limited),
+                ),
+                (
+                    "bazaar_device_tasks_assigned_total",
+                    "Robot tasks assigned to a device.",
+                    load(&counters.tasks_assigned),
+                ),
+                (
+                    "bazaar_device_tasks_done_total",
+                    "Robot tasks finished.",
+                    load(&counters.tasks_done),
+                ),
+                (
+                    "bazaar_device_tasks_released_total",
+                    "Robot task attempts ended unfinished (timeouts, failed actions, lost robots).",
+                    load(&counters.tasks_released),
+                ),
+            ],
+            devices: fleet.len(),
+            online: fleet.iter().filter(|status| status.device.online).count(),
+            quarantined: fleet.iter().filter(|status| status.device.quarantine.is_some()).count(),
+        }
+    }
 }
 
 /// The exposition text of `scrape` and `http`.
@@ -328,6 +418,7 @@ pub fn render(scrape: &Scrape, http: &HttpMetrics) -> String {
     out.sample("bazaar_http_requests_in_flight", &[], count(scrape.requests_in_flight));
     out.family("bazaar_analytics_streams", Kind::Gauge, "Live analytics streams open.");
     out.sample("bazaar_analytics_streams", &[], count(scrape.live_streams));
+    write_devices(&mut out, scrape.devices.as_ref());
     http.write(&mut out);
     out.text
 }
@@ -335,6 +426,42 @@ pub fn render(scrape: &Scrape, http: &HttpMetrics) -> String {
 /// A count held as `usize`, as a sample value.
 fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// The device bus families: whether it runs and is connected, its
+/// counters, and the fleet's gauges. A node without a bus reports only
+/// that it has none.
+fn write_devices(out: &mut Exposition, devices: Option<&DeviceScrape>) {
+    out.family(
+        "bazaar_device_bus_enabled",
+        Kind::Gauge,
+        "1 when the node runs a device bus, 0 when it runs with mqtt_disabled.",
+    );
+    out.sample("bazaar_device_bus_enabled", &[], u64::from(devices.is_some()));
+    let Some(devices) = devices else { return };
+    out.family(
+        "bazaar_device_bus_connected",
+        Kind::Gauge,
+        "1 while the device bus's MQTT connection is up.",
+    );
+    out.sample("bazaar_device_bus_connected", &[], u64::from(devices.connected));
+    for (name, help, value) in &devices.counters {
+        out.family(name, Kind::Counter, help);
+        out.sample(name, &[], *value);
+    }
+    let gauges = [
+        ("bazaar_devices", "Devices the device bus tracks, over every store.", devices.devices),
+        ("bazaar_devices_online", "Tracked devices whose link is up.", devices.online),
+        (
+            "bazaar_devices_quarantined",
+            "Tracked devices quarantined until someone releases them.",
+            devices.quarantined,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        out.family(name, Kind::Gauge, help);
+        out.sample(name, &[], count(value));
+    }
 }
 
 /// The plugin families: counters per version, breakers, consumer lag.

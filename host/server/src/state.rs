@@ -1,6 +1,6 @@
 //! What every handler shares (node, plugin platform, event consumer,
-//! tokens, limits, metrics) and the bridge from the node's callbacks to
-//! async handlers.
+//! device bus, tokens, limits, metrics) and the bridge from the node's
+//! callbacks to async handlers.
 //!
 //! The node never blocks its caller: each request is queued with a callback
 //! (or refused at once when the shard's queue is full), and the callback
@@ -17,6 +17,7 @@ use bazaar_kernel::model::{OrderRequest, PluginId, StoreId};
 use bazaar_kernel::money::Currency;
 use bazaar_kernel::{Command, Outcome, Shard};
 use bazaar_node::consumer::Consumers;
+use bazaar_node::devices::{DeviceBus, DeviceStatus};
 use bazaar_node::platform::{Platform, PlatformError};
 use bazaar_node::{Node, NodeError, Preview};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
@@ -24,7 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use crate::admission::{Rate, RateLimits};
 use crate::auth::{Role, TokenBook, TokenRequest};
 use crate::error::ApiError;
-use crate::metrics::{HttpMetrics, METRICS_SCRAPES_MAX, Scrape};
+use crate::metrics::{DeviceScrape, HttpMetrics, METRICS_SCRAPES_MAX, Scrape};
 
 /// Name of the file, in the data directory, that holds the first operator
 /// token (readable by its owner only).
@@ -48,6 +49,32 @@ pub const ANALYTICS_QUERIES_MAX: usize = 8;
 /// of a millisecond of plugin time) and holds a connection: 64 dashboards
 /// cost well under a tenth of a core. More are refused with 503.
 pub const LIVE_STREAMS_MAX: usize = 64;
+
+/// Most warehouse layouts being uploaded at once. A layout body may be
+/// up to `LAYOUT_BODY_BYTES_MAX` (16 MiB) and is held twice while it is
+/// parsed and checked; four at once bound that to about 128 MiB, and maps
+/// change a few times a day, so a fifth upload can retry.
+pub const LAYOUT_UPLOADS_MAX: usize = 4;
+
+/// A running device bus and its broker, as the API reaches them.
+#[derive(Clone)]
+pub struct DeviceBusHandle {
+    /// The bus.
+    pub bus: Arc<DeviceBus>,
+    /// Its broker as the node's own client reaches it, `mqtt://host:port`.
+    pub broker: String,
+    /// Whether the node itself runs that broker.
+    pub embedded: bool,
+}
+
+impl std::fmt::Debug for DeviceBusHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceBusHandle")
+            .field("broker", &self.broker)
+            .field("embedded", &self.embedded)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Who may read `GET /metrics`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +151,10 @@ struct Shared {
     metrics_access: MetricsAccess,
     /// Permits for scrapes in progress.
     scrapes: Arc<Semaphore>,
+    /// The device bus, unless the node runs without one.
+    devices: Option<DeviceBusHandle>,
+    /// Permits for warehouse layout uploads in progress.
+    layout_uploads: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -143,15 +174,17 @@ pub enum OperatorToken {
 }
 
 impl AppState {
-    /// State over `node`, its plugin `platform` and the event `consumers`
-    /// of its analytics plugins, loading the tokens from the node's
-    /// registry. Reads storage: call at start-up.
+    /// State over `node`, its plugin `platform`, the event `consumers` of
+    /// its analytics plugins and its device bus (`None`: the node runs
+    /// without one), loading the tokens from the node's registry. Reads
+    /// storage: call at start-up.
     pub fn new(
         node: Arc<Node>,
         limits: Limits,
         platform: Platform,
         consumers: Arc<Consumers>,
         metrics_access: MetricsAccess,
+        devices: Option<DeviceBusHandle>,
     ) -> anyhow::Result<Self> {
         let tokens = TokenBook::load(node.storage().clone())?;
         let in_flight_max = limits.in_flight_max.max(1);
@@ -173,6 +206,8 @@ impl AppState {
                 http_metrics: HttpMetrics::new(&crate::routes::operations()),
                 metrics_access,
                 scrapes: Arc::new(Semaphore::new(METRICS_SCRAPES_MAX)),
+                devices,
+                layout_uploads: Arc::new(Semaphore::new(LAYOUT_UPLOADS_MAX)),
             }),
         })
     }
@@ -227,6 +262,22 @@ impl AppState {
     /// The plugin upload permits.
     pub fn uploads(&self) -> &Arc<Semaphore> {
         &self.shared.uploads
+    }
+
+    /// The warehouse layout upload permits.
+    pub fn layout_uploads(&self) -> &Arc<Semaphore> {
+        &self.shared.layout_uploads
+    }
+
+    /// The device bus, unless the node runs without one.
+    pub fn devices(&self) -> Option<&DeviceBusHandle> {
+        self.shared.devices.as_ref()
+    }
+
+    /// Every device the bus knows with its telemetry, sorted by store and
+    /// device; empty when the node runs without a bus.
+    pub fn fleet(&self) -> Arc<Vec<DeviceStatus>> {
+        self.shared.devices.as_ref().map(|handle| handle.bus.fleet()).unwrap_or_default()
     }
 
     /// Runs `work` on the plugin platform off the async reactor: platform
@@ -338,6 +389,7 @@ impl AppState {
                     .saturating_sub(shared.in_flight.available_permits()),
                 live_streams: LIVE_STREAMS_MAX
                     .saturating_sub(shared.live_streams.available_permits()),
+                devices: shared.devices.as_ref().map(|handle| DeviceScrape::of(&handle.bus)),
             }
         })
         .await

@@ -29,7 +29,8 @@ async fn the_router_serves_a_node_without_a_socket() {
     let (platform, _) = Platform::open(node.storage().clone(), dir.path(), plugins).unwrap();
     let consumers = Arc::new(Consumers::start(node.clone(), platform.plugins().clone()).unwrap());
     let limits = Limits { in_flight_max: 16, store_rate: Rate::OFF, customer_rate: Rate::OFF };
-    let state = AppState::new(node, limits, platform, consumers, MetricsAccess::Operator).unwrap();
+    let state =
+        AppState::new(node, limits, platform, consumers, MetricsAccess::Operator, None).unwrap();
     let OperatorToken::Created(path) = state.ensure_operator_token(dir.path()).unwrap() else {
         panic!("a fresh data directory gets an operator token");
     };

@@ -1,7 +1,9 @@
 //! Helpers shared by the HTTP tests: a real `bazaar serve` process on a
-//! free loopback port with a temporary data directory, a client that talks
-//! to it over TCP, fixtures built through the API itself, and publishers
-//! whose keys are made in the test to sign plugin packages.
+//! free loopback port (its embedded MQTT broker on another, so test
+//! processes running at once never contend for the standard MQTT port)
+//! with a temporary data directory, a client that talks to it over TCP,
+//! fixtures built through the API itself, and publishers whose keys are
+//! made in the test to sign plugin packages.
 //!
 //! Each test binary uses a subset of these helpers.
 #![allow(dead_code)]
@@ -82,7 +84,24 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/plugins/{plugin}/stats"),
     ("GET", "/v1/breakers"),
     ("GET", "/metrics"),
+    ("PUT", "/v1/stores/{store}/warehouses/{warehouse}/layout"),
+    ("GET", "/v1/stores/{store}/warehouses/{warehouse}/layout"),
+    ("GET", "/v1/stores/{store}/devices"),
+    ("PUT", "/v1/stores/{store}/devices/{device}"),
+    ("GET", "/v1/stores/{store}/devices/{device}"),
+    ("DELETE", "/v1/stores/{store}/devices/{device}"),
+    ("POST", "/v1/stores/{store}/devices/{device}/release"),
+    ("GET", "/v1/stores/{store}/tasks"),
+    ("POST", "/v1/stores/{store}/warehouses/{warehouse}/zones/{zone}/emergency-stop"),
+    ("POST", "/v1/stores/{store}/warehouses/{warehouse}/zones/{zone}/resume"),
+    ("GET", "/v1/devices"),
 ];
+
+/// The first-party device driver.
+pub const DRIVER_PLUGIN: &str = "driver-vda5050";
+
+/// What the server prints before the address of its embedded MQTT broker.
+const MQTT_LINE_PREFIX: &str = "device bus: embedded MQTT broker listening on ";
 
 /// A running `bazaar serve` child process, killed when dropped (also when
 /// a test panics).
@@ -95,6 +114,9 @@ pub struct Server {
     pub operator: String,
     /// The data directory.
     pub data_dir: PathBuf,
+    /// `mqtt://127.0.0.1:PORT` of the embedded MQTT broker, unless the
+    /// test ran the server without one.
+    pub mqtt: Option<String>,
     /// Keeps a temporary data directory alive as long as the server.
     _temp: Option<tempfile::TempDir>,
     /// Every line the server printed on stdout.
@@ -138,7 +160,8 @@ impl Reply {
 
 impl Server {
     /// Starts a server on a fresh temporary data directory with `args`
-    /// added to `serve --listen 127.0.0.1:0 --data-dir <temp>`.
+    /// added to `serve --listen 127.0.0.1:0 --mqtt-listen 127.0.0.1:0
+    /// --data-dir <temp>` (a test may add `--mqtt-disabled`).
     pub fn start(args: &[&str]) -> Server {
         Self::start_with(args, &[])
     }
@@ -156,7 +179,14 @@ impl Server {
     pub fn start_in(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_bazaar"));
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--mqtt-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(args)
             .stdout(Stdio::piped())
@@ -192,10 +222,12 @@ impl Server {
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
+                    // The broker's line comes first, so it is recorded when
+                    // the listening line arrives.
+                    output.lock().unwrap().push(line.clone());
                     if let Some(base) = line.strip_prefix("listening on ") {
                         let _ = listening.send(base.trim().to_string());
                     }
-                    output.lock().unwrap().push(line);
                 }
             });
         }
@@ -211,6 +243,12 @@ impl Server {
             .expect("the operator token file exists")
             .trim()
             .to_string();
+        let mqtt = output
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|line| line.strip_prefix(MQTT_LINE_PREFIX))
+            .map(|address| address.trim().to_string());
         let client =
             reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("an HTTP client");
         Server {
@@ -218,6 +256,7 @@ impl Server {
             base,
             operator,
             data_dir: data_dir.to_path_buf(),
+            mqtt,
             _temp: None,
             output,
             errors,
@@ -423,6 +462,35 @@ impl Server {
                 Some(next) => after = Some(next),
                 None => return orders,
             }
+        }
+    }
+}
+
+/// Longest wait for the device bus to connect to the embedded broker.
+const BUS_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Server {
+    /// Enables the first-party device driver for `store` as the operator.
+    pub async fn enable_driver(&self, store: &str) {
+        self.operator(
+            "PUT",
+            &format!("/v1/stores/{store}/plugins/{DRIVER_PLUGIN}"),
+            Some(json!({"config": {}, "consent": ["log", "config"]})),
+            200,
+        )
+        .await;
+    }
+
+    /// Waits until the device bus is connected to its broker.
+    pub async fn wait_for_bus(&self) {
+        let deadline = Instant::now() + BUS_CONNECT_TIMEOUT;
+        loop {
+            let fleet = self.operator("GET", "/v1/devices", None, 200).await;
+            if fleet["bus"]["connected"] == true {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the device bus did not connect: {fleet}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }

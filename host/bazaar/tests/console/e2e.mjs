@@ -12,6 +12,8 @@
 //   BAZAAR_PLUGIN          a plugin with two versions, the newer one active
 //   BAZAAR_ROLLBACK_FROM   its active version
 //   BAZAAR_ROLLBACK_TO     the version a rollback makes active
+//   BAZAAR_DEVICE          a robot registered in warehouse HGH of BAZAAR_STORE
+//   BAZAAR_ZONE            its zone
 //   BAZAAR_SCREENSHOTS     where the screenshots go
 //
 // Exits 0 when every step saw what it expected, 1 otherwise (with the step
@@ -55,6 +57,8 @@ const soldOutSku = env('BAZAAR_SOLD_OUT_SKU');
 const plugin = env('BAZAAR_PLUGIN');
 const rollbackFrom = env('BAZAAR_ROLLBACK_FROM');
 const rollbackTo = env('BAZAAR_ROLLBACK_TO');
+const device = env('BAZAAR_DEVICE');
+const zone = env('BAZAAR_ZONE');
 const screenshots = env('BAZAAR_SCREENSHOTS');
 
 let step = 'starting';
@@ -240,6 +244,25 @@ async function run() {
       throw new Error(`consent was not recorded: ${JSON.stringify(enabled.settings.consented)}`);
     }
     await snap(page, 'marketplace-enabled');
+
+    step = 'the fleet page lists the robot and draws the warehouse map';
+    await page.getByRole('link', { name: 'Fleet', exact: true }).click();
+    await page.getByRole('heading', { name: `Fleet: ${store}` }).waitFor();
+    await page.getByRole('table', { name: 'Devices' }).getByRole('cell', { name: device, exact: true }).waitFor();
+    await page.locator('#bus-state').filter({ hasText: 'device bus connected' }).waitFor();
+    await page.getByRole('img', { name: 'Map of HGH' }).waitFor();
+    await snap(page, 'fleet');
+
+    step = `the merchant stops zone HGH/${zone} and resumes it`;
+    await page.getByRole('button', { name: `Emergency stop HGH/${zone}`, exact: true }).click();
+    await page.getByRole('table', { name: 'Zones' }).getByRole('row').filter({ hasText: `HGH/${zone}` }).getByText('stopped', { exact: true }).waitFor();
+    const held = await api('GET', `/v1/stores/${store}/devices`, merchantToken);
+    if (!held.stopped_zones.some((z) => z.warehouse === 'HGH' && z.zone === zone)) {
+      throw new Error(`the node does not hold the zone: ${JSON.stringify(held.stopped_zones)}`);
+    }
+    await snap(page, 'fleet-stopped');
+    await page.getByRole('button', { name: `Resume HGH/${zone}`, exact: true }).click();
+    await page.getByRole('table', { name: 'Zones' }).getByRole('row').filter({ hasText: `HGH/${zone}` }).getByText('running', { exact: true }).waitFor();
 
     step = 'the merchant signs out and an operator signs in';
     await page.getByRole('button', { name: 'Sign out' }).click();

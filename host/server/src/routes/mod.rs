@@ -4,6 +4,7 @@
 
 mod analytics;
 mod catalog;
+mod devices;
 mod metrics;
 mod orders;
 mod plugins;
@@ -29,6 +30,7 @@ use utoipa_axum::routes;
 pub use analytics::{
     LIVE_INTERVAL_MS, LIVE_KEEP_ALIVE_MS, LIVE_QUERY, QUERY_PARAMETERS_MAX, QUERY_STRING_BYTES_MAX,
 };
+pub use devices::{LAYOUT_BODY_BYTES_MAX, LAYOUT_BODY_READ_TIMEOUT_MS};
 pub use orders::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER};
 
 use crate::error::{ApiError, ErrorBody};
@@ -39,7 +41,7 @@ use crate::state::AppState;
 #[openapi(
     info(
         title = "Bazaar",
-        description = "The HTTP API of a Bazaar node: stores, catalogue, stock, orders, and the plugin platform (publishers, installs, the marketplace, versions, stores' plugins). \
+        description = "The HTTP API of a Bazaar node: stores, catalogue, stock, orders, the plugin platform (publishers, installs, the marketplace, versions, stores' plugins), and the device bus (warehouse maps, devices, robot tasks, emergency stops). \
             Send `Authorization: Bearer <token>`. Money is `{\"amount_minor\": 599900, \"currency\": \"CNY\"}` \
             (integer minor units). Every error is `{\"error\": {\"code\", \"message\"}}`; 503 and 429 carry `Retry-After`."
     ),
@@ -55,6 +57,7 @@ use crate::state::AppState;
         (name = "store-plugins", description = "The plugins a store enabled, with configuration, consent and settings, and its pricing rules"),
         (name = "orders", description = "Orders and cart pricing"),
         (name = "analytics", description = "A store's analytics plugins: named queries and the live headline stream"),
+        (name = "devices", description = "The device bus: warehouse maps, devices and their telemetry, robot tasks, quarantine release, emergency stops, and the node's fleet (operators only)"),
         (name = "metrics", description = "Prometheus metrics (an operator token unless the node runs with metrics_public)"),
     )
 )]
@@ -98,7 +101,15 @@ fn route_sets() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
         .routes(routes!(orders::fulfil))
         .routes(routes!(orders::price_cart))
         .routes(routes!(analytics::query))
-        .routes(routes!(analytics::stream));
+        .routes(routes!(analytics::stream))
+        .routes(routes!(devices::put_layout, devices::get_layout))
+        .routes(routes!(devices::list_devices))
+        .routes(routes!(devices::put_device, devices::get_device, devices::delete_device))
+        .routes(routes!(devices::release_device))
+        .routes(routes!(devices::list_tasks))
+        .routes(routes!(devices::emergency_stop))
+        .routes(routes!(devices::resume))
+        .routes(routes!(devices::fleet));
     let open = OpenApiRouter::new()
         .routes(routes!(system::health))
         .routes(routes!(system::ready))

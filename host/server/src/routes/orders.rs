@@ -232,7 +232,7 @@ enum Change {
     Pay,
     /// Reserved or paid to cancelled.
     Cancel,
-    /// Paid to fulfilled.
+    /// Paid (picked or packed by robots, or not) to fulfilled.
     Fulfil,
 }
 
@@ -281,8 +281,9 @@ pub async fn pay(
     change(auth, state, &number, Change::Pay).await
 }
 
-/// Cancels an order that has not shipped: its units are available again
-/// and its purchase-limit units are returned to the customer.
+/// Cancels an order that is reserved or paid (not once robots picked it):
+/// its units are available again, its purchase-limit units are returned
+/// to the customer, and its robot tasks are dropped.
 #[utoipa::path(
     post,
     path = "/v1/stores/{store}/orders/{number}/cancel",
@@ -294,7 +295,7 @@ pub async fn pay(
     responses(
         (status = 200, description = "Cancelled", body = Order),
         (status = 404, description = "No such store or order", body = ErrorBody),
-        (status = 409, description = "The order has shipped or is cancelled", body = ErrorBody),
+        (status = 409, description = "The order is picked, packed, shipped or cancelled", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
@@ -306,7 +307,9 @@ pub async fn cancel(
     change(auth, state, &number, Change::Cancel).await
 }
 
-/// Marks a paid order fulfilled: its units leave the warehouses.
+/// Marks a paid order fulfilled (also once robots picked or packed it):
+/// its units leave the warehouses, and any robot tasks it still has are
+/// dropped, since it was fulfilled by hand.
 #[utoipa::path(
     post,
     path = "/v1/stores/{store}/orders/{number}/fulfil",
@@ -318,7 +321,7 @@ pub async fn cancel(
     responses(
         (status = 200, description = "Fulfilled", body = Order),
         (status = 404, description = "No such store or order", body = ErrorBody),
-        (status = 409, description = "The order is not paid", body = ErrorBody),
+        (status = 409, description = "The order is not paid, picked or packed", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]

@@ -1,0 +1,206 @@
+//! The node's MQTT connection: one client for the whole bus, with
+//! reconnection, re-subscription after every reconnect, bounded queues in
+//! both directions, and backpressure instead of loss on the way in.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use rumqttc::{Client, ConnectionError, Event, MqttOptions, Packet, QoS};
+
+use crate::devices::core::Inbound;
+
+/// Requests (publishes, subscriptions) the client queues before
+/// `try_publish` refuses: enough for an emergency stop of a 500-vehicle
+/// zone in one go, small enough that a dead broker is noticed at once
+/// rather than after minutes of queued orders.
+pub const OUTBOUND_QUEUE_MAX: usize = 2048;
+
+/// Largest packet the node reads or writes, in bytes: the broker refuses
+/// larger payloads first (see `broker`); one over this from an external
+/// broker ends the connection, which then reconnects.
+pub const PACKET_BYTES_MAX: usize = 2 * 1024 * 1024;
+
+/// How often the client pings an idle broker, in seconds.
+const KEEP_ALIVE_S: u64 = 10;
+
+/// First and longest wait between reconnection attempts, in milliseconds.
+const RECONNECT_BACKOFF_MS_MIN: u64 = 100;
+const RECONNECT_BACKOFF_MS_MAX: u64 = 5_000;
+
+/// Where the bus's broker is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerAddress {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl BrokerAddress {
+    /// Parses `mqtt://host:port` or `host:port`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let rest = text.strip_prefix("mqtt://").unwrap_or(text);
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{text:?} is not host:port or mqtt://host:port"))?;
+        let port = port.parse().map_err(|_| format!("{port:?} is not a port number"))?;
+        if host.is_empty() {
+            return Err(format!("{text:?} names no host"));
+        }
+        Ok(Self { host: host.to_owned(), port })
+    }
+}
+
+impl std::fmt::Display for BrokerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "mqtt://{}:{}", self.host, self.port)
+    }
+}
+
+/// The client side the bus worker uses: publish and (un)subscribe. The
+/// topics subscribed are remembered and subscribed again after every
+/// reconnect, since the session is clean.
+#[derive(Clone)]
+pub struct MqttLink {
+    /// The client's request queue.
+    client: Client,
+    /// Every topic the bus wants.
+    topics: Arc<Mutex<BTreeSet<String>>>,
+    /// Whether the connection is up.
+    connected: Arc<AtomicBool>,
+    /// Set on shutdown, so the connection thread stops reconnecting.
+    stopping: Arc<AtomicBool>,
+}
+
+/// Why a frame could not be handed to the client.
+#[derive(Debug, thiserror::Error)]
+#[error("the MQTT client refused the message: {0}")]
+pub struct PublishError(String);
+
+impl MqttLink {
+    /// Connects to `broker` as `client_id` and starts the connection
+    /// thread, which sends every inbound publish to `inbound` (blocking
+    /// when the bus is behind: the broker then holds the messages).
+    pub fn connect(
+        broker: &BrokerAddress,
+        client_id: &str,
+        inbound: Sender<Inbound>,
+    ) -> std::io::Result<Self> {
+        let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+        options
+            .set_keep_alive(Duration::from_secs(KEEP_ALIVE_S))
+            .set_clean_session(true)
+            .set_max_packet_size(PACKET_BYTES_MAX, PACKET_BYTES_MAX);
+        let (client, mut connection) = Client::new(options, OUTBOUND_QUEUE_MAX);
+        let link = Self {
+            client,
+            topics: Arc::default(),
+            connected: Arc::default(),
+            stopping: Arc::default(),
+        };
+        let thread_link = link.clone();
+        let broker = broker.clone();
+        std::thread::Builder::new().name("mqtt-link".into()).spawn(move || {
+            let mut backoff_ms = RECONNECT_BACKOFF_MS_MIN;
+            for notification in connection.iter() {
+                match notification {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        backoff_ms = RECONNECT_BACKOFF_MS_MIN;
+                        thread_link.connected.store(true, Ordering::Release);
+                        tracing::info!(%broker, "device bus connected");
+                        thread_link.resubscribe();
+                        if inbound.send(Inbound::Connected).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(publish))) => {
+                        let frame = Inbound::Frame {
+                            topic: publish.topic,
+                            payload: publish.payload.to_vec(),
+                        };
+                        if inbound.send(frame).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        thread_link.connected.store(false, Ordering::Release);
+                        if thread_link.stopping.load(Ordering::Acquire)
+                            || matches!(error, ConnectionError::RequestsDone)
+                        {
+                            return;
+                        }
+                        tracing::warn!(%broker, %error, backoff_ms, "device bus disconnected; reconnecting");
+                        std::thread::sleep(Duration::from_millis(backoff_ms));
+                        backoff_ms = (backoff_ms * 2).min(RECONNECT_BACKOFF_MS_MAX);
+                    }
+                }
+            }
+        })?;
+        Ok(link)
+    }
+
+    /// Whether the connection is up now.
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    /// Queues a publish; refused at once when the queue is full.
+    pub fn publish(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        qos: u8,
+        retain: bool,
+    ) -> Result<(), PublishError> {
+        self.client
+            .try_publish(topic, qos_of(qos), retain, payload)
+            .map_err(|error| PublishError(error.to_string()))
+    }
+
+    /// Subscribes to `topics` (at QoS 1: the publisher's QoS caps it) and
+    /// remembers them for reconnects.
+    pub fn subscribe(&self, topics: &[String]) {
+        let mut wanted = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        for topic in topics {
+            if wanted.insert(topic.clone())
+                && let Err(error) = self.client.try_subscribe(topic.clone(), QoS::AtLeastOnce)
+            {
+                // Retried by the next reconnect's resubscription.
+                tracing::warn!(topic, %error, "subscription not queued");
+            }
+        }
+    }
+
+    /// Unsubscribes from `topics`.
+    pub fn unsubscribe(&self, topics: &[String]) {
+        let mut wanted = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        for topic in topics {
+            if wanted.remove(topic) {
+                let _ = self.client.try_unsubscribe(topic.clone());
+            }
+        }
+    }
+
+    fn resubscribe(&self) {
+        let wanted = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        for topic in wanted.iter() {
+            if let Err(error) = self.client.try_subscribe(topic.clone(), QoS::AtLeastOnce) {
+                tracing::warn!(topic, %error, "resubscription not queued");
+            }
+        }
+    }
+
+    /// Disconnects and stops the connection thread.
+    pub fn close(&self) {
+        self.stopping.store(true, Ordering::Release);
+        let _ = self.client.try_disconnect();
+    }
+}
+
+fn qos_of(qos: u8) -> QoS {
+    if qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce }
+}
