@@ -5,8 +5,11 @@
 //! orders flow in both stores. Every order is priced by the
 //! pricing-promotions plugin and routed by the logistics-router plugin (both
 //! Wasm), reserved by the kernel and made durable by the journal before it
-//! is acknowledged. The report checks that nothing was oversold and that a
-//! restart recovers exactly the same state.
+//! is acknowledged. Then a fleet of simulated VDA 5050 robots
+//! (`examples/warehouse`) fulfils paid orders of a robot warehouse over the
+//! embedded MQTT broker, driven through the first-party driver plugin. The
+//! report checks that nothing was oversold, that every robot order shipped
+//! exactly once, and that a restart recovers exactly the same state.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -37,6 +40,10 @@ pub struct DemoOptions {
     pub hot_stock: u64,
     /// Storage engine.
     pub backend: Backend,
+    /// Simulated robots for the warehouse part (0 skips it).
+    pub robots: usize,
+    /// Paid orders the robots fulfil.
+    pub robot_orders: u64,
 }
 
 /// The flagship store, which runs the flash sale.
@@ -190,6 +197,12 @@ pub fn run(options: DemoOptions) -> anyhow::Result<()> {
         }
     );
 
+    let robots_ok = if options.robots > 0 {
+        robot_warehouse(&node, &plugins, options.robots, options.robot_orders)?
+    } else {
+        true
+    };
+
     let digest = node.digest()?;
     drop(node);
     let reopened = Instant::now();
@@ -206,10 +219,126 @@ pub fn run(options: DemoOptions) -> anyhow::Result<()> {
         }
     );
     node.shutdown();
-    if oversold || invariants.is_err() || recovered != digest {
+    if oversold || invariants.is_err() || recovered != digest || !robots_ok {
         bail!("the demo found a consistency failure (see above)");
     }
     Ok(())
+}
+
+/// Simulated time runs this much faster than real time in the warehouse
+/// part, so the robots' minutes of driving take seconds.
+const ROBOT_SPEEDUP: u32 = 50;
+/// The robot warehouse's store.
+const ROBOT_STORE: &str = "cainiao-robots";
+/// How long the warehouse part may take before the demo calls it failed.
+const ROBOT_PART_TIMEOUT_S: u64 = 600;
+
+/// The warehouse part: `robots` simulated AGVs on the embedded broker
+/// fulfil `orders` paid orders; returns whether every order shipped once.
+fn robot_warehouse(
+    node: &Arc<Node>,
+    plugins: &PluginSet,
+    robots: usize,
+    orders: u64,
+) -> anyhow::Result<bool> {
+    use bazaar_node::devices::{BrokerAddress, BusSettings, DeviceBus, EmbeddedBroker};
+
+    println!();
+    println!("Warehouse robots");
+    println!("----------------");
+    let store = StoreId::new(ROBOT_STORE)?;
+    let (commands, homes) = seed::robot_warehouse(&store, robots, orders.max(1));
+    for command in commands {
+        node.execute(command)?;
+    }
+    // A free loopback port, so the demo runs beside a `bazaar serve`.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let broker = EmbeddedBroker::start(std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
+    let address = BrokerAddress { host: "127.0.0.1".into(), port: broker.address().port() };
+    let bus = DeviceBus::start(node.clone(), plugins.clone(), &address, BusSettings::default())?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let vehicles = homes
+        .into_iter()
+        .map(|home| warehouse::VehicleSpec {
+            serial_number: home.serial_number,
+            model: seed::ROBOT_MODEL.into(),
+            map_id: seed::ROBOT_MAP.into(),
+            start_node_id: home.node,
+            start_x_mm: home.x_mm,
+            start_y_mm: home.y_mm,
+        })
+        .collect();
+    let config = warehouse::FleetConfig {
+        broker_host: "127.0.0.1".into(),
+        broker_port: address.port,
+        manufacturer: seed::ROBOT_MANUFACTURER.into(),
+        speedup: ROBOT_SPEEDUP,
+        ..warehouse::FleetConfig::default()
+    };
+    let fleet = runtime.block_on(warehouse::Fleet::spawn(config, vehicles))?;
+    println!(
+        "fleet     {robots} simulated VDA 5050 AGVs on the embedded MQTT broker at {address}, driven by \
+         the driver-vda5050 plugin (Wasm); time runs {ROBOT_SPEEDUP}x"
+    );
+    let started = Instant::now();
+    let placed = seed::place_paid_robot_orders(node, &store, 1, orders)?;
+    let count_shipped = || -> anyhow::Result<(usize, usize)> {
+        let (store, placed) = (store.clone(), placed.clone());
+        Ok(node.read(&store.clone(), move |shard| {
+            let state = shard.store(&store).expect("seeded");
+            let shipped = placed
+                .iter()
+                .filter(|order| {
+                    state.order(**order).map(|o| o.status) == Some(OrderStatus::Fulfilled)
+                })
+                .count();
+            (shipped, state.floor().tasks().len())
+        })?)
+    };
+    let deadline = started + Duration::from_secs(ROBOT_PART_TIMEOUT_S);
+    let mut last_print = Instant::now();
+    let (shipped, open_tasks) = loop {
+        let (shipped, open_tasks) = count_shipped()?;
+        if shipped == placed.len() || Instant::now() > deadline {
+            break (shipped, open_tasks);
+        }
+        if last_print.elapsed() >= Duration::from_secs(1) {
+            last_print = Instant::now();
+            let driving = fleet.status().iter().filter(|vehicle| vehicle.driving).count();
+            print!(
+                "\rshipped   {shipped}/{} orders, {open_tasks} tasks open, {driving} robots driving   ",
+                placed.len()
+            );
+            let _ = std::io::stdout().flush();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let elapsed = started.elapsed();
+    let counters = bus.counters();
+    let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+    println!("\r{:80}", "");
+    println!(
+        "fulfilled {shipped} of {} paid orders in {:.1} s: {} tasks done, {} attempts taken back, every order picked, packed and shipped",
+        placed.len(),
+        elapsed.as_secs_f64(),
+        load(&counters.tasks_done),
+        load(&counters.tasks_released),
+    );
+    println!(
+        "bus       {} frames in, {} out, {} malformed, {} driver faults",
+        load(&counters.frames_in),
+        load(&counters.frames_out),
+        load(&counters.frames_malformed),
+        load(&counters.driver_faults),
+    );
+    let ok = shipped == placed.len() && open_tasks == 0 && load(&counters.tasks_done) == orders;
+    runtime.block_on(fleet.shutdown());
+    bus.shutdown();
+    if !ok {
+        println!("robots    NOT every order shipped exactly once ({open_tasks} tasks open)");
+    }
+    Ok(ok)
 }
 
 /// Recreates the default directory; refuses to touch a non-empty one the

@@ -65,6 +65,13 @@ enum Commands {
         /// Storage engine.
         #[arg(long, default_value_t = Backend::Redb)]
         backend: Backend,
+        /// Simulated VDA 5050 robots that then fulfil paid orders over the
+        /// embedded MQTT broker (0 skips the warehouse part).
+        #[arg(long, default_value_t = 10)]
+        robots: usize,
+        /// Paid orders the robots fulfil.
+        #[arg(long, default_value_t = 200)]
+        robot_orders: u64,
     },
     /// Run a benchmark and print its figures.
     Bench {
@@ -217,10 +224,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Sends `tracing` events to standard error in `format`, at the level
-/// `RUST_LOG` asks (warnings by default).
+/// `RUST_LOG` asks (warnings by default). The embedded MQTT broker logs
+/// every ordinary client disconnect as an error, so its own lines are off
+/// unless `RUST_LOG` names them (`RUST_LOG=warn,rumqttd=info`); the bus
+/// reports what matters to the node itself.
 fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "warn,rumqttd=off".into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => logs.init(),
@@ -243,13 +253,17 @@ fn main() -> ExitCode {
     }
     let result = match command {
         Commands::Serve(args) => serve(*args),
-        Commands::Demo { data_dir, orders, buyers, hot_stock, backend } => demo::run(DemoOptions {
-            data_dir: data_dir.unwrap_or_else(|| PathBuf::from("bazaar-demo-data")),
-            orders,
-            buyers,
-            hot_stock,
-            backend,
-        }),
+        Commands::Demo { data_dir, orders, buyers, hot_stock, backend, robots, robot_orders } => {
+            demo::run(DemoOptions {
+                data_dir: data_dir.unwrap_or_else(|| PathBuf::from("bazaar-demo-data")),
+                orders,
+                buyers,
+                hot_stock,
+                backend,
+                robots,
+                robot_orders,
+            })
+        }
         Commands::Bench { benchmark, orders, backend, connections, seconds, scenarios } => {
             let http = HttpBenchOptions { connections, step_seconds: seconds, scenarios };
             bench::run(benchmark, BenchOptions { orders, backend, http })

@@ -131,6 +131,7 @@ impl DeviceBusConfig {
             dispatch_interval_ms: self.dispatch_interval_ms,
             job_progress_timeout_ms: self.job_progress_timeout_ms,
             device_commands_per_second: self.device_commands_per_second,
+            ..BusSettings::default()
         }
     }
 }

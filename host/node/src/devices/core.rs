@@ -25,7 +25,7 @@ use bazaar_kernel::model::{
 use bazaar_kernel::{Command, Outcome, PluginStateMap};
 use bazaar_runtime::{
     ActionKind, ActionStatus, ConnectionState, DeviceCommand, DeviceContext, DeviceDriver,
-    DeviceError, DeviceEvent, DeviceInfo, DevicePosition, DriverPlugin, DriverRefusal,
+    DeviceError, DeviceEvent, DeviceInfo, DevicePosition, DriverPlugin, DriverRefusal, ErrorLevel,
     INBOUND_PAYLOAD_BYTES_MAX, Job, PluginCall, Stop, StopAction,
 };
 use crossbeam_channel::{Receiver, Sender};
@@ -71,6 +71,11 @@ pub struct BusSettings {
     /// A job that reports no progress for this long (not counting time
     /// paused) is taken back and its task offered to another robot, ms.
     pub job_progress_timeout_ms: u64,
+    /// A job the device has not acknowledged this long after it was sent
+    /// (no report names it: the device refused it, or never got it) is
+    /// taken back, ms. A VDA 5050 vehicle lists a new order's actions in
+    /// its very next state, so this is short next to the progress timeout.
+    pub job_accept_timeout_ms: u64,
     /// Commands per second one device may be sent, beyond a pause or
     /// resume (which are never held back).
     pub device_commands_per_second: u32,
@@ -81,6 +86,7 @@ impl Default for BusSettings {
         Self {
             dispatch_interval_ms: 50,
             job_progress_timeout_ms: 120_000,
+            job_accept_timeout_ms: 10_000,
             device_commands_per_second: 10,
         }
     }
@@ -195,6 +201,9 @@ struct JobInFlight {
     awaiting: Option<TaskStep>,
     /// Last progress, for the timeout.
     last_progress: Instant,
+    /// Whether the device has named the job in a report since it (or its
+    /// latest extension) was sent.
+    acknowledged: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -669,7 +678,15 @@ impl BusCore {
             }
             DeviceEvent::Paused(paused) => runtime.paused = paused,
             DeviceEvent::Driving(driving) => runtime.driving = driving,
-            DeviceEvent::Errors(errors) => runtime.errors = errors,
+            DeviceEvent::Errors(errors) => {
+                let fatal = errors.iter().any(|error| error.level == ErrorLevel::Fatal);
+                runtime.errors = errors;
+                if fatal && runtime.job.is_some() {
+                    // A fatal error needs a person: the task goes to
+                    // another robot now rather than after a timeout.
+                    self.abandon(key, "the device reported a fatal error");
+                }
+            }
             DeviceEvent::Connection(state) => {
                 let online = state == ConnectionState::Online;
                 if runtime.device.online != online && runtime.reporting_online != Some(online) {
@@ -693,6 +710,7 @@ impl BusCore {
                     && job.job_id == job_id
                 {
                     job.last_progress = Instant::now();
+                    job.acknowledged = true;
                 }
             }
             DeviceEvent::Action { job_id, action_id, status } => {
@@ -715,6 +733,7 @@ impl BusCore {
         if job.phase != expected_phase {
             return;
         }
+        job.acknowledged = true;
         match status {
             ActionStatus::Waiting | ActionStatus::Running => {}
             ActionStatus::Finished => {
@@ -791,6 +810,7 @@ impl BusCore {
                     phase: Phase::ToPick,
                     awaiting: None,
                     last_progress: Instant::now(),
+                    acknowledged: false,
                 };
                 let command = DeviceCommand::StartJob(Job {
                     job_id: job.job_id.clone(),
@@ -826,6 +846,7 @@ impl BusCore {
                 match step {
                     TaskStep::Picked => {
                         job.phase = Phase::ToPack;
+                        job.acknowledged = false;
                         let command = DeviceCommand::ExtendJob(Job {
                             job_id: job.job_id.clone(),
                             update: 1,
@@ -962,10 +983,12 @@ impl BusCore {
         }
     }
 
-    /// Takes back jobs that made no progress for too long.
+    /// Takes back jobs the device did not acknowledge in time, or made no
+    /// progress on for too long.
     fn expire_jobs(&mut self) {
-        let timeout = Duration::from_millis(self.settings.job_progress_timeout_ms);
-        let stale: Vec<DeviceKey> = self
+        let progress_timeout = Duration::from_millis(self.settings.job_progress_timeout_ms);
+        let accept_timeout = Duration::from_millis(self.settings.job_accept_timeout_ms);
+        let stale: Vec<(DeviceKey, &'static str)> = self
             .devices
             .iter_mut()
             .filter_map(|(key, runtime)| {
@@ -975,12 +998,21 @@ impl BusCore {
                     job.last_progress = Instant::now();
                     return None;
                 }
-                (job.awaiting.is_none() && job.last_progress.elapsed() > timeout)
-                    .then(|| key.clone())
+                if job.awaiting.is_some() {
+                    return None;
+                }
+                let idle = job.last_progress.elapsed();
+                if !job.acknowledged && idle > accept_timeout {
+                    Some((key.clone(), "the device did not take the job (see its errors)"))
+                } else if idle > progress_timeout {
+                    Some((key.clone(), "the device made no progress in time"))
+                } else {
+                    None
+                }
             })
             .collect();
-        for key in stale {
-            self.abandon(&key, "the device made no progress in time");
+        for (key, reason) in stale {
+            self.abandon(&key, reason);
         }
     }
 
@@ -1004,6 +1036,9 @@ impl BusCore {
                         && !runtime.assigning
                         && !runtime.paused
                         && !runtime.namespace.is_empty()
+                        // Nearest first needs to know where it is, and a job
+                        // starts where the device says it stands.
+                        && runtime.position.is_some()
                         && !stopped.contains(&(
                             runtime.device.spec.warehouse.clone(),
                             runtime.device.spec.zone.clone(),
