@@ -169,31 +169,20 @@ fn emergency_stop() -> anyhow::Result<()> {
             fleet.status().iter().filter(|vehicle| vehicle.driving).count() >= ESTOP_AGVS / 2
         })?;
         let started = Instant::now();
-        let (sender, receiver) = crossbeam_channel::bounded(1);
-        bus.stop_zone(
-            store.clone(),
-            warehouse.clone(),
-            zone.clone(),
-            Box::new(move |result| {
-                let _ = sender.send(result);
-            }),
-        )?;
-        wait("every AGV paused", Duration::from_secs(30), || {
-            fleet.status().iter().all(|vehicle| vehicle.paused)
+        // The pauses go out before the hold is journaled; the latency is
+        // to the last vehicle's own paused state.
+        let hold = std::thread::scope(|scope| {
+            let hold = scope.spawn(|| {
+                bus.set_zone_and_wait(store.clone(), warehouse.clone(), zone.clone(), true)
+            });
+            let paused = wait("every AGV paused", Duration::from_secs(30), || {
+                fleet.status().iter().all(|vehicle| vehicle.paused)
+            });
+            paused.map(|()| (started.elapsed(), hold.join()))
         })?;
-        let latency = started.elapsed();
-        receiver.recv()??;
-        latencies.push(latency);
-        let (sender, receiver) = crossbeam_channel::bounded(1);
-        bus.resume_zone(
-            store.clone(),
-            warehouse.clone(),
-            zone.clone(),
-            Box::new(move |result| {
-                let _ = sender.send(result);
-            }),
-        )?;
-        receiver.recv()??;
+        hold.1.map_err(|_| anyhow::anyhow!("the hold panicked"))??;
+        latencies.push(hold.0);
+        bus.set_zone_and_wait(store.clone(), warehouse.clone(), zone.clone(), false)?;
         wait("every AGV resumed", Duration::from_secs(30), || {
             fleet.status().iter().all(|vehicle| !vehicle.paused)
         })?;

@@ -296,19 +296,15 @@ fn an_emergency_stop_pauses_every_agv_of_the_zone_and_resume_continues_the_work(
     wait_for("robots to start working", Duration::from_secs(60), || {
         floor.bus().fleet().iter().any(|status| status.device.task.is_some())
     });
-    let (sender, receiver) = crossbeam_channel::bounded(1);
-    floor
-        .bus()
-        .stop_zone(
+    let zone = |stopped| {
+        floor.bus().set_zone_and_wait(
             floor.store.clone(),
             WarehouseId::new(seed::ROBOT_WAREHOUSE).unwrap(),
             ZoneId::new(seed::ROBOT_ZONE).unwrap(),
-            Box::new(move |result| {
-                let _ = sender.send(result);
-            }),
+            stopped,
         )
-        .unwrap();
-    assert_eq!(receiver.recv().unwrap().unwrap(), 4, "every robot of the zone was commanded");
+    };
+    assert_eq!(zone(true).unwrap(), 4, "every robot of the zone was commanded");
     wait_for("every AGV to report paused", Duration::from_secs(30), || {
         floor.fleet().status().iter().all(|vehicle| vehicle.paused)
             && floor.bus().fleet().iter().all(|status| status.paused)
@@ -319,19 +315,7 @@ fn an_emergency_stop_pauses_every_agv_of_the_zone_and_resume_continues_the_work(
     assert!(floor.fleet().status().iter().all(|vehicle| !vehicle.driving));
     assert_eq!(statuses(&floor.node, &floor.store, &orders), held);
 
-    let (sender, receiver) = crossbeam_channel::bounded(1);
-    floor
-        .bus()
-        .resume_zone(
-            floor.store.clone(),
-            WarehouseId::new(seed::ROBOT_WAREHOUSE).unwrap(),
-            ZoneId::new(seed::ROBOT_ZONE).unwrap(),
-            Box::new(move |result| {
-                let _ = sender.send(result);
-            }),
-        )
-        .unwrap();
-    receiver.recv().unwrap().unwrap();
+    zone(false).unwrap();
     wait_shipped(&floor.node, &floor.store, &orders, Duration::from_secs(120));
     floor.node.check_invariants().unwrap();
 }

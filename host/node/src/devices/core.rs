@@ -222,6 +222,11 @@ struct DeviceRuntime {
     device: Device,
     /// The driver version its namespace was computed with.
     driver: Option<PluginRef>,
+    /// The store's driver for it and its configuration, as of the last
+    /// floor read (a version swap takes effect at the next read).
+    decoder: Option<(DriverPlugin, Arc<str>)>,
+    /// What the driver is told about it.
+    info: DeviceInfo,
     /// Its topic prefix and subscriptions.
     namespace: String,
     subscriptions: Vec<String>,
@@ -427,11 +432,16 @@ impl BusCore {
     /// Adds or updates a device from the kernel's view, (re)computing its
     /// namespace when its driver version changed.
     fn track(&mut self, key: DeviceKey, device: Device) {
-        let driver = self.driver_for(&key.0, &device.spec.driver).map(|(plugin, _)| plugin);
+        let decoder = self.driver_for(&key.0, &device.spec.driver);
+        let driver = decoder.as_ref().map(|(plugin, _)| plugin.clone());
         let driver_ref = driver.as_ref().map(|plugin| plugin.plugin_ref().clone());
         let known = self.devices.get(&key).map(|runtime| runtime.driver.clone());
         if let Some(runtime) = self.devices.get_mut(&key) {
+            if runtime.device.spec != device.spec {
+                runtime.info = device_info(&device);
+            }
             runtime.device = device.clone();
+            runtime.decoder = decoder.clone();
         }
         if known.as_ref() == Some(&driver_ref) {
             return;
@@ -489,6 +499,8 @@ impl BusCore {
         let runtime = self.devices.entry(key.clone()).or_insert_with(|| DeviceRuntime {
             device: device.clone(),
             driver: None,
+            decoder: None,
+            info: device_info(&device),
             namespace: String::new(),
             subscriptions: Vec::new(),
             memory: Vec::new(),
@@ -511,6 +523,8 @@ impl BusCore {
             commands_sent: 0,
         });
         runtime.driver = driver_ref;
+        runtime.decoder = decoder;
+        runtime.info = device_info(&device);
         if runtime.namespace != namespace {
             self.by_namespace.remove(&runtime.namespace);
             self.link.unsubscribe(&runtime.subscriptions);
@@ -582,32 +596,33 @@ impl BusCore {
             self.log_malformed(&key, topic, &reason);
             return;
         }
-        let device = runtime.device.clone();
-        let Some((plugin, config)) = self.driver_for(&key.0, &device.spec.driver) else { return };
-        let call = self.call(&key.0, Some(config));
-        let info = device_info(&device);
-        let position = self.devices[&key].position.clone();
-        let memory = std::mem::take(&mut self.devices.get_mut(&key).expect("tracked").memory);
+        let Some((plugin, config)) = runtime.decoder.clone() else { return };
+        let memory = std::mem::take(&mut runtime.memory);
+        let call = PluginCall {
+            store: key.0.clone(),
+            config_json: Some(config),
+            state: self.empty_state.clone(),
+            now_ms: wall_clock_ms(),
+            random_seed: 0,
+        };
+        let runtime = &self.devices[&key];
         let context = DeviceContext {
-            device: &info,
+            device: &runtime.info,
             memory: &memory,
             now_ms: call.now_ms,
-            position: position.as_ref(),
+            position: runtime.position.as_ref(),
         };
-        let outcome = self
-            .drivers
-            .entry(plugin.plugin_ref().clone())
-            .or_insert_with(|| plugin.driver())
-            .decode(call, context, topic, payload);
-        match outcome.result {
-            Ok(Ok(decoded)) => {
-                if let Some(runtime) = self.devices.get_mut(&key) {
-                    runtime.memory = decoded.memory;
-                }
-                for event in decoded.events {
-                    self.apply_event(&key, event);
-                }
+        let outcome = match self.drivers.get_mut(plugin.plugin_ref()) {
+            Some(instance) => instance.decode(call, context, topic, payload),
+            None => {
+                let mut instance = plugin.driver();
+                let outcome = instance.decode(call, context, topic, payload);
+                self.drivers.insert(plugin.plugin_ref().clone(), instance);
+                outcome
             }
+        };
+        match outcome.result {
+            Ok(Ok(decoded)) => self.apply_events(&key, decoded.memory, decoded.events),
             Ok(Err(DriverRefusal::Malformed(reason))) => {
                 if let Some(runtime) = self.devices.get_mut(&key) {
                     runtime.memory = memory;
@@ -622,7 +637,39 @@ impl BusCore {
                 }
                 tracing::warn!(store = %key.0, device = %key.1, topic, reason, "the driver could not read a frame");
             }
-            Err(error) => self.fault(&key, &device, &format!("decode: {error}")),
+            Err(error) => {
+                let device = self.devices[&key].device.clone();
+                self.fault(&key, &device, &format!("decode: {error}"));
+            }
+        }
+    }
+
+    /// Applies what a frame said: telemetry in place, in one look-up of
+    /// the device; the rest (links, task steps) one by one.
+    fn apply_events(&mut self, key: &DeviceKey, memory: Vec<u8>, events: Vec<DeviceEvent>) {
+        self.counters.events_applied.fetch_add(events.len() as u64, Ordering::Relaxed);
+        let Some(runtime) = self.devices.get_mut(key) else { return };
+        runtime.memory = memory;
+        let mut decisions = Vec::new();
+        for event in events {
+            match event {
+                DeviceEvent::Position(position) => runtime.position = Some(position),
+                DeviceEvent::Battery { charge_permille, charging } => {
+                    runtime.battery_permille = Some(charge_permille);
+                    runtime.charging = charging;
+                }
+                DeviceEvent::OperatingMode(mode) => {
+                    if runtime.operating_mode.as_deref() != Some(mode.as_str()) {
+                        runtime.operating_mode = Some(mode);
+                    }
+                }
+                DeviceEvent::Paused(paused) => runtime.paused = paused,
+                DeviceEvent::Driving(driving) => runtime.driving = driving,
+                other => decisions.push(other),
+            }
+        }
+        for event in decisions {
+            self.apply_event(key, event);
         }
     }
 
@@ -662,22 +709,16 @@ impl BusCore {
         );
     }
 
+    /// Applies one event that may lead to a decision (the telemetry ones
+    /// are applied in place by `apply_events`).
     fn apply_event(&mut self, key: &DeviceKey, event: DeviceEvent) {
-        self.counters.events_applied.fetch_add(1, Ordering::Relaxed);
         let Some(runtime) = self.devices.get_mut(key) else { return };
         match event {
-            DeviceEvent::Position(position) => runtime.position = Some(position),
-            DeviceEvent::Battery { charge_permille, charging } => {
-                runtime.battery_permille = Some(charge_permille);
-                runtime.charging = charging;
-            }
-            DeviceEvent::OperatingMode(mode) => {
-                if runtime.operating_mode.as_deref() != Some(mode.as_str()) {
-                    runtime.operating_mode = Some(mode);
-                }
-            }
-            DeviceEvent::Paused(paused) => runtime.paused = paused,
-            DeviceEvent::Driving(driving) => runtime.driving = driving,
+            DeviceEvent::Position(_)
+            | DeviceEvent::Battery { .. }
+            | DeviceEvent::OperatingMode(_)
+            | DeviceEvent::Paused(_)
+            | DeviceEvent::Driving(_) => {}
             DeviceEvent::Errors(errors) => {
                 let fatal = errors.iter().any(|error| error.level == ErrorLevel::Fatal);
                 runtime.errors = errors;

@@ -130,6 +130,24 @@ impl DeviceBus {
         self.zone(store, warehouse, zone, false, reply)
     }
 
+    /// Holds (`stopped`) or frees a zone like [`DeviceBus::stop_zone`] and
+    /// [`DeviceBus::resume_zone`], and waits until that is journaled;
+    /// returns the number of devices commanded.
+    pub fn set_zone_and_wait(
+        &self,
+        store: StoreId,
+        warehouse: WarehouseId,
+        zone: ZoneId,
+        stopped: bool,
+    ) -> Result<usize, NodeError> {
+        let (sender, receiver) = crossbeam_channel::bounded(1);
+        let reply = Box::new(move |result| {
+            let _ = sender.send(result);
+        });
+        self.zone(store, warehouse, zone, stopped, reply)?;
+        receiver.recv().unwrap_or(Err(NodeError::ShuttingDown))
+    }
+
     fn zone(
         &self,
         store: StoreId,
