@@ -174,9 +174,17 @@ const COMPONENTS: &[Component] = &[
         package: "hostile-driver",
         directory: "host/test-programs/hostile-driver",
         constant: "HOSTILE_DRIVER",
-        summary: "A device-driver test guest that traps, loops or emits garbage as its configuration asks.",
+        summary: "Version 0.1.0 of a device-driver test guest that traps, loops or emits garbage as its configuration asks, or behaves and reports `0.1.0` as the operating mode of a device that sends `version` (hot swap).",
         test_guest: true,
         variant: None,
+    },
+    Component {
+        package: "hostile-driver",
+        directory: "host/test-programs/hostile-driver",
+        constant: "HOSTILE_DRIVER_V2",
+        summary: "Version 2.0.0 of the device-driver test guest `HOSTILE_DRIVER`: the same behaviours, reporting `2.0.0` as the operating mode of a device that sends `version` (hot swap).",
+        test_guest: true,
+        variant: Some(Variant { features: "v2", version: "2.0.0" }),
     },
 ];
 

@@ -48,6 +48,7 @@ pub const TEST_GUESTS: &[Artifact] = &[
     TAGGED_PRICING_V2,
     HOSTILE_ANALYTICS,
     HOSTILE_DRIVER,
+    HOSTILE_DRIVER_V2,
 ];
 
 /// A valid WebAssembly *core module*, not a component: the smallest module

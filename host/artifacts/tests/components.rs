@@ -215,7 +215,10 @@ fn versions_come_from_the_plugin_manifests() {
 #[cfg(feature = "test-guests")]
 mod test_guests {
     use super::*;
-    use bazaar_artifacts::{CORE_MODULE, FOREIGN_IMPORT, TAGGED_PRICING_V1, TAGGED_PRICING_V2};
+    use bazaar_artifacts::{
+        CORE_MODULE, FOREIGN_IMPORT, HOSTILE_DRIVER, HOSTILE_DRIVER_V2, TAGGED_PRICING_V1,
+        TAGGED_PRICING_V2,
+    };
     use wasmparser::{Encoding, ExternalKind};
 
     #[test]
@@ -256,6 +259,32 @@ mod test_guests {
         assert_eq!(
             TAGGED_PRICING_V1.manifest.lines().count(),
             TAGGED_PRICING_V2.manifest.lines().count()
+        );
+    }
+
+    #[test]
+    fn the_two_hostile_driver_versions_are_one_plugin_in_two_different_builds() {
+        assert_eq!(HOSTILE_DRIVER.id, "hostile-driver");
+        assert_eq!(HOSTILE_DRIVER_V2.id, "hostile-driver");
+        assert_eq!(HOSTILE_DRIVER.version, "0.1.0");
+        assert_eq!(HOSTILE_DRIVER_V2.version, "2.0.0");
+        assert_ne!(HOSTILE_DRIVER.wasm, HOSTILE_DRIVER_V2.wasm);
+        // Both are drivers with the same grants: a swap changes no consent.
+        assert_eq!(
+            kind_and_capabilities(&HOSTILE_DRIVER),
+            kind_and_capabilities(&HOSTILE_DRIVER_V2)
+        );
+        // The manifests differ in their version line and nowhere else.
+        let differing: Vec<(&str, &str)> = HOSTILE_DRIVER
+            .manifest
+            .lines()
+            .zip(HOSTILE_DRIVER_V2.manifest.lines())
+            .filter(|(v1, v2)| v1 != v2)
+            .collect();
+        assert_eq!(differing, [("version = \"0.1.0\"", "version = \"2.0.0\"")]);
+        assert_eq!(
+            HOSTILE_DRIVER.manifest.lines().count(),
+            HOSTILE_DRIVER_V2.manifest.lines().count()
         );
     }
 

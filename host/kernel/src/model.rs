@@ -364,6 +364,18 @@ impl PluginKind {
         Self::ALL.into_iter().find(|kind| kind.world() == name)
     }
 
+    /// The capabilities the kind's world imports, so a plugin of the kind
+    /// may ask for: a device driver is pure and has no state.
+    pub fn capabilities(self) -> &'static [Capability] {
+        match self {
+            PluginKind::DeviceDriver => &[Capability::Log, Capability::Config],
+            PluginKind::Pricing
+            | PluginKind::Logistics
+            | PluginKind::Risk
+            | PluginKind::Analytics => &Capability::ALL,
+        }
+    }
+
     /// The versioned interface a plugin of this kind exports.
     pub fn export(self) -> &'static str {
         match self {

@@ -128,7 +128,8 @@ impl Drop for Mosquitto {
 
 /// A node, its bus and a simulated fleet on one broker.
 struct Floor {
-    node: Arc<Node>,
+    /// The node (taken out only while it restarts).
+    node: Option<Arc<Node>>,
     plugins: PluginSet,
     bus: Option<DeviceBus>,
     fleet: Option<Fleet>,
@@ -185,7 +186,7 @@ impl Floor {
         };
         let fleet = runtime.block_on(Fleet::spawn(config, vehicles)).unwrap();
         let floor = Self {
-            node,
+            node: Some(node),
             plugins,
             bus: Some(bus),
             fleet: Some(fleet),
@@ -196,6 +197,26 @@ impl Floor {
         };
         floor.wait_online(robots);
         floor
+    }
+
+    /// Stops the bus and the node and opens them again on the same data
+    /// directory and broker, while the robots carry on.
+    fn restart_node(&mut self) {
+        self.bus.take().unwrap().shutdown();
+        let node = self.node.take().unwrap();
+        Arc::try_unwrap(node).expect("the test holds the only handle").shutdown();
+        let (node, plugins) = open_node(self._dir.path());
+        let broker = BrokerAddress { host: "127.0.0.1".into(), port: self.broker_port };
+        self.bus = Some(
+            DeviceBus::start(node.clone(), plugins.clone(), &broker, BusSettings::default())
+                .unwrap(),
+        );
+        self.node = Some(node);
+        self.plugins = plugins;
+    }
+
+    fn node(&self) -> &Arc<Node> {
+        self.node.as_ref().unwrap()
     }
 
     fn bus(&self) -> &DeviceBus {
@@ -227,20 +248,20 @@ impl Drop for Floor {
 /// Runs 1,000 orders through 10 robots and checks each shipped once.
 fn thousand_orders_ship_exactly_once(broker_port: Option<u16>) {
     let floor = Floor::start(10, 1_000, broker_port, BusSettings::default());
-    let orders = place_paid_orders(&floor.node, &floor.store, 1, 1_000);
-    wait_shipped(&floor.node, &floor.store, &orders, Duration::from_secs(600));
-    assert!(open_tasks(&floor.node, &floor.store).is_empty(), "no task is left over");
+    let orders = place_paid_orders(floor.node(), &floor.store, 1, 1_000);
+    wait_shipped(floor.node(), &floor.store, &orders, Duration::from_secs(600));
+    assert!(open_tasks(floor.node(), &floor.store).is_empty(), "no task is left over");
     let counters = floor.bus().counters();
     let done = counters.tasks_done.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(done, 1_000, "one task per order line, each done once");
     let completed: u64 =
         floor.fleet().status().iter().map(|vehicle| vehicle.orders_completed).sum();
     assert!(completed >= 1_000, "the robots completed {completed} jobs");
-    floor.node.check_invariants().unwrap();
+    floor.node().check_invariants().unwrap();
     // Every unit left the warehouse exactly once.
     let store = floor.store.clone();
     let shipped: u64 = floor
-        .node
+        .node()
         .read(&store.clone(), move |shard| {
             let state = shard.store(&store).unwrap();
             state
@@ -265,34 +286,71 @@ fn ten_agvs_fulfil_a_thousand_orders_through_mosquitto() {
     thousand_orders_ship_exactly_once(Some(mosquitto.port));
 }
 
-#[test]
-fn a_robot_killed_mid_task_has_its_task_reassigned_and_the_order_ships() {
-    let floor = Floor::start(3, 100, None, BusSettings::default());
-    let orders = place_paid_orders(&floor.node, &floor.store, 1, 1);
-    // Wait until some robot is on the task, then kill it.
-    let mut victim = None;
-    wait_for("a robot to take the task", Duration::from_secs(60), || {
-        victim = floor
+/// The serial number of a robot holding a task, once one does.
+fn robot_on_a_task(floor: &Floor) -> String {
+    let mut holder = None;
+    wait_for("a robot to take a task", Duration::from_secs(60), || {
+        holder = floor
             .bus()
             .fleet()
             .iter()
             .find(|status| status.device.task.is_some())
             .map(|status| status.device.spec.serial_number.clone());
-        victim.is_some()
+        holder.is_some()
     });
-    let victim = victim.unwrap();
+    holder.unwrap()
+}
+
+#[test]
+fn a_robot_killed_mid_task_has_its_task_reassigned_and_the_order_ships() {
+    let floor = Floor::start(3, 100, None, BusSettings::default());
+    let orders = place_paid_orders(floor.node(), &floor.store, 1, 1);
+    let victim = robot_on_a_task(&floor);
     assert!(floor.fleet().kill(&victim));
-    wait_shipped(&floor.node, &floor.store, &orders, Duration::from_secs(120));
+    wait_shipped(floor.node(), &floor.store, &orders, Duration::from_secs(120));
     let fleet = floor.bus().fleet();
     let dead = fleet.iter().find(|status| status.device.spec.serial_number == victim).unwrap();
     assert!(!dead.device.online, "the killed robot's last will marked it offline");
-    floor.node.check_invariants().unwrap();
+    floor.node().check_invariants().unwrap();
+}
+
+#[test]
+fn a_robot_failing_mid_task_has_its_task_reassigned_and_gets_no_more_work() {
+    let floor = Floor::start(3, 100, None, BusSettings::default());
+    let first = place_paid_orders(floor.node(), &floor.store, 1, 1);
+    let victim = robot_on_a_task(&floor);
+    let completed = |floor: &Floor| {
+        let vehicles = floor.fleet().status();
+        vehicles.into_iter().find(|vehicle| vehicle.serial_number == victim).unwrap()
+    };
+    assert!(floor.fleet().fail(&victim, "motorFault"));
+    let completed_before = completed(&floor).orders_completed;
+    wait_shipped(floor.node(), &floor.store, &first, Duration::from_secs(120));
+    // More work goes to the healthy robots only.
+    let more = place_paid_orders(floor.node(), &floor.store, 2, 6);
+    wait_shipped(floor.node(), &floor.store, &more, Duration::from_secs(120));
+    let failed =
+        floor.fleet().status().into_iter().find(|vehicle| vehicle.serial_number == victim).unwrap();
+    assert_eq!(failed.orders_completed, completed_before, "the failed robot finished nothing more");
+    assert!(failed.errors.iter().any(|error| error == "motorFault"));
+    floor.node().check_invariants().unwrap();
+}
+
+#[test]
+fn a_node_restarted_mid_task_offers_the_task_again_and_the_order_ships() {
+    let mut floor = Floor::start(2, 100, None, BusSettings::default());
+    let orders = place_paid_orders(floor.node(), &floor.store, 1, 2);
+    robot_on_a_task(&floor);
+    floor.restart_node();
+    wait_shipped(floor.node(), &floor.store, &orders, Duration::from_secs(120));
+    assert!(open_tasks(floor.node(), &floor.store).is_empty());
+    floor.node().check_invariants().unwrap();
 }
 
 #[test]
 fn an_emergency_stop_pauses_every_agv_of_the_zone_and_resume_continues_the_work() {
     let floor = Floor::start(4, 100, None, BusSettings::default());
-    let orders = place_paid_orders(&floor.node, &floor.store, 1, 8);
+    let orders = place_paid_orders(floor.node(), &floor.store, 1, 8);
     wait_for("robots to start working", Duration::from_secs(60), || {
         floor.bus().fleet().iter().any(|status| status.device.task.is_some())
     });
@@ -310,14 +368,14 @@ fn an_emergency_stop_pauses_every_agv_of_the_zone_and_resume_continues_the_work(
             && floor.bus().fleet().iter().all(|status| status.paused)
     });
     // While held, nothing ships and no robot drives.
-    let held = statuses(&floor.node, &floor.store, &orders);
+    let held = statuses(floor.node(), &floor.store, &orders);
     std::thread::sleep(Duration::from_millis(500));
     assert!(floor.fleet().status().iter().all(|vehicle| !vehicle.driving));
-    assert_eq!(statuses(&floor.node, &floor.store, &orders), held);
+    assert_eq!(statuses(floor.node(), &floor.store, &orders), held);
 
     zone(false).unwrap();
-    wait_shipped(&floor.node, &floor.store, &orders, Duration::from_secs(120));
-    floor.node.check_invariants().unwrap();
+    wait_shipped(floor.node(), &floor.store, &orders, Duration::from_secs(120));
+    floor.node().check_invariants().unwrap();
 }
 
 #[test]
@@ -359,8 +417,8 @@ fn malformed_mqtt_payloads_are_counted_and_dropped_and_the_robot_works_on() {
     });
     let fleet = floor.bus().fleet();
     assert!(fleet[0].device.quarantine.is_none(), "malformed input is not a driver fault");
-    let orders = place_paid_orders(&floor.node, &floor.store, 1, 2);
-    wait_shipped(&floor.node, &floor.store, &orders, Duration::from_secs(120));
+    let orders = place_paid_orders(floor.node(), &floor.store, 1, 2);
+    wait_shipped(floor.node(), &floor.store, &orders, Duration::from_secs(120));
     assert!(floor.bus().is_connected(), "the node's own connection never dropped");
     client.disconnect().unwrap();
     pump.join().unwrap();
@@ -414,7 +472,7 @@ fn a_driver_that_traps_quarantines_only_its_own_devices() {
             at_ms: 1,
         },
     ] {
-        floor.node.execute(command).unwrap();
+        floor.node().execute(command).unwrap();
     }
     // Whether the driver traps when asked for the namespace or on the
     // first frame, the device ends in quarantine.
@@ -444,8 +502,8 @@ fn a_driver_that_traps_quarantines_only_its_own_devices() {
     assert!(
         healthy.iter().all(|status| status.device.quarantine.is_none() && status.device.online)
     );
-    let orders = place_paid_orders(&floor.node, &floor.store, 1, 4);
-    wait_shipped(&floor.node, &floor.store, &orders, Duration::from_secs(120));
+    let orders = place_paid_orders(floor.node(), &floor.store, 1, 4);
+    wait_shipped(floor.node(), &floor.store, &orders, Duration::from_secs(120));
     client.disconnect().unwrap();
     pump.join().unwrap();
 }

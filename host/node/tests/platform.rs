@@ -57,7 +57,13 @@ fn a_fresh_node_lists_the_bundled_plugins_active() {
     let running = open(dir.path());
     assert_eq!(
         installed_ids(&running.platform),
-        ["analytics-live", "logistics-router", "pricing-promotions", "risk-guard"]
+        [
+            "analytics-live",
+            "driver-vda5050",
+            "logistics-router",
+            "pricing-promotions",
+            "risk-guard"
+        ]
     );
     let promotions = running.platform.listing(&PluginId::new("pricing-promotions").unwrap());
     let promotions = promotions.unwrap().unwrap();
@@ -95,8 +101,8 @@ fn signed_versions_install_once_activate_roll_back_and_survive_a_restart_from_th
     }
     let running = open(dir.path());
     assert!(running.report.failed.is_empty(), "{:?}", running.report.failed);
-    assert_eq!(running.report.loaded, 6);
-    assert_eq!(running.report.from_cache, 6, "a restart compiles nothing");
+    assert_eq!(running.report.loaded, 7);
+    assert_eq!(running.report.from_cache, 7, "a restart compiles nothing");
     let listing = running.platform.listing(&tagged).unwrap().unwrap();
     assert_eq!(listing.active.as_deref(), Some("1.0.0"));
     assert_eq!(

@@ -375,6 +375,18 @@ impl Manifest {
                     ),
                 )
             })?;
+            if !kind.capabilities().contains(&capability) {
+                let allowed: Vec<&str> = kind.capabilities().iter().map(|cap| cap.name()).collect();
+                return Err(field(
+                    &name,
+                    requested.span(),
+                    format!(
+                        "{:?} is not imported by the {kind} world; a {kind} plugin may ask for {}",
+                        capability.name(),
+                        allowed.join(", ")
+                    ),
+                ));
+            }
             if !capabilities.insert(capability) {
                 return Err(field(
                     &name,

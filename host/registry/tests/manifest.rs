@@ -238,9 +238,12 @@ fn a_capability_listed_twice_is_refused() {
 
 #[test]
 fn an_unknown_kind_and_a_bad_id_or_publisher_are_refused_by_field() {
-    let kind = refusal(&minimal_with("kind", r#"kind = "device-driver""#));
+    let kind = refusal(&minimal_with("kind", r#"kind = "conveyor-belt""#));
     assert!(matches!(&kind, ManifestError::Field { field, .. } if field == "kind"), "{kind:?}");
-    assert!(kind.to_string().contains("pricing, logistics, risk, analytics"), "{kind}");
+    assert!(
+        kind.to_string().contains("pricing, logistics, risk, analytics, device-driver"),
+        "{kind}"
+    );
     let id = refusal(&minimal_with("id", r#"id = "no spaces""#));
     assert!(matches!(&id, ManifestError::Field { field, .. } if field == "id"), "{id:?}");
     let publisher = refusal(&minimal_with("publisher", r#"publisher = "a/b""#));
@@ -249,6 +252,21 @@ fn an_unknown_kind_and_a_bad_id_or_publisher_are_refused_by_field() {
         "{publisher:?}"
     );
     assert!(publisher.to_string().contains("publisher id"), "{publisher}");
+}
+
+#[test]
+fn a_device_driver_may_ask_only_for_what_its_world_imports() {
+    let driver = minimal_with("kind", r#"kind = "device-driver""#);
+    let fine = driver.replace("capabilities = []", r#"capabilities = ["log", "config"]"#);
+    let manifest = Manifest::parse(&fine).expect("log and config are the driver world's imports");
+    assert_eq!(manifest.failure_policy.name(), "quarantine");
+    let stateful = driver.replace("capabilities = []", r#"capabilities = ["config", "state"]"#);
+    let refused = refusal(&stateful);
+    assert!(
+        matches!(&refused, ManifestError::Field { field, .. } if field == "capabilities[1]"),
+        "{refused:?}"
+    );
+    assert!(refused.to_string().contains("not imported by the device-driver world"), "{refused}");
 }
 
 #[test]

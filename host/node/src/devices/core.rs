@@ -243,6 +243,10 @@ struct DeviceRuntime {
     job: Option<JobInFlight>,
     /// An assignment submitted and not answered.
     assigning: bool,
+    /// A task the bus ended on its own (released, or finished after a
+    /// restart) that the kernel may still show the device holding until
+    /// the next floor read.
+    releasing: Option<TaskId>,
     /// A link change submitted and not answered.
     reporting_online: Option<bool>,
     /// A quarantine submitted (faults stop all traffic at once).
@@ -427,6 +431,11 @@ impl BusCore {
                 self.link.unsubscribe(&runtime.subscriptions);
             }
         }
+        // A version no device runs any more (swapped, rolled back, removed)
+        // is dropped with its instance, as on the shard writers.
+        let in_use: std::collections::HashSet<&PluginRef> =
+            self.devices.values().filter_map(|runtime| runtime.driver.as_ref()).collect();
+        self.drivers.retain(|plugin, _| in_use.contains(plugin));
     }
 
     /// Adds or updates a device from the kernel's view, (re)computing its
@@ -514,6 +523,7 @@ impl BusCore {
             last_seen_ms: None,
             job: None,
             assigning: false,
+            releasing: None,
             reporting_online: None,
             quarantining: false,
             tokens: f64::from(self.settings.device_commands_per_second),
@@ -522,6 +532,11 @@ impl BusCore {
             frames_malformed: 0,
             commands_sent: 0,
         });
+        if runtime.driver.is_some() && runtime.driver != driver_ref {
+            // Another version keeps its own memory of the device: the old
+            // one's may mean nothing to it.
+            runtime.memory.clear();
+        }
         runtime.driver = driver_ref;
         runtime.decoder = decoder;
         runtime.info = device_info(&device);
@@ -822,6 +837,7 @@ impl BusCore {
     fn abandon(&mut self, key: &DeviceKey, reason: &str) {
         let Some(runtime) = self.devices.get_mut(key) else { return };
         let Some(job) = runtime.job.take() else { return };
+        runtime.releasing = Some(job.task.id);
         self.counters.tasks_released.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(store = %key.0, device = %key.1, task = job.task.id, reason, "task taken back from the device");
         self.submit(
@@ -962,12 +978,13 @@ impl BusCore {
     fn reconcile(&mut self) {
         let keys: Vec<DeviceKey> = self.devices.keys().cloned().collect();
         for key in keys {
-            let runtime = &self.devices[&key];
-            if runtime.device.quarantine.is_some() {
-                if runtime.job.is_some() {
-                    self.devices.get_mut(&key).expect("tracked").job = None;
-                }
+            let runtime = self.devices.get_mut(&key).expect("tracked");
+            if runtime.device.quarantine.is_some() || runtime.quarantining {
+                runtime.job = None;
                 continue;
+            }
+            if runtime.releasing.is_some() && runtime.releasing != runtime.device.task {
+                runtime.releasing = None;
             }
             let runtime = &self.devices[&key];
             let kernel_task = runtime.device.task;
@@ -982,7 +999,7 @@ impl BusCore {
                     self.devices.get_mut(&key).expect("tracked").job = None;
                     self.send(&key, &DeviceCommand::CancelJob, true);
                 }
-                (None, Some(task)) if !runtime.assigning => {
+                (None, Some(task)) if !runtime.assigning && runtime.releasing.is_none() => {
                     // A task the bus runs no job for: the node restarted
                     // while the device held it. Offer it again.
                     let Some(held) = self.floors.get(&key.0).and_then(|f| f.held.get(&task)) else {
@@ -1017,7 +1034,7 @@ impl BusCore {
                         self.send(&key, &DeviceCommand::CancelJob, true);
                     }
                     // Not again until the floor shows the release.
-                    self.devices.get_mut(&key).expect("tracked").assigning = true;
+                    self.devices.get_mut(&key).expect("tracked").releasing = Some(task);
                 }
                 _ => {}
             }
@@ -1080,6 +1097,8 @@ impl BusCore {
                         // Nearest first needs to know where it is, and a job
                         // starts where the device says it stands.
                         && runtime.position.is_some()
+                        // A fatal error needs a person before more work.
+                        && !runtime.errors.iter().any(|error| error.level == ErrorLevel::Fatal)
                         && !stopped.contains(&(
                             runtime.device.spec.warehouse.clone(),
                             runtime.device.spec.zone.clone(),

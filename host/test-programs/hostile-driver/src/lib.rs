@@ -8,12 +8,21 @@
 //! | `trap`           | panics (a trap)                                 | panics (a trap)              |
 //! | `loop`           | behaves as `echo`                               | spins forever                |
 //! | `garbage`        | one frame outside the namespace, 2 MiB payload  | 10,000 events                |
-//! | `echo` (default) | one frame `hostile/{serial}/command`: the command's name | payload `online`: connection online; anything else malformed |
+//! | `echo` (default) | one frame `hostile/{serial}/command`: the command's name | payload `online`: connection online; payload `version`: operating mode, the build's version; anything else malformed |
 //!
 //! Every behaviour has the namespace `hostile/{serial}/` and subscribes to
 //! `hostile/{serial}/state`, so the host routes frames to it. It keeps no
-//! memory of its own: it hands back what it was given. Built as a component
-//! by `bazaar-artifacts` (feature `test-guests`).
+//! memory of its own: it hands back what it was given.
+//!
+//! Built as a component twice by `bazaar-artifacts` (feature
+//! `test-guests`), as two versions of one plugin for the node's hot-swap
+//! tests; the builds differ only in the version `echo` reports for a
+//! `version` frame, so a device's telemetry shows which version decoded it:
+//!
+//! | build        | constant            | version | answer to `version`       |
+//! |--------------|---------------------|---------|---------------------------|
+//! | default      | `HOSTILE_DRIVER`    | 0.1.0   | operating mode `0.1.0`    |
+//! | feature `v2` | `HOSTILE_DRIVER_V2` | 2.0.0   | operating mode `2.0.0`    |
 
 use bazaar_sdk::{
     ConnectionState, Decoded, DeviceCommand, DeviceContext, DeviceEvent, DeviceInfo, DriverError,
@@ -28,6 +37,19 @@ const GARBAGE_PAYLOAD_BYTES: usize = 2 << 20;
 /// How many events `garbage` decodes from one frame: far beyond any
 /// sensible host limit on events per frame.
 const GARBAGE_EVENTS: usize = 10_000;
+
+/// The plugin version this build is, which `echo` reports as the device's
+/// operating mode: the crate's own version.
+#[cfg(not(feature = "v2"))]
+const BUILD_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The plugin version this build is: the artifacts build embeds the `v2`
+/// build as version 2.0.0 of the plugin, and the two must agree.
+#[cfg(feature = "v2")]
+const BUILD_VERSION: &str = "2.0.0";
+
+/// The payload `echo` answers with the build's version.
+const VERSION_PAYLOAD: &[u8] = b"version";
 
 /// The plugin.
 pub struct Hostile;
@@ -125,10 +147,43 @@ impl DriverPlugin for Hostile {
             Behaviour::Echo if payload == b"online" => {
                 vec![DeviceEvent::Connection(ConnectionState::Online)]
             }
+            Behaviour::Echo if payload == VERSION_PAYLOAD => {
+                vec![DeviceEvent::OperatingMode(BUILD_VERSION.to_owned())]
+            }
             Behaviour::Echo => {
-                return Err(DriverError::malformed("hostile-driver understands only `online`"));
+                return Err(DriverError::malformed(
+                    "hostile-driver understands only `online` and `version`",
+                ));
             }
         };
         Ok(Decoded { events, memory: context.memory.clone() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(payload: &[u8]) -> Result<Decoded, DriverError> {
+        let device = DeviceInfo::new("hostile", "Hostile", "S", "any");
+        Hostile::decode(
+            &DeviceContext::new(device, 0),
+            "hostile/S/state",
+            payload,
+            &Config::default(),
+        )
+    }
+
+    #[test]
+    fn echo_reports_the_version_of_this_build_as_the_operating_mode() {
+        let decoded = decode(VERSION_PAYLOAD).unwrap();
+        assert_eq!(decoded.events, [DeviceEvent::OperatingMode(BUILD_VERSION.to_owned())]);
+    }
+
+    #[test]
+    fn echo_reads_online_as_the_link_coming_up_and_calls_anything_else_malformed() {
+        let decoded = decode(b"online").unwrap();
+        assert_eq!(decoded.events, [DeviceEvent::Connection(ConnectionState::Online)]);
+        assert!(matches!(decode(b"offline"), Err(DriverError::Malformed(_))));
     }
 }
