@@ -95,7 +95,19 @@ impl Mosquitto {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let config = dir.path().join("mosquitto.conf");
+        let child = Self::spawn(dir.path(), port);
+        Self { child, port, _dir: dir }
+    }
+
+    /// Stops the broker (by pid) and starts it again on the same port.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self._dir.path(), self.port);
+    }
+
+    fn spawn(dir: &Path, port: u16) -> Child {
+        let config = dir.join("mosquitto.conf");
         std::fs::write(
             &config,
             format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_packet_size 1048576\n"),
@@ -115,7 +127,7 @@ impl Mosquitto {
         wait_for("mosquitto to listen", Duration::from_secs(10), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
         });
-        Self { child, port, _dir: dir }
+        child
     }
 }
 
@@ -299,6 +311,23 @@ fn robot_on_a_task(floor: &Floor) -> String {
         holder.is_some()
     });
     holder.unwrap()
+}
+
+#[test]
+fn orders_ship_across_a_restart_of_the_broker() {
+    let mut mosquitto = Mosquitto::start();
+    let floor = Floor::start(3, 100, Some(mosquitto.port), BusSettings::default());
+    let before = place_paid_orders(floor.node(), &floor.store, 1, 6);
+    robot_on_a_task(&floor);
+    // Whatever was in flight is lost with the broker: the bus and the
+    // robots reconnect, the bus subscribes again, and a job whose order
+    // never arrived is taken back and sent again.
+    mosquitto.restart();
+    let during = place_paid_orders(floor.node(), &floor.store, 7, 6);
+    wait_shipped(floor.node(), &floor.store, &before, Duration::from_secs(180));
+    wait_shipped(floor.node(), &floor.store, &during, Duration::from_secs(180));
+    assert!(floor.bus().is_connected());
+    floor.node().check_invariants().unwrap();
 }
 
 #[test]
