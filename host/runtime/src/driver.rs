@@ -888,7 +888,7 @@ mod tests {
                 wit::DeviceEvent::Paused(true);
                 EVENTS_PER_FRAME_MAX + 1
             ])),
-            "at most 128",
+            &format!("at most {EVENTS_PER_FRAME_MAX}"),
         );
         invalid_output_mentions(
             decoded_from_guest(wit::Decoded {

@@ -249,8 +249,17 @@ impl Server {
             .iter()
             .find_map(|line| line.strip_prefix(MQTT_LINE_PREFIX))
             .map(|address| address.trim().to_string());
-        let client =
-            reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("an HTTP client");
+        // No idle connections are kept: the server may end a connection
+        // after refusing a request whose body it did not read (401, 403,
+        // 413), and a pooled connection reused in that instant fails with
+        // "connection closed before message completed": the client's race,
+        // not the server's answer. A fresh loopback connection costs
+        // microseconds.
+        let client = reqwest::Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("an HTTP client");
         Server {
             child,
             base,
