@@ -104,34 +104,26 @@ impl DeviceBus {
         self.link.is_connected()
     }
 
-    /// Emergency stop: pauses every device of `zone` at once (the pause is
-    /// published before anything else happens), then journals that the
-    /// zone is held, so no task starts there until [`DeviceBus::resume_zone`].
-    /// `reply` gets the number of devices commanded once the hold is
+    /// Emergency stop (`stopped`): pauses every device of `zone` at once
+    /// (the pause is published before anything else happens), then
+    /// journals that the zone is held, so no task starts there until it is
+    /// freed the same way (`stopped` false), which resumes its devices.
+    /// `reply` gets the number of devices commanded once the change is
     /// durable. Refused at once when the worker's queue is full.
-    pub fn stop_zone(
+    pub fn set_zone(
         &self,
         store: StoreId,
         warehouse: WarehouseId,
         zone: ZoneId,
+        stopped: bool,
         reply: Box<dyn FnOnce(Result<usize, NodeError>) + Send>,
     ) -> Result<(), NodeError> {
-        self.zone(store, warehouse, zone, true, reply)
+        self.control
+            .try_send(Control::Zone { store, warehouse, zone, stopped, reply })
+            .map_err(|_| NodeError::Overloaded { shard: 0, depth: CONTROL_QUEUE_MAX })
     }
 
-    /// Frees a held zone and resumes its devices.
-    pub fn resume_zone(
-        &self,
-        store: StoreId,
-        warehouse: WarehouseId,
-        zone: ZoneId,
-        reply: Box<dyn FnOnce(Result<usize, NodeError>) + Send>,
-    ) -> Result<(), NodeError> {
-        self.zone(store, warehouse, zone, false, reply)
-    }
-
-    /// Holds (`stopped`) or frees a zone like [`DeviceBus::stop_zone`] and
-    /// [`DeviceBus::resume_zone`], and waits until that is journaled;
+    /// [`DeviceBus::set_zone`], waiting until the change is journaled;
     /// returns the number of devices commanded.
     pub fn set_zone_and_wait(
         &self,
@@ -144,21 +136,8 @@ impl DeviceBus {
         let reply = Box::new(move |result| {
             let _ = sender.send(result);
         });
-        self.zone(store, warehouse, zone, stopped, reply)?;
+        self.set_zone(store, warehouse, zone, stopped, reply)?;
         receiver.recv().unwrap_or(Err(NodeError::ShuttingDown))
-    }
-
-    fn zone(
-        &self,
-        store: StoreId,
-        warehouse: WarehouseId,
-        zone: ZoneId,
-        stopped: bool,
-        reply: Box<dyn FnOnce(Result<usize, NodeError>) + Send>,
-    ) -> Result<(), NodeError> {
-        self.control
-            .try_send(Control::Zone { store, warehouse, zone, stopped, reply })
-            .map_err(|_| NodeError::Overloaded { shard: 0, depth: CONTROL_QUEUE_MAX })
     }
 
     /// Stops the worker and disconnects.

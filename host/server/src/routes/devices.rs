@@ -528,12 +528,7 @@ async fn change_zone(
     let reply = Box::new(move |result| {
         let _ = sender.send(result);
     });
-    let (target_warehouse, target_zone) = (warehouse.clone(), zone.clone());
-    let queued = if stopped {
-        bus.stop_zone(store, target_warehouse, target_zone, reply)
-    } else {
-        bus.resume_zone(store, target_warehouse, target_zone, reply)
-    };
+    let queued = bus.set_zone(store, warehouse.clone(), zone.clone(), stopped, reply);
     // The bus's own small queue of stops and resumes is full: a burst of
     // button presses, cleared within a dispatch round.
     queued.map_err(|_| {
