@@ -353,6 +353,12 @@ fn a_robot_failing_mid_task_has_its_task_reassigned_and_gets_no_more_work() {
         vehicles.into_iter().find(|vehicle| vehicle.serial_number == victim).unwrap()
     };
     assert!(floor.fleet().fail(&victim, "motorFault"));
+    // The fault is applied by the vehicle's own task, and failing every
+    // action can itself end the order in the standard's sense, so the count
+    // to compare with is the one reported together with the fault.
+    wait_for("the robot to report its fault", Duration::from_secs(30), || {
+        completed(&floor).errors.iter().any(|error| error == "motorFault")
+    });
     let completed_before = completed(&floor).orders_completed;
     wait_shipped(floor.node(), &floor.store, &first, Duration::from_secs(120));
     // More work goes to the healthy robots only.

@@ -21,6 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::storage::{
     Commit, JournalRecord, KvEntry, ScanCollector, Snapshot, Storage, StoreError, StreamBook,
@@ -42,6 +43,12 @@ const JOURNAL_KEY_BYTES: usize = 1 + 4 + 8;
 /// Length of a snapshot key: prefix, stream.
 const SNAPSHOT_KEY_BYTES: usize = 1 + 4;
 
+/// How long opening waits for a busy file lock to be released.
+const LOCK_WAIT_MS: u64 = 5_000;
+
+/// Pause between attempts to take a busy file lock.
+const LOCK_RETRY_MS: u64 = 10;
+
 /// Name of the engine in errors.
 const BACKEND: &str = "sled";
 
@@ -56,8 +63,25 @@ pub struct SledStorage {
 impl SledStorage {
     /// Opens the sled database directory at `path`, creating it if absent,
     /// and recovers every stream's position.
+    ///
+    /// A handle of this process that was just dropped can keep sled's file
+    /// lock for a moment, until sled's background threads and deferred
+    /// frees let go of the last reference, so a busy lock is retried for up
+    /// to [`LOCK_WAIT_MS`] before it is reported.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let database = sled::open(path).map_err(engine("opening the database"))?;
+        let deadline = Instant::now() + Duration::from_millis(LOCK_WAIT_MS);
+        let database = loop {
+            match sled::open(path) {
+                // sled reports a busy lock only in its message.
+                Err(sled::Error::Io(error))
+                    if error.to_string().starts_with("could not acquire lock")
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(LOCK_RETRY_MS));
+                }
+                opened => break opened.map_err(engine("opening the database"))?,
+            }
+        };
         let streams = recover_streams(&database)?;
         tracing::info!(path = %path.display(), streams = streams.len(), "opened sled storage");
         Ok(Self { database, book: StreamBook::new(streams) })
