@@ -4,9 +4,15 @@
 //! fresh data directory, seeds it through the HTTP API with the operator
 //! token the node wrote, then drives it with N persistent HTTP/1.1
 //! connections, each sending one order after another (closed loop), for a
-//! fixed time per step. Two scenarios: a mixed catalogue spread over
-//! several stores, and a single hot SKU that every order wants. It reports
-//! orders per second, latency percentiles and the node's memory.
+//! fixed time per step; an order's latency runs from its request's first
+//! byte sent to its response's last byte read. Two scenarios: a mixed
+//! catalogue spread over several stores, and a single hot SKU that every
+//! order wants. It reports orders per second, latency percentiles and the
+//! node's memory. The client shares the machine's cores with the node, so
+//! it does as little as it can per order (see [`OrderClient`]).
+//!
+//! To profile the node while the benchmark drives it, name a command to
+//! start it under in [`NODE_WRAPPER_ENV`].
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -25,8 +31,8 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde::Serialize;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// Connection counts measured, as the issue asks.
 pub const CONNECTIONS_DEFAULT: [usize; 3] = [64, 256, 1_024];
@@ -164,8 +170,9 @@ impl Bench {
             .context("reading the operator token the node wrote")?;
         let authorization: Arc<str> = Arc::from(format!("Bearer {}", token.trim()));
         println!("node: bazaar serve at http://{} (pid {})", server.address, server.child.id());
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+        // Every client runs on the calling thread: one thread, and no
+        // wake-ups handed between a worker thread and a blocked caller.
+        let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .context("starting the client runtime")?;
@@ -275,81 +282,248 @@ fn seed_call(command: &Command) -> Option<(Method, String, Value)> {
     })
 }
 
-/// An order request as the API takes it, encoded straight from the
-/// request's own fields: building a `serde_json::Value` tree first cost the
-/// load generator a third of its CPU, which it shares with the node.
+/// An order request as the API takes it.
 pub(crate) fn order_body(request: &OrderRequest) -> Bytes {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        customer: Customer<'a>,
-        lines: Vec<Line<'a>>,
-        coupon_codes: &'a [String],
-        shipping_address: Address<'a>,
-    }
-    #[derive(Serialize)]
-    struct Customer<'a> {
-        id: &'a str,
-    }
-    #[derive(Serialize)]
-    struct Line<'a> {
-        sku: &'a str,
-        quantity: u32,
-    }
-    #[derive(Serialize)]
-    struct Address<'a> {
-        country: &'a str,
-        region: &'a str,
-        city: &'a str,
-        street: &'a str,
-        postal_code: &'a str,
-        location: Location,
-    }
-    #[derive(Serialize)]
-    struct Location {
-        latitude_micro: i32,
-        longitude_micro: i32,
-    }
-    let address = &request.shipping_address;
-    let body = Body {
-        customer: Customer { id: request.customer.id.as_str() },
-        lines: request
-            .lines
-            .iter()
-            .map(|l| Line { sku: l.sku.as_str(), quantity: l.quantity })
-            .collect(),
-        coupon_codes: &request.coupon_codes,
-        shipping_address: Address {
-            country: &address.country,
-            region: &address.region,
-            city: &address.city,
-            street: &address.street,
-            postal_code: &address.postal_code,
-            location: Location {
-                latitude_micro: address.location.latitude_micro,
-                longitude_micro: address.location.longitude_micro,
-            },
-        },
-    };
-    // Plain strings and integers always encode.
-    Bytes::from(serde_json::to_vec(&body).expect("an order body encodes"))
+    let mut body = Vec::new();
+    write_order_body(&mut body, request);
+    Bytes::from(body)
 }
 
-/// The order of attempt `n` of a scenario: (path, body).
-fn scenario_order(scenario: Scenario, n: u64) -> (String, Bytes) {
+/// Appends an order request as the API takes it. The field names are
+/// written as they are and only the values go through the JSON encoder:
+/// building a `serde_json::Value` tree first cost the load generator a
+/// third of its CPU, which it shares with the node, and escaping every
+/// field name again was most of what encoding then cost.
+fn write_order_body(out: &mut Vec<u8>, request: &OrderRequest) {
+    out.extend_from_slice(b"{\"customer\":{\"id\":");
+    write_json_str(out, request.customer.id.as_str());
+    out.extend_from_slice(b"},\"lines\":[");
+    for (index, line) in request.lines.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"sku\":");
+        write_json_str(out, line.sku.as_str());
+        out.extend_from_slice(b",\"quantity\":");
+        write_decimal(out, u64::from(line.quantity));
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"coupon_codes\":[");
+    for (index, code) in request.coupon_codes.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        write_json_str(out, code);
+    }
+    let address = &request.shipping_address;
+    out.extend_from_slice(b"],\"shipping_address\":{\"country\":");
+    write_json_str(out, &address.country);
+    out.extend_from_slice(b",\"region\":");
+    write_json_str(out, &address.region);
+    out.extend_from_slice(b",\"city\":");
+    write_json_str(out, &address.city);
+    out.extend_from_slice(b",\"street\":");
+    write_json_str(out, &address.street);
+    out.extend_from_slice(b",\"postal_code\":");
+    write_json_str(out, &address.postal_code);
+    out.extend_from_slice(b",\"location\":{\"latitude_micro\":");
+    write_signed_decimal(out, address.location.latitude_micro);
+    out.extend_from_slice(b",\"longitude_micro\":");
+    write_signed_decimal(out, address.location.longitude_micro);
+    out.extend_from_slice(b"}}}");
+}
+
+/// Appends `text` as a JSON string.
+fn write_json_str(out: &mut Vec<u8>, text: &str) {
+    // A string always encodes, and a Vec takes every byte.
+    serde_json::to_writer(out, text).expect("a string encodes");
+}
+
+/// Appends `value` in decimal, without the formatting machinery.
+fn write_decimal(out: &mut Vec<u8>, mut value: u64) {
+    // u64::MAX has 20 digits.
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// Appends `value` in decimal, with its sign.
+fn write_signed_decimal(out: &mut Vec<u8>, value: i32) {
+    if value < 0 {
+        out.push(b'-');
+    }
+    write_decimal(out, u64::from(value.unsigned_abs()));
+}
+
+/// Where a scenario's orders go, by the store index of [`scenario_order`].
+fn order_paths(scenario: Scenario) -> Vec<String> {
+    match scenario {
+        Scenario::Mixed => {
+            (0..MIXED_STORES).map(|store| format!("/v1/stores/mixed-{store}/orders")).collect()
+        }
+        Scenario::Hot => vec!["/v1/stores/hot-store/orders".into()],
+    }
+}
+
+/// The order of attempt `n` of a scenario: its store's index among
+/// [`order_paths`], with its body appended to `body`.
+fn scenario_order(scenario: Scenario, n: u64, body: &mut Vec<u8>) -> usize {
     match scenario {
         Scenario::Mixed => {
             let (store, request) = crate::load::mixed_order(n, MIXED_STORES);
-            (format!("/v1/stores/mixed-{store}/orders"), order_body(&request))
+            write_order_body(body, &request);
+            store
         }
         Scenario::Hot => {
             // A new customer every order, so the purchase limit never refuses.
             let lines = vec![(Sku::new(seed::HOT_SKU).expect("valid"), 1)];
-            (
-                "/v1/stores/hot-store/orders".into(),
-                order_body(&seed::order_request(n, lines, None, None)),
-            )
+            write_order_body(body, &seed::order_request(n, lines, None, None));
+            0
         }
     }
+}
+
+/// Longest response head the load generator reads: the API's are a few
+/// hundred bytes, so anything longer is not an answer to an order.
+const RESPONSE_HEAD_BYTES_MAX: usize = 16 * 1024;
+/// Largest response body it reads: an order is under 2 KiB; the same bound
+/// as the API's own request bodies.
+const RESPONSE_BODY_BYTES_MAX: usize = 64 * 1024;
+/// Bytes a read asks for at least: a whole answer to an order.
+const READ_CHUNK_BYTES: usize = 4 * 1024;
+
+/// One closed-loop client: a persistent HTTP/1.1 connection on which it
+/// writes each order's request and reads the whole response before the
+/// next. Requests and responses are written and read by hand into buffers
+/// kept for the connection's life: a general HTTP client's request
+/// builder, header map, body channel and connection task cost about as
+/// many instructions per order as the rest of the client, on the cores the
+/// node needs.
+struct OrderClient {
+    /// The connection.
+    stream: tokio::net::TcpStream,
+    /// The request head up to the idempotency key's value, the same for
+    /// every order but the path: `host`, `authorization`, `content-type`.
+    head_tail: Vec<u8>,
+    /// The request being sent.
+    request: Vec<u8>,
+    /// The order's body being built.
+    body: Vec<u8>,
+    /// The response being read.
+    response: Vec<u8>,
+}
+
+impl OrderClient {
+    /// Connects to the node, with Nagle's algorithm off so each request
+    /// leaves at once.
+    async fn open(address: SocketAddr, authorization: &str) -> anyhow::Result<Self> {
+        let stream = tokio::net::TcpStream::connect(address).await?;
+        stream.set_nodelay(true)?;
+        let head_tail = format!(
+            " HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: {authorization}\r\ncontent-type: application/json\r\nidempotency-key: "
+        )
+        .into_bytes();
+        Ok(Self {
+            stream,
+            head_tail,
+            request: Vec::new(),
+            body: Vec::new(),
+            response: Vec::with_capacity(READ_CHUNK_BYTES),
+        })
+    }
+
+    /// Builds attempt `attempt`'s order, then sends it and reads the whole
+    /// response; its status, and how long from the first byte sent to the
+    /// last byte received.
+    async fn order(
+        &mut self,
+        scenario: Scenario,
+        paths: &[String],
+        attempt: u64,
+    ) -> anyhow::Result<(u16, Duration)> {
+        self.body.clear();
+        let store = scenario_order(scenario, attempt, &mut self.body);
+        self.request.clear();
+        self.request.extend_from_slice(b"POST ");
+        self.request.extend_from_slice(paths[store].as_bytes());
+        self.request.extend_from_slice(&self.head_tail);
+        self.request.extend_from_slice(b"lg-");
+        write_decimal(&mut self.request, attempt);
+        self.request.extend_from_slice(b"\r\ncontent-length: ");
+        write_decimal(&mut self.request, self.body.len() as u64);
+        self.request.extend_from_slice(b"\r\n\r\n");
+        self.request.extend_from_slice(&self.body);
+        let started = Instant::now();
+        self.stream.write_all(&self.request).await?;
+        let status = self.read_response().await?;
+        Ok((status, started.elapsed()))
+    }
+
+    /// Reads one response with a `Content-Length` body; its status.
+    async fn read_response(&mut self) -> anyhow::Result<u16> {
+        self.response.clear();
+        let head_len = loop {
+            if let Some(end) = self.response.windows(4).position(|window| window == b"\r\n\r\n") {
+                break end + 4;
+            }
+            if self.response.len() > RESPONSE_HEAD_BYTES_MAX {
+                bail!("a response head is longer than {RESPONSE_HEAD_BYTES_MAX} bytes");
+            }
+            self.read_more().await?;
+        };
+        let (status, body_len) = response_head(&self.response[..head_len])?;
+        while self.response.len() < head_len + body_len {
+            self.read_more().await?;
+        }
+        if self.response.len() > head_len + body_len {
+            bail!("the node sent more than the one response asked for");
+        }
+        Ok(status)
+    }
+
+    /// Reads what has arrived; an error if the node closed the connection.
+    async fn read_more(&mut self) -> anyhow::Result<()> {
+        self.response.reserve(READ_CHUNK_BYTES);
+        if self.stream.read_buf(&mut self.response).await? == 0 {
+            bail!("the node closed the connection in the middle of a response");
+        }
+        Ok(())
+    }
+}
+
+/// The status and body length of an HTTP/1.1 response head (its lines end
+/// in CR LF, the last one empty).
+fn response_head(head: &[u8]) -> anyhow::Result<(u16, usize)> {
+    let head = std::str::from_utf8(head).context("a response head that is not text")?;
+    let mut lines = head.split('\n').map(|line| line.strip_suffix('\r').unwrap_or(line));
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("a response with the status line {status_line:?}"))?;
+    let mut body_len = None;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else { continue };
+        if name.eq_ignore_ascii_case("content-length") {
+            body_len = Some(value.trim().parse::<usize>().context("a malformed Content-Length")?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            bail!("a response with Transfer-Encoding: every answer to an order has a length");
+        }
+    }
+    let body_len = body_len.context("a response without Content-Length")?;
+    if body_len > RESPONSE_BODY_BYTES_MAX {
+        bail!("a response body of {body_len} bytes, over {RESPONSE_BODY_BYTES_MAX}");
+    }
+    Ok((status, body_len))
 }
 
 /// The figures of one step.
@@ -385,24 +559,20 @@ pub(crate) async fn load_step(
     first_attempt: u64,
 ) -> anyhow::Result<Step> {
     let stop = Arc::new(AtomicBool::new(false));
+    let paths: Arc<[String]> = order_paths(scenario).into();
     let mut tasks = Vec::with_capacity(connections);
     for client in 0..connections {
-        let mut connection = Connection::open(address, authorization.clone()).await?;
-        let stop = stop.clone();
+        let mut connection = OrderClient::open(address, &authorization).await?;
+        let (stop, paths) = (stop.clone(), paths.clone());
         tasks.push(tokio::spawn(async move {
             let mut step =
                 Step { placed: 0, other: 0, latencies_us: Vec::new(), elapsed: Duration::ZERO };
             let mut attempt = first_attempt + client as u64;
             while !stop.load(Ordering::Relaxed) {
-                let (path, body) = scenario_order(scenario, attempt);
-                let key = format!("lg-{attempt}");
-                let started = Instant::now();
-                let (status, _) =
-                    connection.send(Method::POST, &path, Some(body), Some(&key)).await?;
-                if status == StatusCode::CREATED {
+                let (status, latency) = connection.order(scenario, &paths, attempt).await?;
+                if status == StatusCode::CREATED.as_u16() {
                     step.placed += 1;
-                    step.latencies_us
-                        .push(started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                    step.latencies_us.push(latency.as_micros().min(u128::from(u32::MAX)) as u32);
                 } else {
                     step.other += 1;
                 }
@@ -473,4 +643,74 @@ pub fn run(options: HttpBenchOptions) -> anyhow::Result<()> {
         println!("RESULT http_node_peak_rss_mib {peak}");
         anyhow::Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_body_is_the_json_the_api_takes_for_the_request() {
+        let mut request = seed::order_request(
+            7,
+            vec![(Sku::new(seed::HOT_SKU).unwrap(), 1), (seed::ordinary_sku(3), 2)],
+            Some("D11-10"),
+            None,
+        );
+        request.shipping_address.street = "1 \"Double\" Eleven Road\n".into();
+        request.shipping_address.location.latitude_micro = -30_274_100;
+        let body: Value = serde_json::from_slice(&order_body(&request)).unwrap();
+        let address = &request.shipping_address;
+        let expected = json!({
+            "customer": {"id": request.customer.id.as_str()},
+            "lines": [
+                {"sku": seed::HOT_SKU, "quantity": 1},
+                {"sku": seed::ordinary_sku(3).as_str(), "quantity": 2},
+            ],
+            "coupon_codes": ["D11-10"],
+            "shipping_address": {
+                "country": address.country, "region": address.region, "city": address.city,
+                "street": address.street, "postal_code": address.postal_code,
+                "location": {"latitude_micro": -30_274_100,
+                             "longitude_micro": address.location.longitude_micro},
+            },
+        });
+        assert_eq!(body, expected);
+    }
+
+    #[test]
+    fn a_response_head_gives_its_status_and_body_length_whatever_the_case_of_its_names() {
+        let head = b"HTTP/1.1 201 Created\r\nlocation: /v1/stores/s/orders/1\r\nContent-Length: 1234\r\n\r\n";
+        assert_eq!(response_head(head).unwrap(), (201, 1234));
+        let head =
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nretry-after: 1\r\n\r\n";
+        assert_eq!(response_head(head).unwrap(), (503, 0));
+    }
+
+    #[test]
+    fn a_response_head_without_a_usable_length_is_refused() {
+        for head in [
+            &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ncontent-length: many\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 99999999\r\n\r\n",
+            b"HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n",
+            b"garbage\r\n\r\n",
+        ] {
+            assert!(response_head(head).is_err(), "{}", String::from_utf8_lossy(head));
+        }
+    }
+
+    #[test]
+    fn decimals_are_written_in_full_with_their_sign() {
+        let mut out = Vec::new();
+        write_decimal(&mut out, u64::MAX);
+        out.push(b' ');
+        write_decimal(&mut out, 0);
+        out.push(b' ');
+        write_signed_decimal(&mut out, i32::MIN);
+        out.push(b' ');
+        write_signed_decimal(&mut out, 7);
+        assert_eq!(String::from_utf8(out).unwrap(), format!("{} 0 {} 7", u64::MAX, i32::MIN));
+    }
 }

@@ -850,7 +850,9 @@ impl Totals {
     }
 }
 
-/// An order.
+/// An order. Responses are written from the kernel's order by
+/// `order_json`, which writes exactly what serialising this view would (a
+/// test there checks it): this type is the document's schema.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct Order {
     /// The store.
@@ -885,7 +887,9 @@ pub struct Order {
 }
 
 impl Order {
-    /// The view of a kernel order.
+    /// The view of a kernel order: the reference `order_json` is checked
+    /// against.
+    #[cfg(test)]
     pub fn of(store: &StoreId, order: &kernel::Order) -> Self {
         let currency = order.currency;
         Self {
@@ -917,7 +921,7 @@ impl Order {
     }
 }
 
-/// A page of orders.
+/// A page of orders (written by `order_json`, like [`Order`]).
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct OrderList {
     /// Orders in number order.

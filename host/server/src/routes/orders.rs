@@ -13,6 +13,7 @@ use crate::auth::{Authorized, Role, perm};
 use crate::dto::{CartPrice, Order, OrderInput, OrderList, PageQuery};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, PathParams, QueryParams};
+use crate::order_json::{self, JsonBytes};
 use crate::routes::stores::unknown_store;
 use crate::state::AppState;
 
@@ -119,7 +120,7 @@ pub async fn create(
         })
         .await?;
     let order = copy.ok_or_else(|| ApiError::internal("a placed order is missing"))?;
-    let view = Order::of(&store, &order);
+    let body = order_json::order(&store, &order);
     let duplicate = matches!(outcome, Outcome::OrderPlaced { duplicate: true, .. });
     let location = format!("/v1/stores/{store}/orders/{}", order.number);
     let location = HeaderValue::from_str(&location)
@@ -129,11 +130,11 @@ pub async fn create(
         Ok((
             StatusCode::OK,
             [(LOCATION, location), (replayed, HeaderValue::from_static("true"))],
-            Json(view),
+            body,
         )
             .into_response())
     } else {
-        Ok((StatusCode::CREATED, [(LOCATION, location)], Json(view)).into_response())
+        Ok((StatusCode::CREATED, [(LOCATION, location)], body).into_response())
     }
 }
 
@@ -169,7 +170,7 @@ pub async fn get(
     auth: Authorized<perm::ReadOrder>,
     State(state): State<AppState>,
     PathParams((_, number)): PathParams<(String, String)>,
-) -> Result<Json<Order>, ApiError> {
+) -> Result<JsonBytes, ApiError> {
     let store = auth.store()?.clone();
     let number = order_number(&number)?;
     let id = store.clone();
@@ -179,7 +180,7 @@ pub async fn get(
     let order = found
         .ok_or_else(|| unknown_store(&store))?
         .ok_or_else(|| ApiError::from(bazaar_kernel::KernelError::UnknownOrder(number)))?;
-    Ok(Json(Order::of(&store, &order)))
+    Ok(order_json::order(&store, &order))
 }
 
 /// Lists orders in number order, `limit` at a time after order `after`.
@@ -198,7 +199,7 @@ pub async fn list(
     auth: Authorized<perm::ListOrders>,
     State(state): State<AppState>,
     QueryParams(query): QueryParams<PageQuery>,
-) -> Result<Json<OrderList>, ApiError> {
+) -> Result<JsonBytes, ApiError> {
     let store = auth.store()?.clone();
     let limit = query.limit()?;
     let after: OrderNumber = match query.after.as_deref() {
@@ -221,8 +222,7 @@ pub async fn list(
         .await?;
     let (orders, more) = listed.ok_or_else(|| unknown_store(&store))?;
     let next_after = if more { orders.last().map(|order| order.number) } else { None };
-    let orders = orders.iter().map(|order| Order::of(&store, order)).collect();
-    Ok(Json(OrderList { orders, next_after }))
+    Ok(order_json::order_page(&store, &orders, next_after))
 }
 
 /// What a status change does.
@@ -241,7 +241,7 @@ async fn change(
     state: AppState,
     number: &str,
     change: Change,
-) -> Result<Json<Order>, ApiError> {
+) -> Result<JsonBytes, ApiError> {
     let store = auth.store()?.clone();
     let order = order_number(number)?;
     let at_ms = bazaar_node::wall_clock_ms();
@@ -254,7 +254,7 @@ async fn change(
     let id = store.clone();
     let (_, copy) = state.execute(command, move |shard, _| order_copy(shard, &id, order)).await?;
     let copy = copy.ok_or_else(|| ApiError::internal("a changed order is missing"))?;
-    Ok(Json(Order::of(&store, &copy)))
+    Ok(order_json::order(&store, &copy))
 }
 
 /// Marks a reserved order paid: its reserved units become sold.
@@ -277,7 +277,7 @@ pub async fn pay(
     auth: Authorized<perm::ChangeOrders>,
     State(state): State<AppState>,
     PathParams((_, number)): PathParams<(String, String)>,
-) -> Result<Json<Order>, ApiError> {
+) -> Result<JsonBytes, ApiError> {
     change(auth, state, &number, Change::Pay).await
 }
 
@@ -303,7 +303,7 @@ pub async fn cancel(
     auth: Authorized<perm::ChangeOrders>,
     State(state): State<AppState>,
     PathParams((_, number)): PathParams<(String, String)>,
-) -> Result<Json<Order>, ApiError> {
+) -> Result<JsonBytes, ApiError> {
     change(auth, state, &number, Change::Cancel).await
 }
 
@@ -329,7 +329,7 @@ pub async fn fulfil(
     auth: Authorized<perm::ChangeOrders>,
     State(state): State<AppState>,
     PathParams((_, number)): PathParams<(String, String)>,
-) -> Result<Json<Order>, ApiError> {
+) -> Result<JsonBytes, ApiError> {
     change(auth, state, &number, Change::Fulfil).await
 }
 
