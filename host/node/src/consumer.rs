@@ -22,14 +22,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bazaar_kernel::event::Event;
 use bazaar_kernel::model::{PluginId, PluginKind, StoreId};
 use bazaar_kernel::{Command, KernelError, PluginStateMap};
 use bazaar_runtime::{Analyzer, EVENTS_PER_BATCH_MAX, PluginCall};
 
-use crate::events::{EventReader, record_of};
+use crate::events::{EventReader, last_sequence_of_record, record_of};
 use crate::node::{Node, NodeError};
 use crate::plugins::{Implementation, PluginSet};
 
@@ -90,7 +90,7 @@ struct Shared {
     lag: Mutex<BTreeMap<(StoreId, PluginId), ConsumerLag>>,
     /// Plugins that failed a batch: when they may retry, and the backoff
     /// that led there. Touched by the consumer thread only.
-    retries: Mutex<HashMap<(StoreId, PluginId), (std::time::Instant, u64)>>,
+    retries: Mutex<HashMap<(StoreId, PluginId), (Instant, u64)>>,
 }
 
 #[derive(Default)]
@@ -129,6 +129,9 @@ struct ShardReading {
     laggards: BTreeMap<(StoreId, PluginId), u64>,
     /// Consumers seen at the frontier.
     known: std::collections::BTreeSet<(StoreId, PluginId)>,
+    /// When the shard was last asked whether any of its stores enabled an
+    /// analytics plugin, and the answer.
+    consumers_checked: Option<(Instant, bool)>,
 }
 
 /// `events` grouped by store, each in sequence order.
@@ -246,6 +249,15 @@ impl Shared {
     /// One read of `shard`'s stream at its frontier, then one catch-up read
     /// for each consumer behind it; returns whether it found events.
     fn pass(&self, shard: u32, reading: &mut ShardReading) -> Result<bool, QueryError> {
+        if reading.laggards.is_empty() && !self.shard_has_consumers(shard, reading)? {
+            // Nothing to feed: the frontier passes every committed record
+            // without reading or decoding one, and the thread rests.
+            let last_record = self.reader.last_record(shard);
+            if last_record > 0 {
+                reading.frontier = reading.frontier.max(last_sequence_of_record(last_record));
+            }
+            return Ok(false);
+        }
         let after = reading.frontier;
         let events =
             self.reader.read(shard, after).map_err(|e| QueryError::Plugin(e.to_string()))?;
@@ -343,7 +355,7 @@ impl Shared {
     /// Whether `key` is still waiting out its backoff.
     fn retry_wait(&self, key: &(StoreId, PluginId)) -> bool {
         let retries = self.retries.lock().unwrap_or_else(PoisonError::into_inner);
-        retries.get(key).is_some_and(|(until, _)| std::time::Instant::now() < *until)
+        retries.get(key).is_some_and(|(until, _)| Instant::now() < *until)
     }
 
     /// Schedules `key`'s next attempt after a doubled backoff.
@@ -352,7 +364,7 @@ impl Shared {
         let backoff_ms = retries
             .get(&key)
             .map_or(RETRY_BACKOFF_MS_INITIAL, |(_, last)| (last * 2).min(RETRY_BACKOFF_MS_MAX));
-        let until = std::time::Instant::now() + Duration::from_millis(backoff_ms);
+        let until = Instant::now() + Duration::from_millis(backoff_ms);
         retries.insert(key, (until, backoff_ms));
     }
 
@@ -416,6 +428,32 @@ impl Shared {
                 .map_err(|_| consuming.consumed_through)?;
         }
         Ok(())
+    }
+
+    /// Whether any store of `shard` enabled an analytics plugin, asked of
+    /// the shard at most once per [`POLL_INTERVAL_MS`]: a plugin enabled
+    /// meanwhile is found at the next check and catches up from its own
+    /// position.
+    fn shard_has_consumers(
+        &self,
+        shard: u32,
+        reading: &mut ShardReading,
+    ) -> Result<bool, QueryError> {
+        if let Some((checked_at, answer)) = reading.consumers_checked
+            && checked_at.elapsed() < Duration::from_millis(POLL_INTERVAL_MS)
+        {
+            return Ok(answer);
+        }
+        let view = self.plugins.view();
+        let answer = self.node.read_shard(shard, move |state| {
+            state.stores().values().any(|store| {
+                store.plugin_configs().keys().any(|id| {
+                    view.plugins.get(id).is_some_and(|plugin| plugin.kind == PluginKind::Analytics)
+                })
+            })
+        })?;
+        reading.consumers_checked = Some((Instant::now(), answer));
+        Ok(answer)
     }
 
     /// The store's enabled analytics plugins with their configuration,

@@ -57,6 +57,11 @@ pub fn event_sequence(record: u64, index: usize, shard: u32) -> u64 {
     (record << 28) | ((index as u64) << 8) | u64::from(shard)
 }
 
+/// The highest sequence number event record `record` can hold.
+pub fn last_sequence_of_record(record: u64) -> u64 {
+    event_sequence(record + 1, 0, 0) - 1
+}
+
 /// The event record a sequence number belongs to.
 pub fn record_of(sequence: u64) -> u64 {
     sequence >> 28

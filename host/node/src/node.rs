@@ -480,11 +480,20 @@ impl Node {
         store: &StoreId,
         read: impl FnOnce(&Shard) -> T + Send + 'static,
     ) -> Result<T, NodeError> {
+        self.read_shard(self.shard_of(store), read)
+    }
+
+    /// Runs `read` against the current state of shard `shard`.
+    pub fn read_shard<T: Send + 'static>(
+        &self,
+        shard: u32,
+        read: impl FnOnce(&Shard) -> T + Send + 'static,
+    ) -> Result<T, NodeError> {
         let (sender, receiver) = crossbeam_channel::bounded(1);
         self.submit(
-            self.shard_of(store),
-            Work::Read(Box::new(move |shard| {
-                let _ = sender.send(read(shard));
+            shard,
+            Work::Read(Box::new(move |state| {
+                let _ = sender.send(read(state));
             })),
         )?;
         receiver.recv().map_err(|_| NodeError::ShuttingDown)

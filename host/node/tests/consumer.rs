@@ -191,3 +191,33 @@ fn a_failing_consumer_never_holds_back_another_stores_consumer_on_its_shard() {
     let headline = settled(&node, &plugins, &consumers, &healthy, "headline");
     assert!(headline["orders_placed"].as_u64().unwrap() > 0, "{headline}");
 }
+
+#[test]
+fn a_plugin_enabled_after_the_consumer_passed_unwatched_events_still_gets_every_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, plugins) = open(dir.path());
+    let store = StoreId::new("late").unwrap();
+    seed::seed_flagship_store(&node, &store, 20).unwrap();
+    let consumers = Consumers::start(node.clone(), plugins.clone()).unwrap();
+    // With no analytics plugin on the shard the consumer moves past these
+    // events without reading them.
+    place_orders(&node, &store, 0, 40);
+    std::thread::sleep(Duration::from_millis(3 * bazaar_node::consumer::POLL_INTERVAL_MS));
+    node.execute(Command::ConfigurePlugin {
+        store: store.clone(),
+        plugin: PluginId::new(ANALYTICS).unwrap(),
+        config_json: Some(CONFIG.into()),
+        settings: PluginSettings::default(),
+    })
+    .unwrap();
+    place_orders(&node, &store, 40, 20);
+    let headline = settled(&node, &plugins, &consumers, &store, "headline");
+    let placed = node
+        .read(&store, {
+            let store = store.clone();
+            move |shard| shard.store(&store).unwrap().orders().len()
+        })
+        .unwrap();
+    assert_eq!(headline["orders_placed"], placed, "{headline}");
+    assert!(placed > 40, "orders from before the plugin was enabled count too");
+}
