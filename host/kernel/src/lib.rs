@@ -25,5 +25,6 @@ pub use error::KernelError;
 pub use order_log::OrderLog;
 pub use shard::{
     ADJUSTMENTS_MAX, Digest, IdempotencyCheck, PluginConfig, PluginStateMap,
-    SHIPMENT_FEE_MINOR_MAX, SHIPMENTS_MAX, Shard, StoreState, order_totals, validate_adjustments,
+    SHIPMENT_FEE_MINOR_MAX, SHIPMENTS_MAX, Shard, SnapshotCopy, StoreState, order_totals,
+    validate_adjustments,
 };

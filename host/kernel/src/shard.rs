@@ -68,12 +68,8 @@ pub struct StoreState {
     stock: BTreeMap<Sku, BTreeMap<WarehouseId, StockLevel>>,
     /// Orders, numbered from 1.
     orders: OrderLog,
-    /// Idempotency key to the order it created.
-    idempotency: BTreeMap<String, OrderNumber>,
-    /// Units of purchase-limited SKUs held by each customer's live orders.
-    limit_holdings: BTreeMap<(CustomerId, Sku), u32>,
-    /// Orders of each customer that are not cancelled.
-    customer_orders: BTreeMap<CustomerId, u64>,
+    /// Look-ups derived from the orders.
+    indexes: OrderIndexes,
     /// Plugins configured for this store.
     plugin_configs: BTreeMap<PluginId, PluginConfig>,
     /// Each plugin's private state. Shared with in-flight plugin calls by
@@ -88,6 +84,45 @@ pub struct StoreState {
     floor: DeviceFloor,
     /// Commands applied to this store so far.
     revision: u64,
+}
+
+/// Look-ups over a store's orders, kept up to date as orders change and
+/// always equal to [`OrderIndexes::derive`] of them. A snapshot's copy of
+/// the state leaves them out (copying them would pause the writer for
+/// hundreds of milliseconds at half a million orders) and derives them
+/// again on the snapshot thread; they encode exactly where the fields
+/// would, so the snapshot is the same bytes either way.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct OrderIndexes {
+    /// Idempotency key to the order it created.
+    idempotency: BTreeMap<String, OrderNumber>,
+    /// Units of purchase-limited SKUs held by each customer's live orders.
+    limit_holdings: BTreeMap<(CustomerId, Sku), u32>,
+    /// Orders of each customer that are not cancelled.
+    customer_orders: BTreeMap<CustomerId, u64>,
+}
+
+impl OrderIndexes {
+    /// The indexes of `orders`, from scratch.
+    fn derive(orders: &OrderLog) -> Self {
+        let mut indexes = Self::default();
+        for order in orders.iter() {
+            if let Some(key) = &order.request.idempotency_key {
+                indexes.idempotency.entry(key.clone()).or_insert(order.number);
+            }
+            if order.status != OrderStatus::Cancelled {
+                let customer = &order.request.customer.id;
+                *indexes.customer_orders.entry(customer.clone()).or_default() += 1;
+                for line in &order.limited_units {
+                    *indexes
+                        .limit_holdings
+                        .entry((customer.clone(), line.sku.clone()))
+                        .or_default() += line.quantity;
+                }
+            }
+        }
+        indexes
+    }
 }
 
 mod arc_state {
@@ -114,6 +149,25 @@ mod arc_state {
 }
 
 impl StoreState {
+    /// A copy whose derived look-ups are empty (see [`OrderIndexes`]).
+    fn copy_without_indexes(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            currency: self.currency,
+            products: self.products.clone(),
+            warehouses: self.warehouses.clone(),
+            stock: self.stock.clone(),
+            orders: self.orders.clone(),
+            indexes: OrderIndexes::default(),
+            plugin_configs: self.plugin_configs.clone(),
+            plugin_state: self.plugin_state.clone(),
+            pricing_rules: self.pricing_rules,
+            consumed_through: self.consumed_through.clone(),
+            floor: self.floor.clone(),
+            revision: self.revision,
+        }
+    }
+
     /// Display name.
     pub fn name(&self) -> &str {
         &self.name
@@ -164,7 +218,7 @@ impl StoreState {
     }
     /// The order an idempotency key created, if any.
     pub fn order_for_idempotency_key(&self, key: &str) -> Option<OrderNumber> {
-        self.idempotency.get(key).copied()
+        self.indexes.idempotency.get(key).copied()
     }
     /// Commands applied to this store.
     pub fn revision(&self) -> u64 {
@@ -172,12 +226,12 @@ impl StoreState {
     }
     /// Orders of the customer that are not cancelled.
     pub fn customer_orders(&self, customer: &CustomerId) -> u64 {
-        self.customer_orders.get(customer).copied().unwrap_or(0)
+        self.indexes.customer_orders.get(customer).copied().unwrap_or(0)
     }
 
     /// Units of `sku` the customer's live orders hold against its limit.
     pub fn limit_holding(&self, customer: &CustomerId, sku: &Sku) -> u32 {
-        self.limit_holdings.get(&(customer.clone(), sku.clone())).copied().unwrap_or(0)
+        self.indexes.limit_holdings.get(&(customer.clone(), sku.clone())).copied().unwrap_or(0)
     }
 
     /// Devices, warehouse maps and robot tasks.
@@ -529,7 +583,7 @@ impl Shard {
         let Some(key) = &request.idempotency_key else {
             return Ok(IdempotencyCheck::New);
         };
-        let Some(&number) = state.idempotency.get(key) else {
+        let Some(&number) = state.indexes.idempotency.get(key) else {
             return Ok(IdempotencyCheck::New);
         };
         let earlier = state.order(number).ok_or(KernelError::UnknownOrder(number))?;
@@ -579,9 +633,7 @@ impl Shard {
                         warehouses: BTreeMap::new(),
                         stock: BTreeMap::new(),
                         orders: OrderLog::default(),
-                        idempotency: BTreeMap::new(),
-                        limit_holdings: BTreeMap::new(),
-                        customer_orders: BTreeMap::new(),
+                        indexes: OrderIndexes::default(),
                         plugin_configs: BTreeMap::new(),
                         plugin_state: BTreeMap::new(),
                         pricing_rules: PricingRules::default(),
@@ -960,15 +1012,16 @@ impl Shard {
         }
         for line in &limited_units {
             *state
+                .indexes
                 .limit_holdings
                 .entry((place.request.customer.id.clone(), line.sku.clone()))
                 .or_default() += line.quantity;
         }
-        *state.customer_orders.entry(place.request.customer.id.clone()).or_default() += 1;
+        *state.indexes.customer_orders.entry(place.request.customer.id.clone()).or_default() += 1;
         state.apply_state_writes(&place.state_writes);
         let number = state.orders.next_number();
         if let Some(key) = &place.request.idempotency_key {
-            state.idempotency.insert(key.clone(), number);
+            state.indexes.idempotency.insert(key.clone(), number);
         }
         state.orders.push(Order {
             number,
@@ -1048,19 +1101,19 @@ impl Shard {
         }
         for line in &limited_units {
             let key = (customer.clone(), line.sku.clone());
-            if let Some(held) = state.limit_holdings.get_mut(&key) {
+            if let Some(held) = state.indexes.limit_holdings.get_mut(&key) {
                 *held = held.saturating_sub(line.quantity);
                 if *held == 0 {
-                    state.limit_holdings.remove(&key);
+                    state.indexes.limit_holdings.remove(&key);
                 }
             }
         }
         if to == OrderStatus::Cancelled
-            && let Some(count) = state.customer_orders.get_mut(&customer)
+            && let Some(count) = state.indexes.customer_orders.get_mut(&customer)
         {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                state.customer_orders.remove(&customer);
+                state.indexes.customer_orders.remove(&customer);
             }
         }
         state.revision += 1;
@@ -1069,13 +1122,12 @@ impl Shard {
 
     /// Checks every invariant, returning the first violation found:
     /// each stock level balances, reserved and sold units match the live
-    /// orders exactly, and purchase-limit holdings match the live orders.
+    /// orders exactly, and the idempotency keys, purchase-limit holdings
+    /// and per-customer counts are those the orders give.
     pub fn check_invariants(&self) -> Result<(), String> {
         for (store_id, state) in &self.stores {
             let mut reserved: BTreeMap<(&Sku, &WarehouseId), u64> = BTreeMap::new();
             let mut sold: BTreeMap<(&Sku, &WarehouseId), u64> = BTreeMap::new();
-            let mut holdings: BTreeMap<(CustomerId, Sku), u32> = BTreeMap::new();
-            let mut customer_orders: BTreeMap<CustomerId, u64> = BTreeMap::new();
             for order in state.orders.iter() {
                 let bucket = match order.status {
                     OrderStatus::Reserved => Some(&mut reserved),
@@ -1090,14 +1142,6 @@ impl Shard {
                             *bucket.entry((&line.sku, &shipment.warehouse)).or_default() +=
                                 u64::from(line.quantity);
                         }
-                    }
-                }
-                if order.status != OrderStatus::Cancelled {
-                    *customer_orders.entry(order.request.customer.id.clone()).or_default() += 1;
-                    for line in &order.limited_units {
-                        *holdings
-                            .entry((order.request.customer.id.clone(), line.sku.clone()))
-                            .or_default() += line.quantity;
                     }
                 }
             }
@@ -1124,12 +1168,16 @@ impl Shard {
                     "store {store_id}: orders hold {units} units of sku {sku} in warehouse {warehouse}, which has no stock level"
                 ));
             }
-            if holdings != state.limit_holdings {
+            let derived = OrderIndexes::derive(&state.orders);
+            if derived.idempotency != state.indexes.idempotency {
+                return Err(format!("store {store_id}: idempotency keys differ from the orders'"));
+            }
+            if derived.limit_holdings != state.indexes.limit_holdings {
                 return Err(format!(
                     "store {store_id}: purchase-limit holdings differ from live orders"
                 ));
             }
-            if customer_orders != state.customer_orders {
+            if derived.customer_orders != state.indexes.customer_orders {
                 return Err(format!(
                     "store {store_id}: per-customer order counts differ from live orders"
                 ));
@@ -1169,6 +1217,19 @@ impl Shard {
         Sha256::digest(self.encode()).into()
     }
 
+    /// A copy of the state for a snapshot thread to encode, taken without
+    /// copying the look-ups derived from the orders: the orders themselves
+    /// are shared in chunks, so the copy costs about a pointer per chunk
+    /// and per store, whatever the number of orders.
+    pub fn snapshot_copy(&self) -> SnapshotCopy {
+        let stores = self
+            .stores
+            .iter()
+            .map(|(id, state)| (id.clone(), state.copy_without_indexes()))
+            .collect();
+        SnapshotCopy(Shard { stores })
+    }
+
     /// The state encoded for a snapshot.
     pub fn encode(&self) -> Vec<u8> {
         // Every type here encodes into a Vec; a failure is a bug that must
@@ -1179,6 +1240,20 @@ impl Shard {
     /// The state decoded from a snapshot.
     pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
         postcard::from_bytes(bytes)
+    }
+}
+
+/// A copy of a shard's state taken by [`Shard::snapshot_copy`].
+pub struct SnapshotCopy(Shard);
+
+impl SnapshotCopy {
+    /// The snapshot: the derived look-ups are rebuilt from the orders, so
+    /// the bytes are those [`Shard::encode`] gives for the original.
+    pub fn encode(mut self) -> Vec<u8> {
+        for state in self.0.stores.values_mut() {
+            state.indexes = OrderIndexes::derive(&state.orders);
+        }
+        self.0.encode()
     }
 }
 

@@ -19,7 +19,7 @@ use bazaar_kernel::model::{
 };
 use bazaar_kernel::money::Currency;
 use bazaar_kernel::{
-    Command, IdempotencyCheck, KernelError, Outcome, PlaceOrder, Shard, order_totals,
+    Command, IdempotencyCheck, KernelError, Outcome, PlaceOrder, Shard, SnapshotCopy, order_totals,
 };
 use bazaar_store::{Backend, Journal, JournalLimits, JournalRecord, Snapshot, Storage};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -563,16 +563,17 @@ struct SnapshotJob {
     /// The last record the copy includes.
     sequence: u64,
     /// The copy.
-    shard: Shard,
+    shard: SnapshotCopy,
 }
 
 /// The snapshot thread: encodes each copy and appends it to the journal,
 /// which stores it and compacts the stream in one commit.
 fn write_snapshots(jobs: &Receiver<SnapshotJob>, journal: &Journal, stats: &Arc<NodeStats>) {
     for job in jobs {
+        // Encoding consumes the copy, so the order chunks it shares are
+        // the writer's alone again before the snapshot is written.
         let snapshot =
             Snapshot { stream: job.stream, sequence: job.sequence, payload: job.shard.encode() };
-        drop(job.shard);
         let stats = stats.clone();
         let stream = job.stream;
         let written = Box::new(move |result: Result<(), bazaar_store::StoreError>| match result {
@@ -890,10 +891,14 @@ impl ShardWriter {
         }
         // The record is queued before the snapshot that includes it, so the
         // journal sees them in order. The copy is cheap (orders are shared
-        // in chunks); encoding and writing happen on the snapshot thread. If
-        // that thread is still busy, the next batch tries again.
-        if let Some(sequence) = snapshot_due {
-            let job = SnapshotJob { stream: self.index, sequence, shard: self.shard.clone() };
+        // in chunks, look-ups are rebuilt from them); encoding and writing
+        // happen on the snapshot thread. If that thread is still busy, the
+        // next batch tries again.
+        if let Some(sequence) = snapshot_due
+            && !self.snapshots.is_full()
+        {
+            let job =
+                SnapshotJob { stream: self.index, sequence, shard: self.shard.snapshot_copy() };
             if self.snapshots.try_send(job).is_ok() {
                 self.commands_since_snapshot = 0;
                 self.stats.snapshots.fetch_add(1, Ordering::Relaxed);
