@@ -26,6 +26,9 @@ use anyhow::{Context as _, bail};
 use bazaar_kernel::Command;
 use bazaar_kernel::model::{OrderRequest, Sku, StoreId};
 use bazaar_node::seed;
+use bazaar_server::order_json::{
+    write_coupons_and_address, write_sku_quantities, write_str, write_u64,
+};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -296,71 +299,11 @@ pub(crate) fn order_body(request: &OrderRequest) -> Bytes {
 /// field name again was most of what encoding then cost.
 fn write_order_body(out: &mut Vec<u8>, request: &OrderRequest) {
     out.extend_from_slice(b"{\"customer\":{\"id\":");
-    write_json_str(out, request.customer.id.as_str());
-    out.extend_from_slice(b"},\"lines\":[");
-    for (index, line) in request.lines.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"{\"sku\":");
-        write_json_str(out, line.sku.as_str());
-        out.extend_from_slice(b",\"quantity\":");
-        write_decimal(out, u64::from(line.quantity));
-        out.push(b'}');
-    }
-    out.extend_from_slice(b"],\"coupon_codes\":[");
-    for (index, code) in request.coupon_codes.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        write_json_str(out, code);
-    }
-    let address = &request.shipping_address;
-    out.extend_from_slice(b"],\"shipping_address\":{\"country\":");
-    write_json_str(out, &address.country);
-    out.extend_from_slice(b",\"region\":");
-    write_json_str(out, &address.region);
-    out.extend_from_slice(b",\"city\":");
-    write_json_str(out, &address.city);
-    out.extend_from_slice(b",\"street\":");
-    write_json_str(out, &address.street);
-    out.extend_from_slice(b",\"postal_code\":");
-    write_json_str(out, &address.postal_code);
-    out.extend_from_slice(b",\"location\":{\"latitude_micro\":");
-    write_signed_decimal(out, address.location.latitude_micro);
-    out.extend_from_slice(b",\"longitude_micro\":");
-    write_signed_decimal(out, address.location.longitude_micro);
-    out.extend_from_slice(b"}}}");
-}
-
-/// Appends `text` as a JSON string.
-fn write_json_str(out: &mut Vec<u8>, text: &str) {
-    // A string always encodes, and a Vec takes every byte.
-    serde_json::to_writer(out, text).expect("a string encodes");
-}
-
-/// Appends `value` in decimal, without the formatting machinery.
-fn write_decimal(out: &mut Vec<u8>, mut value: u64) {
-    // u64::MAX has 20 digits.
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[start..]);
-}
-
-/// Appends `value` in decimal, with its sign.
-fn write_signed_decimal(out: &mut Vec<u8>, value: i32) {
-    if value < 0 {
-        out.push(b'-');
-    }
-    write_decimal(out, u64::from(value.unsigned_abs()));
+    write_str(out, request.customer.id.as_str());
+    out.extend_from_slice(b"},\"lines\":");
+    write_sku_quantities(out, request.lines.iter().map(|line| (line.sku.as_str(), line.quantity)));
+    write_coupons_and_address(out, request);
+    out.push(b'}');
 }
 
 /// Where a scenario's orders go, by the store index of [`scenario_order`].
@@ -456,9 +399,9 @@ impl OrderClient {
         self.request.extend_from_slice(paths[store].as_bytes());
         self.request.extend_from_slice(&self.head_tail);
         self.request.extend_from_slice(b"lg-");
-        write_decimal(&mut self.request, attempt);
+        write_u64(&mut self.request, attempt);
         self.request.extend_from_slice(b"\r\ncontent-length: ");
-        write_decimal(&mut self.request, self.body.len() as u64);
+        write_u64(&mut self.request, self.body.len() as u64);
         self.request.extend_from_slice(b"\r\n\r\n");
         self.request.extend_from_slice(&self.body);
         let started = Instant::now();
@@ -699,18 +642,5 @@ mod tests {
         ] {
             assert!(response_head(head).is_err(), "{}", String::from_utf8_lossy(head));
         }
-    }
-
-    #[test]
-    fn decimals_are_written_in_full_with_their_sign() {
-        let mut out = Vec::new();
-        write_decimal(&mut out, u64::MAX);
-        out.push(b' ');
-        write_decimal(&mut out, 0);
-        out.push(b' ');
-        write_signed_decimal(&mut out, i32::MIN);
-        out.push(b' ');
-        write_signed_decimal(&mut out, 7);
-        assert_eq!(String::from_utf8(out).unwrap(), format!("{} 0 {} 7", u64::MAX, i32::MIN));
     }
 }

@@ -37,6 +37,17 @@ fn place_orders(node: &Node, store: &StoreId, from: u64, count: u64) {
     }
 }
 
+/// Enables analytics plugin `plugin` for `store` with `config`.
+fn enable(node: &Node, store: &StoreId, plugin: &str, config: &str) {
+    node.execute(Command::ConfigurePlugin {
+        store: store.clone(),
+        plugin: PluginId::new(plugin).unwrap(),
+        config_json: Some(config.into()),
+        settings: PluginSettings::default(),
+    })
+    .unwrap();
+}
+
 /// The live consumer's answer to `query` once it equals the recomputation
 /// over the journal (polling while the consumer catches up).
 fn settled(
@@ -82,13 +93,7 @@ fn analytics_match_a_recomputation_over_the_journal_across_a_restart() {
     {
         let (node, plugins) = open(dir.path());
         seed::seed_flagship_store(&node, &store, 20).unwrap();
-        node.execute(Command::ConfigurePlugin {
-            store: store.clone(),
-            plugin: PluginId::new(ANALYTICS).unwrap(),
-            config_json: Some(CONFIG.into()),
-            settings: PluginSettings::default(),
-        })
-        .unwrap();
+        enable(&node, &store, ANALYTICS, CONFIG);
         let consumers = Consumers::start(node.clone(), plugins).unwrap();
         place_orders(&node, &store, 0, 60);
         // Stopped with events still unconsumed, most likely.
@@ -128,13 +133,7 @@ fn a_failing_consumer_only_falls_behind_and_its_lag_is_reported() {
     seed::seed_flagship_store(&node, &store, 20).unwrap();
     for (plugin, config) in [(ANALYTICS, CONFIG), ("hostile-analytics", r#"{"behaviour":"fail"}"#)]
     {
-        node.execute(Command::ConfigurePlugin {
-            store: store.clone(),
-            plugin: PluginId::new(plugin).unwrap(),
-            config_json: Some(config.into()),
-            settings: PluginSettings::default(),
-        })
-        .unwrap();
+        enable(&node, &store, plugin, config);
     }
     let consumers = Consumers::start(node.clone(), plugins.clone()).unwrap();
     for customer in 0..50 {
@@ -173,13 +172,7 @@ fn a_failing_consumer_never_holds_back_another_stores_consumer_on_its_shard() {
         [(&stuck, "hostile-analytics", r#"{"behaviour":"fail"}"#), (&healthy, ANALYTICS, CONFIG)]
     {
         seed::seed_flagship_store(&node, store, 0).unwrap();
-        node.execute(Command::ConfigurePlugin {
-            store: store.clone(),
-            plugin: PluginId::new(plugin).unwrap(),
-            config_json: Some(config.into()),
-            settings: PluginSettings::default(),
-        })
-        .unwrap();
+        enable(&node, store, plugin, config);
     }
     let consumers = Consumers::start(node.clone(), plugins.clone()).unwrap();
     // More event records than one read returns, all before the healthy
@@ -203,13 +196,7 @@ fn a_plugin_enabled_after_the_consumer_passed_unwatched_events_still_gets_every_
     // events without reading them.
     place_orders(&node, &store, 0, 40);
     std::thread::sleep(Duration::from_millis(3 * bazaar_node::consumer::POLL_INTERVAL_MS));
-    node.execute(Command::ConfigurePlugin {
-        store: store.clone(),
-        plugin: PluginId::new(ANALYTICS).unwrap(),
-        config_json: Some(CONFIG.into()),
-        settings: PluginSettings::default(),
-    })
-    .unwrap();
+    enable(&node, &store, ANALYTICS, CONFIG);
     place_orders(&node, &store, 40, 20);
     let headline = settled(&node, &plugins, &consumers, &store, "headline");
     let placed = node

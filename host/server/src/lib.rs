@@ -25,7 +25,7 @@ mod error;
 mod extract;
 mod listener;
 mod metrics;
-mod order_json;
+pub mod order_json;
 mod platform_dto;
 mod routes;
 mod state;

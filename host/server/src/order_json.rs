@@ -94,29 +94,9 @@ fn write_order(out: &mut Vec<u8>, store: &StoreId, order: &kernel::Order) {
         write_money(out, amount_minor, currency);
         out.push(b'}');
     }
-    out.extend_from_slice(b"],\"coupon_codes\":[");
-    for (index, code) in request.coupon_codes.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        write_str(out, code);
-    }
-    let address = &request.shipping_address;
-    out.extend_from_slice(b"],\"shipping_address\":{\"country\":");
-    write_str(out, &address.country);
-    out.extend_from_slice(b",\"region\":");
-    write_str(out, &address.region);
-    out.extend_from_slice(b",\"city\":");
-    write_str(out, &address.city);
-    out.extend_from_slice(b",\"street\":");
-    write_str(out, &address.street);
-    out.extend_from_slice(b",\"postal_code\":");
-    write_str(out, &address.postal_code);
-    out.extend_from_slice(b",\"location\":{\"latitude_micro\":");
-    write_i64(out, i64::from(address.location.latitude_micro));
-    out.extend_from_slice(b",\"longitude_micro\":");
-    write_i64(out, i64::from(address.location.longitude_micro));
-    out.extend_from_slice(b"}},\"adjustments\":[");
+    out.push(b']');
+    write_coupons_and_address(out, request);
+    out.extend_from_slice(b",\"adjustments\":[");
     for (index, adjustment) in order.adjustments.iter().enumerate() {
         if index > 0 {
             out.push(b',');
@@ -172,18 +152,12 @@ fn write_order(out: &mut Vec<u8>, store: &StoreId, order: &kernel::Order) {
         write_money(out, shipment.fee_minor, currency);
         out.extend_from_slice(b",\"eta_hours\":");
         write_u64(out, u64::from(shipment.eta_hours));
-        out.extend_from_slice(b",\"lines\":[");
-        for (index, line) in shipment.lines.iter().enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"{\"sku\":");
-            write_str(out, line.sku.as_str());
-            out.extend_from_slice(b",\"quantity\":");
-            write_u64(out, u64::from(line.quantity));
-            out.push(b'}');
-        }
-        out.extend_from_slice(b"]}");
+        out.extend_from_slice(b",\"lines\":");
+        write_sku_quantities(
+            out,
+            shipment.lines.iter().map(|line| (line.sku.as_str(), line.quantity)),
+        );
+        out.push(b'}');
     }
     let totals = &order.totals;
     out.extend_from_slice(b"]},\"totals\":{\"subtotal\":");
@@ -249,10 +223,54 @@ fn write_optional_str(out: &mut Vec<u8>, text: Option<&str>) {
     }
 }
 
+/// A JSON array of `{"sku", "quantity"}` objects.
+pub fn write_sku_quantities<'a>(out: &mut Vec<u8>, lines: impl Iterator<Item = (&'a str, u32)>) {
+    out.push(b'[');
+    for (index, (sku, quantity)) in lines.enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"sku\":");
+        write_str(out, sku);
+        out.extend_from_slice(b",\"quantity\":");
+        write_u64(out, u64::from(quantity));
+        out.push(b'}');
+    }
+    out.push(b']');
+}
+
+/// The `coupon_codes` and `shipping_address` members of an order request,
+/// each after a comma, as the API takes them and answers them.
+pub fn write_coupons_and_address(out: &mut Vec<u8>, request: &kernel::OrderRequest) {
+    out.extend_from_slice(b",\"coupon_codes\":[");
+    for (index, code) in request.coupon_codes.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        write_str(out, code);
+    }
+    let address = &request.shipping_address;
+    out.extend_from_slice(b"],\"shipping_address\":{\"country\":");
+    write_str(out, &address.country);
+    out.extend_from_slice(b",\"region\":");
+    write_str(out, &address.region);
+    out.extend_from_slice(b",\"city\":");
+    write_str(out, &address.city);
+    out.extend_from_slice(b",\"street\":");
+    write_str(out, &address.street);
+    out.extend_from_slice(b",\"postal_code\":");
+    write_str(out, &address.postal_code);
+    out.extend_from_slice(b",\"location\":{\"latitude_micro\":");
+    write_i64(out, i64::from(address.location.latitude_micro));
+    out.extend_from_slice(b",\"longitude_micro\":");
+    write_i64(out, i64::from(address.location.longitude_micro));
+    out.extend_from_slice(b"}}");
+}
+
 /// A JSON string, escaped as `serde_json` escapes it: quote and backslash
 /// by a backslash, the control characters below U+0020 by their short form
 /// or `\u00xx`, everything else (UTF-8 included) as it is.
-fn write_str(out: &mut Vec<u8>, text: &str) {
+pub fn write_str(out: &mut Vec<u8>, text: &str) {
     const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = text.as_bytes();
@@ -290,7 +308,7 @@ fn write_str(out: &mut Vec<u8>, text: &str) {
 }
 
 /// A signed integer in decimal.
-fn write_i64(out: &mut Vec<u8>, value: i64) {
+pub fn write_i64(out: &mut Vec<u8>, value: i64) {
     if value < 0 {
         out.push(b'-');
     }
@@ -298,7 +316,7 @@ fn write_i64(out: &mut Vec<u8>, value: i64) {
 }
 
 /// An unsigned integer in decimal.
-fn write_u64(out: &mut Vec<u8>, mut value: u64) {
+pub fn write_u64(out: &mut Vec<u8>, mut value: u64) {
     // u64::MAX has 20 digits.
     let mut digits = [0u8; 20];
     let mut start = digits.len();
@@ -448,6 +466,19 @@ mod tests {
 
     fn view_json(store: &StoreId, order: &kernel::Order) -> Vec<u8> {
         serde_json::to_vec(&dto::Order::of(store, order)).unwrap()
+    }
+
+    #[test]
+    fn integers_are_written_in_full_with_their_sign() {
+        let mut out = Vec::new();
+        write_u64(&mut out, u64::MAX);
+        out.push(b' ');
+        write_u64(&mut out, 0);
+        out.push(b' ');
+        write_i64(&mut out, i64::MIN);
+        out.push(b' ');
+        write_i64(&mut out, 7);
+        assert_eq!(String::from_utf8(out).unwrap(), format!("{} 0 {} 7", u64::MAX, i64::MIN));
     }
 
     #[test]
