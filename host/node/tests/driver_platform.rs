@@ -7,13 +7,17 @@
 //! `hostile-driver` answers a `version` frame with its own version as the
 //! device's operating mode).
 
+mod common;
+
+use common::{installed_ids, package, signed, tests_publisher};
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bazaar_artifacts::{Artifact, HOSTILE_DRIVER, HOSTILE_DRIVER_V2, TAGGED_PRICING_V1};
+use bazaar_artifacts::{HOSTILE_DRIVER, HOSTILE_DRIVER_V2, TAGGED_PRICING_V1};
 use bazaar_kernel::Command;
 use bazaar_kernel::device::{DeviceKind, DeviceSpec};
 use bazaar_kernel::model::{
@@ -25,7 +29,7 @@ use bazaar_node::devices::{BrokerAddress, BusSettings, DeviceBus, DeviceStatus, 
 use bazaar_node::node::{Node, NodeConfig};
 use bazaar_node::platform::{EnableRequest, Platform, PlatformError};
 use bazaar_node::plugins::PluginSet;
-use bazaar_registry::{Package, PublisherSecret, sign};
+use bazaar_registry::Package;
 use rumqttc::{Client, MqttOptions, QoS};
 use serde_json::json;
 
@@ -54,30 +58,6 @@ fn open(dir: &Path) -> Running {
     let (platform, report) = Platform::open(node.storage().clone(), dir, plugins).unwrap();
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     Running { node: Arc::new(node), platform }
-}
-
-fn package(manifest: &str, wasm: &[u8], secret: &PublisherSecret) -> Package {
-    let signature = sign(secret, manifest.as_bytes(), wasm);
-    Package {
-        manifest_text: manifest.to_string(),
-        component: wasm.to_vec(),
-        signature: Some(signature),
-    }
-}
-
-fn signed(artifact: &Artifact, secret: &PublisherSecret) -> Package {
-    package(artifact.manifest, artifact.wasm, secret)
-}
-
-/// Trusts a fresh key for the test guests' publisher and returns it.
-fn tests_publisher(platform: &Platform) -> PublisherSecret {
-    let secret = PublisherSecret::generate();
-    platform.trust_publisher("bazaar-tests", &secret.public_key().to_string()).unwrap();
-    secret
-}
-
-fn installed_ids(platform: &Platform) -> Vec<String> {
-    platform.listings().unwrap().into_iter().map(|listing| listing.id).collect()
 }
 
 fn hostile() -> PluginId {

@@ -5,14 +5,17 @@
 //! merchant's enabling is checked against the plugin's schema and
 //! capabilities.
 
-use bazaar_artifacts::Artifact;
+mod common;
+
+use common::{installed_ids, package, signed, tests_publisher};
+
 use bazaar_kernel::Command;
 use bazaar_kernel::model::{Capability, PluginId, StoreId};
 use bazaar_node::node::{Node, NodeConfig};
 use bazaar_node::platform::{EnableRequest, Platform, PlatformError};
 use bazaar_node::plugins::PluginSet;
 use bazaar_node::seed;
-use bazaar_registry::{Package, PublisherSecret, sign};
+use bazaar_registry::{Package, PublisherSecret};
 use serde_json::json;
 
 struct Running {
@@ -26,29 +29,6 @@ fn open(dir: &std::path::Path) -> Running {
     let node = Node::open(NodeConfig::new(dir), plugins.clone()).unwrap();
     let (platform, report) = Platform::open(node.storage().clone(), dir, plugins).unwrap();
     Running { node, platform, report }
-}
-
-fn package(manifest: &str, wasm: &[u8], secret: &PublisherSecret) -> Package {
-    let signature = sign(secret, manifest.as_bytes(), wasm);
-    Package {
-        manifest_text: manifest.to_string(),
-        component: wasm.to_vec(),
-        signature: Some(signature),
-    }
-}
-
-fn signed(artifact: &Artifact, secret: &PublisherSecret) -> Package {
-    package(artifact.manifest, artifact.wasm, secret)
-}
-
-fn tests_publisher(platform: &Platform) -> PublisherSecret {
-    let secret = PublisherSecret::generate();
-    platform.trust_publisher("bazaar-tests", &secret.public_key().to_string()).unwrap();
-    secret
-}
-
-fn installed_ids(platform: &Platform) -> Vec<String> {
-    platform.listings().unwrap().into_iter().map(|listing| listing.id).collect()
 }
 
 #[test]

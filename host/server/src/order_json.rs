@@ -46,14 +46,9 @@ pub fn order_page(
     next_after: Option<OrderNumber>,
 ) -> JsonBytes {
     let mut out = Vec::with_capacity(ORDER_JSON_CAPACITY_BYTES * orders.len().max(1));
-    out.extend_from_slice(b"{\"orders\":[");
-    for (index, order) in orders.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        write_order(&mut out, store, order);
-    }
-    out.extend_from_slice(b"],\"next_after\":");
+    out.extend_from_slice(b"{\"orders\":");
+    write_array(&mut out, orders, |out, order| write_order(out, store, order));
+    out.extend_from_slice(b",\"next_after\":");
     match next_after {
         Some(number) => write_u64(&mut out, number),
         None => out.extend_from_slice(b"null"),
@@ -78,11 +73,8 @@ fn write_order(out: &mut Vec<u8>, store: &StoreId, order: &kernel::Order) {
     write_str(out, request.customer.id.as_str());
     out.extend_from_slice(b",\"segment\":\"");
     out.extend_from_slice(segment_name(request.customer.segment).as_bytes());
-    out.extend_from_slice(b"\"},\"lines\":[");
-    for (index, line) in order.lines.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
+    out.extend_from_slice(b"\"},\"lines\":");
+    write_array(out, &order.lines, |out, line| {
         out.extend_from_slice(b"{\"sku\":");
         write_str(out, line.sku.as_str());
         out.extend_from_slice(b",\"quantity\":");
@@ -93,14 +85,10 @@ fn write_order(out: &mut Vec<u8>, store: &StoreId, order: &kernel::Order) {
         let amount_minor = i64::from(line.quantity).saturating_mul(line.unit_price_minor);
         write_money(out, amount_minor, currency);
         out.push(b'}');
-    }
-    out.push(b']');
+    });
     write_coupons_and_address(out, request);
-    out.extend_from_slice(b",\"adjustments\":[");
-    for (index, adjustment) in order.adjustments.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
+    out.extend_from_slice(b",\"adjustments\":");
+    write_array(out, &order.adjustments, |out, adjustment| {
         out.extend_from_slice(b"{\"plugin\":");
         write_plugin(out, &adjustment.plugin);
         out.extend_from_slice(b",\"line_index\":");
@@ -115,20 +103,17 @@ fn write_order(out: &mut Vec<u8>, store: &StoreId, order: &kernel::Order) {
         out.extend_from_slice(b",\"reason\":");
         write_str(out, &adjustment.reason);
         out.push(b'}');
-    }
-    out.extend_from_slice(b"],\"pricing_failures\":[");
-    for (index, failure) in order.pricing_failures.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
+    });
+    out.extend_from_slice(b",\"pricing_failures\":");
+    write_array(out, &order.pricing_failures, |out, failure| {
         out.extend_from_slice(b"{\"plugin\":");
         write_plugin(out, &failure.plugin);
         out.extend_from_slice(b",\"reason\":");
         write_str(out, &failure.reason);
         out.push(b'}');
-    }
+    });
     let plan = &order.shipment_plan;
-    out.extend_from_slice(b"],\"shipment_plan\":{\"routed_by\":");
+    out.extend_from_slice(b",\"shipment_plan\":{\"routed_by\":");
     match &plan.routed_by {
         Router::BuiltIn => out.extend_from_slice(b"{\"kind\":\"built_in\",\"plugin\":null}"),
         Router::Plugin(plugin) => {
@@ -139,11 +124,8 @@ fn write_order(out: &mut Vec<u8>, store: &StoreId, order: &kernel::Order) {
     }
     out.extend_from_slice(b",\"fallback_reason\":");
     write_optional_str(out, plan.fallback_reason.as_deref());
-    out.extend_from_slice(b",\"shipments\":[");
-    for (index, shipment) in plan.shipments.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
+    out.extend_from_slice(b",\"shipments\":");
+    write_array(out, &plan.shipments, |out, shipment| {
         out.extend_from_slice(b"{\"warehouse\":");
         write_str(out, shipment.warehouse.as_str());
         out.extend_from_slice(b",\"carrier\":");
@@ -158,9 +140,9 @@ fn write_order(out: &mut Vec<u8>, store: &StoreId, order: &kernel::Order) {
             shipment.lines.iter().map(|line| (line.sku.as_str(), line.quantity)),
         );
         out.push(b'}');
-    }
+    });
     let totals = &order.totals;
-    out.extend_from_slice(b"]},\"totals\":{\"subtotal\":");
+    out.extend_from_slice(b"},\"totals\":{\"subtotal\":");
     write_money(out, totals.subtotal_minor, currency);
     out.extend_from_slice(b",\"discount\":");
     write_money(out, totals.discount_minor, currency);
@@ -223,34 +205,40 @@ fn write_optional_str(out: &mut Vec<u8>, text: Option<&str>) {
     }
 }
 
-/// A JSON array of `{"sku", "quantity"}` objects.
-pub fn write_sku_quantities<'a>(out: &mut Vec<u8>, lines: impl Iterator<Item = (&'a str, u32)>) {
+/// A JSON array of `items`, each written by `write_item`.
+fn write_array<T>(
+    out: &mut Vec<u8>,
+    items: impl IntoIterator<Item = T>,
+    mut write_item: impl FnMut(&mut Vec<u8>, T),
+) {
     out.push(b'[');
-    for (index, (sku, quantity)) in lines.enumerate() {
+    for (index, item) in items.into_iter().enumerate() {
         if index > 0 {
             out.push(b',');
         }
+        write_item(out, item);
+    }
+    out.push(b']');
+}
+
+/// A JSON array of `{"sku", "quantity"}` objects.
+pub fn write_sku_quantities<'a>(out: &mut Vec<u8>, lines: impl Iterator<Item = (&'a str, u32)>) {
+    write_array(out, lines, |out, (sku, quantity)| {
         out.extend_from_slice(b"{\"sku\":");
         write_str(out, sku);
         out.extend_from_slice(b",\"quantity\":");
         write_u64(out, u64::from(quantity));
         out.push(b'}');
-    }
-    out.push(b']');
+    });
 }
 
 /// The `coupon_codes` and `shipping_address` members of an order request,
 /// each after a comma, as the API takes them and answers them.
 pub fn write_coupons_and_address(out: &mut Vec<u8>, request: &kernel::OrderRequest) {
-    out.extend_from_slice(b",\"coupon_codes\":[");
-    for (index, code) in request.coupon_codes.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        write_str(out, code);
-    }
+    out.extend_from_slice(b",\"coupon_codes\":");
+    write_array(out, &request.coupon_codes, |out, code| write_str(out, code));
     let address = &request.shipping_address;
-    out.extend_from_slice(b"],\"shipping_address\":{\"country\":");
+    out.extend_from_slice(b",\"shipping_address\":{\"country\":");
     write_str(out, &address.country);
     out.extend_from_slice(b",\"region\":");
     write_str(out, &address.region);
