@@ -11,6 +11,7 @@ mod command;
 pub mod device;
 mod error;
 pub mod event;
+mod hash_index;
 pub mod model;
 pub mod money;
 mod order_log;
