@@ -62,13 +62,18 @@ impl std::fmt::Display for BrokerAddress {
 
 /// The client side the bus worker uses: publish and (un)subscribe. The
 /// topics subscribed are remembered and subscribed again after every
-/// reconnect, since the session is clean.
+/// reconnect, since the session is clean. A subscription the client's full
+/// request queue refuses (publishes queued while the broker was away can
+/// fill it) is queued again as the connection makes progress: lost, it
+/// would leave the bus deaf to its robots until the next reconnect.
 #[derive(Clone)]
 pub struct MqttLink {
     /// The client's request queue.
     client: Client,
     /// Every topic the bus wants.
     topics: Arc<Mutex<BTreeSet<String>>>,
+    /// Wanted topics whose subscription is not queued yet.
+    unqueued: Arc<Mutex<BTreeSet<String>>>,
     /// Whether the connection is up.
     connected: Arc<AtomicBool>,
     /// Set on shutdown, so the connection thread stops reconnecting.
@@ -98,6 +103,7 @@ impl MqttLink {
         let link = Self {
             client,
             topics: Arc::default(),
+            unqueued: Arc::default(),
             connected: Arc::default(),
             stopping: Arc::default(),
         };
@@ -106,6 +112,9 @@ impl MqttLink {
         std::thread::Builder::new().name("mqtt-link".into()).spawn(move || {
             let mut backoff_ms = RECONNECT_BACKOFF_MS_MIN;
             for notification in connection.iter() {
+                if notification.is_ok() && thread_link.is_connected() {
+                    thread_link.queue_unqueued();
+                }
                 match notification {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         backoff_ms = RECONNECT_BACKOFF_MS_MIN;
@@ -165,32 +174,61 @@ impl MqttLink {
     /// remembers them for reconnects.
     pub fn subscribe(&self, topics: &[String]) {
         let mut wanted = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut unqueued = self.unqueued.lock().unwrap_or_else(PoisonError::into_inner);
         for topic in topics {
-            if wanted.insert(topic.clone())
-                && let Err(error) = self.client.try_subscribe(topic.clone(), QoS::AtLeastOnce)
-            {
-                // Retried by the next reconnect's resubscription.
-                tracing::warn!(topic, %error, "subscription not queued");
+            if wanted.insert(topic.clone()) {
+                self.queue_subscription(topic, &mut unqueued);
             }
         }
+        Self::warn_unqueued(&unqueued);
     }
 
     /// Unsubscribes from `topics`.
     pub fn unsubscribe(&self, topics: &[String]) {
         let mut wanted = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut unqueued = self.unqueued.lock().unwrap_or_else(PoisonError::into_inner);
         for topic in topics {
             if wanted.remove(topic) {
+                unqueued.remove(topic);
                 let _ = self.client.try_unsubscribe(topic.clone());
             }
         }
     }
 
+    /// Subscribes again to every wanted topic (after a reconnect).
     fn resubscribe(&self) {
         let wanted = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut unqueued = self.unqueued.lock().unwrap_or_else(PoisonError::into_inner);
+        unqueued.clear();
         for topic in wanted.iter() {
-            if let Err(error) = self.client.try_subscribe(topic.clone(), QoS::AtLeastOnce) {
-                tracing::warn!(topic, %error, "resubscription not queued");
-            }
+            self.queue_subscription(topic, &mut unqueued);
+        }
+        Self::warn_unqueued(&unqueued);
+    }
+
+    /// Queues again the subscriptions the request queue refused before.
+    fn queue_unqueued(&self) {
+        let _wanted = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut unqueued = self.unqueued.lock().unwrap_or_else(PoisonError::into_inner);
+        for topic in std::mem::take(&mut *unqueued) {
+            self.queue_subscription(&topic, &mut unqueued);
+        }
+    }
+
+    /// Queues a subscription to `topic`, or notes it in `unqueued` when the
+    /// request queue is full.
+    fn queue_subscription(&self, topic: &str, unqueued: &mut BTreeSet<String>) {
+        if self.client.try_subscribe(topic, QoS::AtLeastOnce).is_err() {
+            unqueued.insert(topic.to_owned());
+        }
+    }
+
+    fn warn_unqueued(unqueued: &BTreeSet<String>) {
+        if !unqueued.is_empty() {
+            tracing::warn!(
+                topics = unqueued.len(),
+                "the MQTT request queue is full; subscriptions are queued as it drains"
+            );
         }
     }
 
@@ -203,4 +241,53 @@ impl MqttLink {
 
 fn qos_of(qos: u8) -> QoS {
     if qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{SocketAddr, TcpListener};
+    use std::time::Instant;
+
+    use super::*;
+    use crate::devices::EmbeddedBroker;
+
+    #[test]
+    fn a_subscription_refused_by_a_full_queue_is_made_once_the_queue_drains() {
+        let address: SocketAddr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let broker = BrokerAddress { host: "127.0.0.1".into(), port: address.port() };
+        let (inbound, frames) = crossbeam_channel::unbounded();
+        let link = MqttLink::connect(&broker, "bus-under-test", inbound).unwrap();
+        // The broker is away: publishes pile up until the queue is full,
+        // and the subscription finds no room.
+        let mut queued = 0;
+        while link.publish("filler", b"x".to_vec(), 0, false).is_ok() {
+            queued += 1;
+        }
+        assert!(queued <= OUTBOUND_QUEUE_MAX, "{queued} publishes queued");
+        link.subscribe(&["robots/state".to_owned()]);
+        assert!(!link.unqueued.lock().unwrap().is_empty(), "the queue had room after all");
+
+        let _broker = EmbeddedBroker::start(address).unwrap();
+        // Its connection thread runs while its inbound channel is open.
+        let (sender, _robot_frames) = crossbeam_channel::unbounded();
+        let robot = MqttLink::connect(&broker, "robot-under-test", sender).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(Instant::now() < deadline, "the subscription was never made");
+            // Until the subscription is made, these reach nobody.
+            let _ = robot.publish("robots/state", b"idle".to_vec(), 0, false);
+            match frames.recv_timeout(Duration::from_millis(100)) {
+                Ok(Inbound::Frame { topic, payload }) => {
+                    assert_eq!(
+                        (topic.as_str(), payload.as_slice()),
+                        ("robots/state", &b"idle"[..])
+                    );
+                    break;
+                }
+                Ok(Inbound::Connected) | Err(_) => {}
+            }
+        }
+        link.close();
+        robot.close();
+    }
 }
