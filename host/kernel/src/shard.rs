@@ -1314,11 +1314,22 @@ pub struct SnapshotCopy(Shard);
 impl SnapshotCopy {
     /// The snapshot: the derived look-ups are rebuilt from the orders, so
     /// the bytes are those [`Shard::encode`] gives for the original.
-    pub fn encode(mut self) -> Vec<u8> {
+    pub fn encode(self) -> Vec<u8> {
+        self.with_indexes().encode()
+    }
+
+    /// Writes the snapshot's bytes (those of [`SnapshotCopy::encode`]) to
+    /// `out` as they are encoded, without holding them all in memory;
+    /// returns `out`.
+    pub fn write_to<W: std::io::Write>(self, out: W) -> Result<W, postcard::Error> {
+        postcard::to_io(&self.with_indexes(), out)
+    }
+
+    fn with_indexes(mut self) -> Shard {
         for state in self.0.stores.values_mut() {
             state.indexes = OrderIndexes::derive(&state.orders);
         }
-        self.0.encode()
+        self.0
     }
 }
 

@@ -261,6 +261,8 @@ proptest! {
         // A snapshot's copy leaves the look-ups out and rebuilds them: the
         // same bytes.
         prop_assert!(shard.snapshot_copy().encode() == bytes, "a snapshot copy encodes differently");
+        let written = shard.snapshot_copy().write_to(Vec::new()).unwrap();
+        prop_assert!(written == bytes, "a snapshot copy writes other bytes than it encodes");
     }
 
     #[test]

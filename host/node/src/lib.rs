@@ -15,6 +15,7 @@ pub mod platform;
 pub mod plugins;
 pub mod router;
 pub mod seed;
+pub mod snapshot_files;
 
 pub use node::{
     AfterApply, Node, NodeConfig, NodeError, NodeStats, OrderReceipt, Preview, PreviewReply, Read,

@@ -32,6 +32,7 @@ use crate::events::{
 };
 use crate::pipeline::{PluginOutputs, Refusal, ShardPlugins};
 use crate::plugins::PluginSet;
+use crate::snapshot_files::SnapshotFiles;
 
 /// Default number of shards: one writer per core of a small machine.
 pub const SHARD_COUNT_DEFAULT: u32 = 2;
@@ -293,6 +294,20 @@ impl Node {
                 "{shard_count} shards is more than the {SHARDS_MAX} an event sequence can name"
             )));
         }
+        let snapshot_files = SnapshotFiles::open(&config.data_dir).map_err(|e| recovery(&e))?;
+        let mut recovered = Vec::new();
+        let mut snapshot_names = BTreeMap::new();
+        for index in 0..shard_count {
+            let (shard, last_sequence, snapshot_file) =
+                recover_shard(storage.as_ref(), &snapshot_files, index)?;
+            recovered.push((shard, last_sequence));
+            snapshot_names.extend(snapshot_file.map(|name| (index, name)));
+        }
+        // Files no stored snapshot names: replaced ones, and any whose
+        // reference was never committed.
+        snapshot_files
+            .keep_only(&snapshot_names.values().cloned().collect())
+            .map_err(|e| recovery(&format!("cleaning the snapshot directory: {e}")))?;
         let journal =
             Arc::new(Journal::start(storage.clone(), config.journal).map_err(|e| recovery(&e))?);
         let stats = Arc::new(NodeStats::default());
@@ -300,17 +315,20 @@ impl Node {
         // queue full snapshots later rather than waiting.
         let (snapshot_sender, snapshot_jobs) = crossbeam_channel::bounded(shard_count as usize);
         let snapshotter = {
-            let journal = journal.clone();
-            let stats = stats.clone();
+            let snapshotter = Snapshotter {
+                journal: journal.clone(),
+                stats: stats.clone(),
+                files: snapshot_files,
+                names: snapshot_names,
+            };
             std::thread::Builder::new()
                 .name("snapshots".into())
-                .spawn(move || write_snapshots(&snapshot_jobs, &journal, &stats))
+                .spawn(move || snapshotter.run(&snapshot_jobs))
                 .map_err(|e| recovery(&e))?
         };
         let mut shards = Vec::new();
         let mut writers = Vec::new();
-        for index in 0..shard_count {
-            let (shard, last_sequence) = recover_shard(storage.as_ref(), index)?;
+        for (index, (shard, last_sequence)) in (0..shard_count).zip(recovered) {
             let (sender, receiver) = crossbeam_channel::bounded(config.queue_depth.max(1));
             let writer = ShardWriter {
                 index,
@@ -584,25 +602,54 @@ fn yield_to_the_order_path() {
     }
 }
 
-/// The snapshot thread: encodes each copy and appends it to the journal,
-/// which stores it and compacts the stream in one commit.
-fn write_snapshots(jobs: &Receiver<SnapshotJob>, journal: &Journal, stats: &Arc<NodeStats>) {
-    yield_to_the_order_path();
-    for job in jobs {
-        // Encoding consumes the copy, so the order chunks it shares are
-        // the writer's alone again before the snapshot is written.
-        let snapshot =
-            Snapshot { stream: job.stream, sequence: job.sequence, payload: job.shard.encode() };
-        let stats = stats.clone();
-        let stream = job.stream;
-        let written = Box::new(move |result: Result<(), bazaar_store::StoreError>| match result {
-            Ok(()) => {
-                stats.snapshots_written.fetch_add(1, Ordering::Relaxed);
+/// The snapshot thread: writes each copy to its file, then has the journal
+/// commit a reference to the file (which also compacts the stream), then
+/// deletes the file it replaced.
+struct Snapshotter {
+    journal: Arc<Journal>,
+    stats: Arc<NodeStats>,
+    files: SnapshotFiles,
+    /// Each stream's snapshot file whose reference is durable.
+    names: BTreeMap<u32, String>,
+}
+
+impl Snapshotter {
+    fn run(mut self, jobs: &Receiver<SnapshotJob>) {
+        yield_to_the_order_path();
+        for job in jobs {
+            let stream = job.stream;
+            // Writing consumes the copy, so the order chunks it shares are
+            // the writer's alone again once the file is written.
+            let written = match self.files.write(stream, job.sequence, job.shard) {
+                Ok(written) => written,
+                Err(error) => {
+                    tracing::warn!(stream, %error, "snapshot not written");
+                    continue;
+                }
+            };
+            let snapshot = Snapshot { stream, sequence: job.sequence, payload: written.payload };
+            let (durable, committed) = crossbeam_channel::bounded(1);
+            let on_durable = Box::new(move |result: Result<(), bazaar_store::StoreError>| {
+                let _ = durable.send(result);
+            });
+            if let Err(error) = self.journal.append(Vec::new(), Some(snapshot), on_durable) {
+                tracing::warn!(stream, %error, "snapshot not queued");
+                continue;
             }
-            Err(error) => tracing::warn!(stream, %error, "snapshot not written"),
-        });
-        if let Err(error) = journal.append(Vec::new(), Some(snapshot), written) {
-            tracing::warn!(stream = job.stream, %error, "snapshot not queued");
+            match committed.recv() {
+                Ok(Ok(())) => {
+                    self.stats.snapshots_written.fetch_add(1, Ordering::Relaxed);
+                    self.names.insert(stream, written.name);
+                }
+                Ok(Err(error)) => tracing::warn!(stream, %error, "snapshot not committed"),
+                // The journal stopped without answering: shutting down.
+                Err(_) => return,
+            }
+            // The new file, or the one it failed to replace, is the stream's
+            // snapshot now; every other is done with.
+            if let Err(error) = self.files.keep_only(&self.names.values().cloned().collect()) {
+                tracing::warn!(%error, "old snapshot files not deleted");
+            }
         }
     }
 }
@@ -623,15 +670,19 @@ pub fn wall_clock_ms() -> u64 {
 
 /// Rebuilds one shard from its latest snapshot and the journal after it;
 /// returns the state and the last sequence number of its stream.
-fn recover_shard(storage: &dyn Storage, index: u32) -> Result<(Shard, u64), NodeError> {
+fn recover_shard(
+    storage: &dyn Storage,
+    files: &SnapshotFiles,
+    index: u32,
+) -> Result<(Shard, u64, Option<String>), NodeError> {
     let recovery = |what: String| NodeError::Recovery(format!("shard {index}: {what}"));
-    let (mut shard, after) =
+    let (mut shard, after, file) =
         match storage.latest_snapshot(index).map_err(|e| recovery(e.to_string()))? {
-            Some(snapshot) => (
-                Shard::decode(&snapshot.payload).map_err(|e| recovery(format!("snapshot: {e}")))?,
-                snapshot.sequence,
-            ),
-            None => (Shard::new(), 0),
+            Some(snapshot) => {
+                let (shard, file) = files.read(&snapshot.payload).map_err(recovery)?;
+                (shard, snapshot.sequence, file)
+            }
+            None => (Shard::new(), 0, None),
         };
     let mut replay_error = None;
     storage
@@ -662,7 +713,7 @@ fn recover_shard(storage: &dyn Storage, index: u32) -> Result<(Shard, u64), Node
     if let Some(error) = replay_error {
         return Err(recovery(error));
     }
-    Ok((shard, storage.last_sequence(index)))
+    Ok((shard, storage.last_sequence(index), file))
 }
 
 /// The single writer of one shard.
