@@ -6,7 +6,9 @@
 //! once at their full size and never move, so appending is always cheap.
 //! Chunks are shared (`Arc`), so cloning the log for a background snapshot
 //! costs a pointer per chunk; a chunk changed while a snapshot holds it is
-//! copied then, once.
+//! copied then, once. Each order is shared too, so the answer to a request
+//! can carry the order off the writer thread without copying it, and a
+//! chunk's copy is a copy of pointers.
 
 use std::sync::Arc;
 
@@ -14,15 +16,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::model::{Order, OrderNumber};
 
-/// Orders per chunk: 4,096 orders of about half a kilobyte each is a 2 MB
-/// allocation, large enough to be rare and small enough to be instant.
+/// Orders per chunk: 4,096 pointers are a 32 KiB allocation, large enough
+/// to be rare and small enough to copy in an instant.
 const ORDERS_PER_CHUNK: usize = 4_096;
 
 /// The orders of one store; order `n` is the `n`-th pushed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OrderLog {
     /// Full chunks, then the one being filled.
-    chunks: Vec<Arc<Vec<Order>>>,
+    chunks: Vec<Arc<Vec<Arc<Order>>>>,
     /// Orders in all chunks.
     len: usize,
 }
@@ -50,6 +52,12 @@ impl OrderLog {
 
     /// Order `number`, if it exists.
     pub fn get(&self, number: OrderNumber) -> Option<&Order> {
+        self.shared(number).map(|order| &**order)
+    }
+
+    /// Order `number` as shared with the log: a copy of a pointer. A later
+    /// change to the order copies it in the log, so this stays as it was.
+    pub fn shared(&self, number: OrderNumber) -> Option<&Arc<Order>> {
         let (chunk, offset) = self.position(number)?;
         self.chunks.get(chunk)?.get(offset)
     }
@@ -57,7 +65,7 @@ impl OrderLog {
     /// Order `number`, to change it.
     pub(crate) fn get_mut(&mut self, number: OrderNumber) -> Option<&mut Order> {
         let (chunk, offset) = self.position(number)?;
-        Arc::make_mut(self.chunks.get_mut(chunk)?).get_mut(offset)
+        Arc::make_mut(self.chunks.get_mut(chunk)?).get_mut(offset).map(Arc::make_mut)
     }
 
     /// Appends an order; it must carry the next number.
@@ -69,11 +77,11 @@ impl OrderLog {
                 // full capacity, so the chunk still never grows.
                 let chunk = Arc::make_mut(chunk);
                 chunk.reserve_exact(ORDERS_PER_CHUNK - chunk.len());
-                chunk.push(order);
+                chunk.push(Arc::new(order));
             }
             _ => {
                 let mut chunk = Vec::with_capacity(ORDERS_PER_CHUNK);
-                chunk.push(order);
+                chunk.push(Arc::new(order));
                 self.chunks.push(Arc::new(chunk));
             }
         }
@@ -82,14 +90,15 @@ impl OrderLog {
 
     /// Every order, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &Order> {
-        self.chunks.iter().flat_map(|chunk| chunk.iter())
+        self.chunks.iter().flat_map(|chunk| chunk.iter().map(|order| &**order))
     }
 
     /// The orders numbered after `after`, oldest first (for pagination).
     pub fn after(&self, after: OrderNumber) -> impl Iterator<Item = &Order> {
         let skip = usize::try_from(after).unwrap_or(usize::MAX).min(self.len);
         let (first_chunk, offset) = (skip / ORDERS_PER_CHUNK, skip % ORDERS_PER_CHUNK);
-        self.chunks.iter().skip(first_chunk).flat_map(|chunk| chunk.iter()).skip(offset)
+        let orders = self.chunks.iter().skip(first_chunk).flat_map(|chunk| chunk.iter());
+        orders.skip(offset).map(|order| &**order)
     }
 }
 

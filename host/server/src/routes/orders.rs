@@ -1,6 +1,8 @@
 //! Orders: place (idempotent with an `Idempotency-Key`), get, list, pay,
 //! cancel, fulfil; and the cart price preview that shows each plugin's part.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::header::LOCATION;
@@ -66,13 +68,14 @@ async fn check_currency(
     Ok(())
 }
 
-/// A copy of order `number` of `store` as the shard holds it now.
+/// Order `number` of `store` as the shard holds it now, shared with the
+/// shard rather than copied: the writer thread hands over a pointer.
 fn order_copy(
     shard: &bazaar_kernel::Shard,
     store: &StoreId,
     number: OrderNumber,
-) -> Option<bazaar_kernel::model::Order> {
-    shard.store(store)?.order(number).cloned()
+) -> Option<Arc<bazaar_kernel::model::Order>> {
+    shard.store(store)?.orders().shared(number).cloned()
 }
 
 /// Places an order: prices it with the store's pricing plugins, routes it
@@ -175,7 +178,9 @@ pub async fn get(
     let number = order_number(&number)?;
     let id = store.clone();
     let found = state
-        .read(&store, move |shard| shard.store(&id).map(|state| state.order(number).cloned()))
+        .read(&store, move |shard| {
+            shard.store(&id).map(|state| state.orders().shared(number).cloned())
+        })
         .await?;
     let order = found
         .ok_or_else(|| unknown_store(&store))?
