@@ -6,6 +6,8 @@
 //! rules (a discount below the price, a plan that ships every unit) are
 //! the kernel's to check when it applies them.
 
+use std::fmt::Display;
+
 use bazaar_kernel::model::{
     Address, Adjustment, Cart, CustomerSegment, PluginRef, Router, Shipment, ShipmentLine,
     ShipmentPlan, Sku, WarehouseId,
@@ -130,9 +132,27 @@ pub(crate) fn risk_request_to_guest(request: &RiskRequest) -> types::RiskRequest
     }
 }
 
+/// The `index`-th item of a plugin's output, as error messages name it:
+/// formatted only when there is an error, since the checks run on every
+/// order.
+struct Item {
+    kind: &'static str,
+    index: usize,
+}
+
+impl Display for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind, self.index)
+    }
+}
+
 /// Checks an amount a plugin returned: in the cart's currency, not
 /// negative, within the kernel's range.
-fn check_money(what: &str, money: &types::Money, currency: Currency) -> Result<i64, CallError> {
+fn check_money(
+    what: &dyn Display,
+    money: &types::Money,
+    currency: Currency,
+) -> Result<i64, CallError> {
     if money.currency != currency.as_str() {
         return Err(invalid(format!(
             "{what} is in currency {}, but the cart is in {currency}",
@@ -152,7 +172,7 @@ fn check_money(what: &str, money: &types::Money, currency: Currency) -> Result<i
 }
 
 /// Checks a text a plugin returned against a length limit.
-fn check_text(what: &str, text: &str, bytes_max: usize) -> Result<(), CallError> {
+fn check_text(what: &dyn Display, text: &str, bytes_max: usize) -> Result<(), CallError> {
     if text.len() > bytes_max {
         return Err(invalid(format!(
             "{what} is {} bytes long; at most {bytes_max} are accepted",
@@ -165,7 +185,7 @@ fn check_text(what: &str, text: &str, bytes_max: usize) -> Result<(), CallError>
 /// Checks that a text a plugin returned holds no control characters: codes
 /// and reasons end up in logs, journals and customers' screens, where a
 /// newline or an escape sequence could forge lines or garble the display.
-fn check_printable(what: &str, text: &str) -> Result<(), CallError> {
+fn check_printable(what: &dyn Display, text: &str) -> Result<(), CallError> {
     if text.chars().any(char::is_control) {
         return Err(invalid(format!("{what} contains control characters: {}", quote(text))));
     }
@@ -184,10 +204,10 @@ pub(crate) fn verdict_from_guest(
     if output.code.is_empty() {
         return Err(invalid("the verdict has an empty code".to_owned()));
     }
-    check_text("the verdict's code", &output.code, limits.output_code_bytes_max)?;
-    check_printable("the verdict's code", &output.code)?;
-    check_text("the verdict's reason", &output.reason, limits.output_text_bytes_max)?;
-    check_printable("the verdict's reason", &output.reason)?;
+    check_text(&"the verdict's code", &output.code, limits.output_code_bytes_max)?;
+    check_printable(&"the verdict's code", &output.code)?;
+    check_text(&"the verdict's reason", &output.reason, limits.output_text_bytes_max)?;
+    check_printable(&"the verdict's reason", &output.reason)?;
     let decision = match output.decision {
         types::Decision::Approve => Decision::Approve,
         types::Decision::Reject => Decision::Reject,
@@ -219,7 +239,7 @@ pub(crate) fn adjustments_from_guest(
         .into_iter()
         .enumerate()
         .map(|(index, adjustment)| {
-            let what = format!("adjustment {index}");
+            let what = Item { kind: "adjustment", index };
             if let Some(line) = adjustment.line_index
                 && usize::try_from(line).map_or(true, |line| line >= cart.lines.len())
             {
@@ -229,13 +249,17 @@ pub(crate) fn adjustments_from_guest(
                 )));
             }
             let amount_off_minor =
-                check_money(&format!("{what} amount"), &adjustment.amount_off, cart.currency)?;
+                check_money(&format_args!("{what} amount"), &adjustment.amount_off, cart.currency)?;
             if adjustment.code.is_empty() {
                 return Err(invalid(format!("{what} has an empty code")));
             }
-            check_text(&format!("{what} code"), &adjustment.code, limits.output_code_bytes_max)?;
             check_text(
-                &format!("{what} reason"),
+                &format_args!("{what} code"),
+                &adjustment.code,
+                limits.output_code_bytes_max,
+            )?;
+            check_text(
+                &format_args!("{what} reason"),
                 &adjustment.reason,
                 limits.output_text_bytes_max,
             )?;
@@ -279,7 +303,7 @@ fn shipment_from_guest(
     cart: &Cart,
     limits: &RuntimeLimits,
 ) -> Result<Shipment, CallError> {
-    let what = format!("shipment {index}");
+    let what = Item { kind: "shipment", index };
     let warehouse = WarehouseId::new(shipment.warehouse_id.as_str()).map_err(|_| {
         invalid(format!("{what} names an invalid warehouse id {}", quote(&shipment.warehouse_id)))
     })?;
@@ -306,8 +330,8 @@ fn shipment_from_guest(
             Ok(ShipmentLine { sku, quantity: line.quantity })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    check_text(&format!("{what} carrier"), &shipment.carrier, limits.output_text_bytes_max)?;
-    let fee_minor = check_money(&format!("{what} fee"), &shipment.fee, cart.currency)?;
+    check_text(&format_args!("{what} carrier"), &shipment.carrier, limits.output_text_bytes_max)?;
+    let fee_minor = check_money(&format_args!("{what} fee"), &shipment.fee, cart.currency)?;
     Ok(Shipment {
         warehouse,
         lines,
@@ -417,11 +441,12 @@ mod tests {
 
     #[test]
     fn adjustments_of_the_wrong_shape_are_refused() {
-        refused_because(check(vec![adjustment(None, -1, "c")]), "negative");
+        refused_because(check(vec![adjustment(None, -1, "c")]), "adjustment 0 amount is negative");
         refused_because(check(vec![adjustment(None, AMOUNT_MINOR_MAX + 1, "c")]), "maximum");
         refused_because(check(vec![adjustment(Some(1), 1, "c")]), "line 1");
         refused_because(check(vec![adjustment(None, 1, "")]), "empty code");
-        refused_because(check(vec![adjustment(None, 1, &"c".repeat(65))]), "code is 65 bytes");
+        let long_code = vec![adjustment(None, 1, "c"), adjustment(None, 1, &"c".repeat(65))];
+        refused_because(check(long_code), "adjustment 1 code is 65 bytes");
         refused_because(check(vec![adjustment(None, 1, "c"); 65]), "65 price adjustments");
     }
 
@@ -439,7 +464,10 @@ mod tests {
         refused_because(check_plan(vec![shipment("wh-1", "", 1, cny(0))]), "invalid sku");
         refused_because(check_plan(vec![shipment("wh-1", "TEA", 0, cny(0))]), "0 units");
         let dollars = types::Money { amount_minor: 1, currency: "USD".to_owned() };
-        refused_because(check_plan(vec![shipment("wh-1", "TEA", 1, dollars)]), "\"USD\"");
+        refused_because(
+            check_plan(vec![shipment("wh-1", "TEA", 1, dollars)]),
+            "shipment 0 fee is in currency \"USD\"",
+        );
         let mut empty = shipment("wh-1", "TEA", 1, cny(0));
         empty.lines.clear();
         refused_because(check_plan(vec![empty]), "no lines");
