@@ -4,20 +4,29 @@
 //! A `BTreeMap<String, _>` of a million keys compares the probe with a
 //! stored key at every step of its descent, and every stored key is its
 //! own heap allocation somewhere in gigabytes of orders: each comparison is
-//! a cache miss, dozens of them per look-up, on the shard writer. Here the
-//! tree is keyed by a 64-bit hash of the key, held in the tree's nodes, and
-//! a stored key is compared once, at the end.
+//! a cache miss, dozens of them per look-up, on the shard writer. Here a
+//! hash table finds a key's bucket in a cache miss or two, by a 64-bit hash
+//! of the key, and a stored key is compared once, at the end.
 //!
-//! Keys whose hashes collide share a bucket that is itself an ordered map,
-//! so keys chosen to collide cost their sender no more than the plain tree
-//! would. The hash is fixed (FNV-1a and a mixing step, no per-process key),
-//! so the order of iteration, and with it the encoding, is the same in
-//! every process: the kernel stays deterministic to the byte.
+//! One hash table would rehash all its entries at once when it grows: a
+//! pause of a hundred milliseconds and more at a million keys, which every
+//! order queued behind the writer would wait out. Past
+//! [`SINGLE_TABLE_ENTRIES_MAX`] entries the index is split into
+//! [`TABLES`] tables by the top bits of the hash, and each grows on its
+//! own, so a growth moves at most a few thousand entries.
+//!
+//! Keys whose hashes collide share a bucket that is an ordered map, so
+//! keys chosen to collide cost their sender no more than the plain tree
+//! would. The hash is fixed (FNV-1a and a mixing step, no per-process key)
+//! and iteration is in the order of hashes, then keys, so the encoding is
+//! the same in every process whatever the history of the tables: the
+//! kernel stays deterministic to the byte.
 
 use std::borrow::Borrow;
-use std::collections::BTreeMap;
-use std::collections::btree_map::{self, Entry};
+use std::collections::hash_map::{self, HashMap};
+use std::collections::{BTreeMap, btree_map};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
 
 use serde::de::{MapAccess, Visitor};
@@ -86,18 +95,80 @@ impl<K, V> Bucket<K, V> {
     }
 }
 
-/// A map ordered by the keys' fixed hashes, then by the keys.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Entries one table holds before the index splits into [`TABLES`].
+pub(crate) const SINGLE_TABLE_ENTRIES_MAX: usize = 65_536;
+/// Tables of a split index (a power of two), chosen by the hash's top bits.
+const TABLES: usize = 256;
+
+/// One table: buckets by the keys' hash, which is already a hash.
+type Table<K, V> = HashMap<u64, Bucket<K, V>, BuildHasherDefault<PremixedHash>>;
+
+/// Hashes a key's hash for a table with one multiplication. The table
+/// takes its slot from the low bits and its tag from the top bits; in a
+/// split index every key of a table shares its top bits, and the product
+/// spreads the others over them.
+#[derive(Default)]
+struct PremixedHash(u64);
+
+impl Hasher for PremixedHash {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64`s are hashed here; any other input still hashes well.
+        self.0 = hash_bytes(bytes);
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map of keys with fixed hashes, iterated in the order of the hashes,
+/// then of the keys.
+#[derive(Clone, Debug)]
 pub(crate) struct HashIndex<K, V> {
-    buckets: BTreeMap<u64, Bucket<K, V>>,
+    /// None before the first entry, one table up to
+    /// [`SINGLE_TABLE_ENTRIES_MAX`] entries, then [`TABLES`].
+    tables: Vec<Table<K, V>>,
     /// Entries over all buckets.
     len: usize,
 }
 
 impl<K, V> Default for HashIndex<K, V> {
     fn default() -> Self {
-        Self { buckets: BTreeMap::new(), len: 0 }
+        Self { tables: Vec::new(), len: 0 }
     }
+}
+
+impl<K, V> HashIndex<K, V> {
+    /// The table that holds `hash`, if there is any table.
+    fn table(&self, hash: u64) -> Option<&Table<K, V>> {
+        self.tables.get(table_of(hash, self.tables.len()))
+    }
+
+    /// The table of `tables` (holding `len` entries) that holds `hash`, to
+    /// change it; made and split as the index grows. A function of the
+    /// fields, so the caller can still count entries while it holds it.
+    fn table_mut(tables: &mut Vec<Table<K, V>>, len: usize, hash: u64) -> &mut Table<K, V> {
+        if tables.is_empty() {
+            tables.push(Table::default());
+        } else if tables.len() == 1 && len >= SINGLE_TABLE_ENTRIES_MAX {
+            let single = tables.pop().expect("one table");
+            *tables = (0..TABLES).map(|_| Table::default()).collect();
+            for (bucket_hash, bucket) in single {
+                tables[table_of(bucket_hash, TABLES)].insert(bucket_hash, bucket);
+            }
+        }
+        let index = table_of(hash, tables.len());
+        &mut tables[index]
+    }
+}
+
+/// Which of `tables` tables holds `hash`: its top bits.
+fn table_of(hash: u64, tables: usize) -> usize {
+    if tables <= 1 { 0 } else { (hash >> (64 - tables.trailing_zeros())) as usize }
 }
 
 impl<K: Ord + IndexKey, V> HashIndex<K, V> {
@@ -107,7 +178,8 @@ impl<K: Ord + IndexKey, V> HashIndex<K, V> {
         K: Borrow<Q>,
         Q: IndexKey + Ord + ?Sized,
     {
-        match self.buckets.get(&key.index_hash())? {
+        let hash = key.index_hash();
+        match self.table(hash)?.get(&hash)? {
             Bucket::One(stored, value) => (stored.borrow() == key).then_some(value),
             Bucket::Many(keys) => keys.get(key),
         }
@@ -119,7 +191,9 @@ impl<K: Ord + IndexKey, V> HashIndex<K, V> {
         K: Borrow<Q>,
         Q: IndexKey + Ord + ?Sized,
     {
-        match self.buckets.get_mut(&key.index_hash())? {
+        let hash = key.index_hash();
+        let index = table_of(hash, self.tables.len());
+        match self.tables.get_mut(index)?.get_mut(&hash)? {
             Bucket::One(stored, value) => ((*stored).borrow() == key).then_some(value),
             Bucket::Many(keys) => keys.get_mut(key),
         }
@@ -132,15 +206,16 @@ impl<K: Ord + IndexKey, V> HashIndex<K, V> {
         K: Borrow<Q>,
         Q: IndexKey + Ord + ToOwned<Owned = K> + ?Sized,
     {
-        let bucket = match self.buckets.entry(key.index_hash()) {
-            Entry::Vacant(slot) => {
+        let hash = key.index_hash();
+        let bucket = match Self::table_mut(&mut self.tables, self.len, hash).entry(hash) {
+            hash_map::Entry::Vacant(slot) => {
                 self.len += 1;
                 let Bucket::One(_, value) = slot.insert(Bucket::One(key.to_owned(), make())) else {
                     unreachable!("inserted as a single key")
                 };
                 return value;
             }
-            Entry::Occupied(slot) => slot.into_mut(),
+            hash_map::Entry::Occupied(slot) => slot.into_mut(),
         };
         let collides = matches!(bucket, Bucket::One(stored, _) if (*stored).borrow() != key);
         if collides {
@@ -165,13 +240,14 @@ impl<K: Ord + IndexKey, V> HashIndex<K, V> {
 
     /// Sets `key` to `value`.
     pub(crate) fn insert(&mut self, key: K, value: V) {
-        let bucket = match self.buckets.entry(key.index_hash()) {
-            Entry::Vacant(slot) => {
+        let hash = key.index_hash();
+        let bucket = match Self::table_mut(&mut self.tables, self.len, hash).entry(hash) {
+            hash_map::Entry::Vacant(slot) => {
                 slot.insert(Bucket::One(key, value));
                 self.len += 1;
                 return;
             }
-            Entry::Occupied(slot) => slot.into_mut(),
+            hash_map::Entry::Occupied(slot) => slot.into_mut(),
         };
         match bucket {
             Bucket::One(stored, stored_value) if *stored == key => *stored_value = value,
@@ -198,7 +274,9 @@ impl<K: Ord + IndexKey, V> HashIndex<K, V> {
         K: Borrow<Q>,
         Q: IndexKey + Ord + ?Sized,
     {
-        let Entry::Occupied(mut slot) = self.buckets.entry(key.index_hash()) else {
+        let hash = key.index_hash();
+        let index = table_of(hash, self.tables.len());
+        let hash_map::Entry::Occupied(mut slot) = self.tables.get_mut(index)?.entry(hash) else {
             return None;
         };
         match slot.get_mut() {
@@ -224,11 +302,27 @@ impl<K: Ord + IndexKey, V> HashIndex<K, V> {
         }
     }
 
-    /// Every entry, in the order of the keys' hashes, then of the keys.
+    /// Every entry, in the order of the keys' hashes, then of the keys
+    /// (sorted here: for encoding, never on the order path).
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.buckets.values().flat_map(Bucket::iter)
+        let mut buckets: Vec<(u64, &Bucket<K, V>)> =
+            self.tables.iter().flatten().map(|(hash, bucket)| (*hash, bucket)).collect();
+        buckets.sort_unstable_by_key(|(hash, _)| *hash);
+        buckets.into_iter().flat_map(|(_, bucket)| bucket.iter())
     }
 }
+
+/// Equal entries, however the tables grew.
+impl<K: PartialEq, V: PartialEq> PartialEq for HashIndex<K, V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len
+            && self.tables.iter().flatten().all(|(hash, bucket)| {
+                other.table(*hash).and_then(|table| table.get(hash)) == Some(bucket)
+            })
+    }
+}
+
+impl<K: Eq, V: Eq> Eq for HashIndex<K, V> {}
 
 /// Encoded as a plain map, so the encoding is the one a `BTreeMap` of the
 /// same entries has, in the index's own order.
@@ -361,6 +455,33 @@ mod tests {
             let decoded: HashIndex<Crowded, u32> = postcard::from_bytes(&encoded).expect("decodes");
             prop_assert_eq!(decoded, index);
         }
+    }
+
+    #[test]
+    fn a_split_index_holds_and_encodes_what_a_single_table_does() {
+        let keys: Vec<String> =
+            (0..SINGLE_TABLE_ENTRIES_MAX + 5_000).map(|n| format!("key-{n}")).collect();
+        let mut split = HashIndex::default();
+        for (value, key) in keys.iter().enumerate() {
+            split.insert(key.clone(), value);
+        }
+        assert_eq!(split.tables.len(), TABLES);
+        for (value, key) in keys.iter().enumerate() {
+            assert_eq!(split.get(key.as_str()), Some(&value));
+        }
+        // Down to fewer entries than one table holds: the same contents
+        // built afresh sit in one table, and compare and encode the same.
+        for key in &keys[..10_000] {
+            assert!(split.remove(key.as_str()).is_some());
+        }
+        assert_eq!(split.get("key-0"), None);
+        let mut single = HashIndex::default();
+        for (value, key) in keys.iter().enumerate().skip(10_000).rev() {
+            single.insert(key.clone(), value);
+        }
+        assert_eq!(single.tables.len(), 1);
+        assert_eq!(split, single);
+        assert_eq!(postcard::to_allocvec(&split).unwrap(), postcard::to_allocvec(&single).unwrap());
     }
 
     #[test]

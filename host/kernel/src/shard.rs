@@ -93,8 +93,8 @@ pub struct StoreState {
 /// hundreds of milliseconds at half a million orders) and derives them
 /// again on the snapshot thread; they encode exactly where the fields
 /// would, so the snapshot is the same bytes either way. Each grows by an
-/// entry per order, so they are [`HashIndex`]es: a look-up in a million
-/// keys costs a few cache misses, not dozens.
+/// entry per order, so they are [`HashIndex`]es: a look-up among a million
+/// keys costs a cache miss or two, not dozens.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct OrderIndexes {
     /// Idempotency key to the order it created.
