@@ -96,7 +96,7 @@ impl<K, V> Bucket<K, V> {
 }
 
 /// Entries one table holds before the index splits into [`TABLES`].
-pub(crate) const SINGLE_TABLE_ENTRIES_MAX: usize = 65_536;
+pub(crate) const SINGLE_TABLE_ENTRIES_MAX: usize = 32_768;
 /// Tables of a split index (a power of two), chosen by the hash's top bits.
 const TABLES: usize = 256;
 
