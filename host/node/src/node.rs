@@ -618,38 +618,52 @@ impl Snapshotter {
         yield_to_the_order_path();
         for job in jobs {
             let stream = job.stream;
-            // Writing consumes the copy, so the order chunks it shares are
-            // the writer's alone again once the file is written.
-            let written = match self.files.write(stream, job.sequence, job.shard) {
-                Ok(written) => written,
-                Err(error) => {
-                    tracing::warn!(stream, %error, "snapshot not written");
-                    continue;
-                }
-            };
-            let snapshot = Snapshot { stream, sequence: job.sequence, payload: written.payload };
-            let (durable, committed) = crossbeam_channel::bounded(1);
-            let on_durable = Box::new(move |result: Result<(), bazaar_store::StoreError>| {
-                let _ = durable.send(result);
-            });
-            if let Err(error) = self.journal.append(Vec::new(), Some(snapshot), on_durable) {
-                tracing::warn!(stream, %error, "snapshot not queued");
-                continue;
-            }
-            match committed.recv() {
-                Ok(Ok(())) => {
-                    self.stats.snapshots_written.fetch_add(1, Ordering::Relaxed);
-                    self.names.insert(stream, written.name);
-                }
-                Ok(Err(error)) => tracing::warn!(stream, %error, "snapshot not committed"),
-                // The journal stopped without answering: shutting down.
-                Err(_) => return,
+            if !self.store(job) {
+                return;
             }
             // The new file, or the one it failed to replace, is the stream's
-            // snapshot now; every other is done with.
+            // snapshot now; every other (a replaced file, a partial one left
+            // by a failed write) is done with.
             if let Err(error) = self.files.keep_only(&self.names.values().cloned().collect()) {
-                tracing::warn!(%error, "old snapshot files not deleted");
+                tracing::warn!(stream, %error, "old snapshot files not deleted");
             }
+        }
+    }
+
+    /// Writes one snapshot's file and commits its reference; false once
+    /// the journal has stopped (the node is shutting down).
+    fn store(&mut self, job: SnapshotJob) -> bool {
+        let stream = job.stream;
+        // Writing consumes the copy, so the order chunks it shares are the
+        // writer's alone again once the file is written.
+        let written = match self.files.write(stream, job.sequence, job.shard) {
+            Ok(written) => written,
+            Err(error) => {
+                tracing::warn!(stream, %error, "snapshot not written");
+                return true;
+            }
+        };
+        let snapshot = Snapshot { stream, sequence: job.sequence, payload: written.payload };
+        let (durable, committed) = crossbeam_channel::bounded(1);
+        let on_durable = Box::new(move |result: Result<(), bazaar_store::StoreError>| {
+            let _ = durable.send(result);
+        });
+        if let Err(error) = self.journal.append(Vec::new(), Some(snapshot), on_durable) {
+            tracing::warn!(stream, %error, "snapshot not queued");
+            return true;
+        }
+        match committed.recv() {
+            Ok(Ok(())) => {
+                self.stats.snapshots_written.fetch_add(1, Ordering::Relaxed);
+                self.names.insert(stream, written.name);
+                true
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(stream, %error, "snapshot not committed");
+                true
+            }
+            // The journal stopped without answering.
+            Err(_) => false,
         }
     }
 }
@@ -669,7 +683,8 @@ pub fn wall_clock_ms() -> u64 {
 }
 
 /// Rebuilds one shard from its latest snapshot and the journal after it;
-/// returns the state and the last sequence number of its stream.
+/// returns the state, the last sequence number of its stream, and the
+/// snapshot file recovery read, if any.
 fn recover_shard(
     storage: &dyn Storage,
     files: &SnapshotFiles,
