@@ -129,7 +129,7 @@ impl Hasher for PremixedHash {
 /// then of the keys.
 #[derive(Clone, Debug)]
 pub(crate) struct HashIndex<K, V> {
-    /// None before the first entry, one table up to
+    /// No table before the first entry, one up to
     /// [`SINGLE_TABLE_ENTRIES_MAX`] entries, then [`TABLES`].
     tables: Vec<Table<K, V>>,
     /// Entries over all buckets.
