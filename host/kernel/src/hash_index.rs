@@ -84,6 +84,20 @@ enum Bucket<K, V> {
     Many(BTreeMap<K, V>),
 }
 
+impl<K: Ord, V> Bucket<K, V> {
+    /// Turns a single key into a map of one, so a second key with the same
+    /// hash can join it.
+    fn make_many(&mut self) {
+        if let Bucket::One(..) = self {
+            let Bucket::One(key, value) = std::mem::replace(self, Bucket::Many(BTreeMap::new()))
+            else {
+                unreachable!("matched as a single key")
+            };
+            *self = Bucket::Many(BTreeMap::from([(key, value)]));
+        }
+    }
+}
+
 impl<K, V> Bucket<K, V> {
     /// The bucket's entries, in key order.
     fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
@@ -217,14 +231,8 @@ impl<K: Ord + IndexKey, V> HashIndex<K, V> {
             }
             hash_map::Entry::Occupied(slot) => slot.into_mut(),
         };
-        let collides = matches!(bucket, Bucket::One(stored, _) if (*stored).borrow() != key);
-        if collides {
-            let Bucket::One(stored, value) =
-                std::mem::replace(bucket, Bucket::Many(BTreeMap::new()))
-            else {
-                unreachable!("checked to be a single key")
-            };
-            *bucket = Bucket::Many(BTreeMap::from([(stored, value)]));
+        if matches!(bucket, Bucket::One(stored, _) if (*stored).borrow() != key) {
+            bucket.make_many();
         }
         match bucket {
             Bucket::One(_, value) => value,
@@ -249,17 +257,11 @@ impl<K: Ord + IndexKey, V> HashIndex<K, V> {
             }
             hash_map::Entry::Occupied(slot) => slot.into_mut(),
         };
+        if matches!(bucket, Bucket::One(stored, _) if *stored != key) {
+            bucket.make_many();
+        }
         match bucket {
-            Bucket::One(stored, stored_value) if *stored == key => *stored_value = value,
-            Bucket::One(..) => {
-                let Bucket::One(stored, stored_value) =
-                    std::mem::replace(bucket, Bucket::Many(BTreeMap::new()))
-                else {
-                    unreachable!("matched as a single key")
-                };
-                *bucket = Bucket::Many(BTreeMap::from([(stored, stored_value), (key, value)]));
-                self.len += 1;
-            }
+            Bucket::One(_, stored_value) => *stored_value = value,
             Bucket::Many(keys) => {
                 if keys.insert(key, value).is_none() {
                     self.len += 1;

@@ -188,9 +188,11 @@ mod flat_holdings {
         holdings: &HashIndex<CustomerId, LimitHoldings>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
-        let entries = holdings.iter().map(|(_, skus)| skus.len()).sum();
+        // `iter` sorts the index, so once: the entry count comes first.
+        let customers: Vec<_> = holdings.iter().collect();
+        let entries = customers.iter().map(|(_, skus)| skus.len()).sum();
         let mut map = serializer.serialize_map(Some(entries))?;
-        for (customer, skus) in holdings.iter() {
+        for (customer, skus) in customers {
             for (sku, units) in skus {
                 map.serialize_entry(&(customer, sku), units)?;
             }
@@ -1312,24 +1314,15 @@ impl Shard {
 pub struct SnapshotCopy(Shard);
 
 impl SnapshotCopy {
-    /// The snapshot: the derived look-ups are rebuilt from the orders, so
-    /// the bytes are those [`Shard::encode`] gives for the original.
-    pub fn encode(self) -> Vec<u8> {
-        self.with_indexes().encode()
-    }
-
-    /// Writes the snapshot's bytes (those of [`SnapshotCopy::encode`]) to
-    /// `out` as they are encoded, without holding them all in memory;
-    /// returns `out`.
-    pub fn write_to<W: std::io::Write>(self, out: W) -> Result<W, postcard::Error> {
-        postcard::to_io(&self.with_indexes(), out)
-    }
-
-    fn with_indexes(mut self) -> Shard {
+    /// Writes the snapshot to `out` as it is encoded, without holding it all
+    /// in memory; returns `out`. The derived look-ups are rebuilt from the
+    /// orders first, so the bytes are those [`Shard::encode`] gives for the
+    /// original.
+    pub fn write_to<W: std::io::Write>(mut self, out: W) -> Result<W, postcard::Error> {
         for state in self.0.stores.values_mut() {
             state.indexes = OrderIndexes::derive(&state.orders);
         }
-        self.0
+        postcard::to_io(&self.0, out)
     }
 }
 
