@@ -306,7 +306,7 @@ impl Node {
         // Files no stored snapshot names: replaced ones, and any whose
         // reference was never committed.
         snapshot_files
-            .keep_only(&snapshot_names.values().cloned().collect())
+            .keep_only(&snapshot_names)
             .map_err(|e| recovery(&format!("cleaning the snapshot directory: {e}")))?;
         let journal =
             Arc::new(Journal::start(storage.clone(), config.journal).map_err(|e| recovery(&e))?);
@@ -624,7 +624,7 @@ impl Snapshotter {
             // The new file, or the one it failed to replace, is the stream's
             // snapshot now; every other (a replaced file, a partial one left
             // by a failed write) is done with.
-            if let Err(error) = self.files.keep_only(&self.names.values().cloned().collect()) {
+            if let Err(error) = self.files.keep_only(&self.names) {
                 tracing::warn!(stream, %error, "old snapshot files not deleted");
             }
         }

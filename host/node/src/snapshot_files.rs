@@ -15,7 +15,7 @@
 //! is durable, and at start-up. Snapshots stored before files existed hold
 //! the state in the payload itself and are still read.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -83,14 +83,15 @@ impl SnapshotFiles {
             format!("snapshot file {}: {what}: {error}", path.display())
         };
         let file = File::create(&partial).map_err(|e| failed("creating", &e))?;
-        let out = HashingWriter {
-            inner: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
-            hasher: Sha256::new(),
-            bytes: 0,
-        };
+        // The encoder writes field by field; the hash sees the buffer's
+        // megabyte chunks on their way to the file.
+        let out = BufWriter::with_capacity(
+            WRITE_BUFFER_BYTES,
+            HashingWriter { file, hasher: Sha256::new(), bytes: 0 },
+        );
         let out = copy.write_to(out).map_err(|e| failed("writing", &e))?;
-        let file = out.inner.into_inner().map_err(|e| failed("writing", &e.error()))?;
-        file.sync_all().map_err(|e| failed("syncing", &e))?;
+        let out = out.into_inner().map_err(|e| failed("writing", &e.error()))?;
+        out.file.sync_all().map_err(|e| failed("syncing", &e))?;
         fs::rename(&partial, &path).map_err(|e| failed("renaming", &e))?;
         // The rename is durable only once the directory is.
         File::open(&self.dir).and_then(|dir| dir.sync_all()).map_err(|e| failed("syncing", &e))?;
@@ -138,13 +139,14 @@ impl SnapshotFiles {
         Ok((shard, Some(reference.name)))
     }
 
-    /// Deletes every file in the directory but those `kept` names: older
-    /// snapshots, and any whose reference was never committed.
-    pub fn keep_only(&self, kept: &BTreeSet<String>) -> io::Result<()> {
+    /// Deletes every file in the directory but the snapshot file of each
+    /// stream in `kept`: older snapshots, and any whose reference was never
+    /// committed.
+    pub fn keep_only(&self, kept: &BTreeMap<u32, String>) -> io::Result<()> {
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;
             let name = entry.file_name();
-            if !name.to_str().is_some_and(|name| kept.contains(name)) {
+            if !name.to_str().is_some_and(|name| kept.values().any(|kept| kept == name)) {
                 fs::remove_file(entry.path())?;
             }
         }
@@ -154,20 +156,20 @@ impl SnapshotFiles {
 
 /// Passes bytes on to a file while hashing and counting them.
 struct HashingWriter {
-    inner: BufWriter<File>,
+    file: File,
     hasher: Sha256,
     bytes: u64,
 }
 
 impl Write for HashingWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let written = self.inner.write(buf)?;
+        let written = self.file.write(buf)?;
         self.hasher.update(&buf[..written]);
         self.bytes += written as u64;
         Ok(written)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        self.file.flush()
     }
 }
