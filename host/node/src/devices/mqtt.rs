@@ -70,14 +70,23 @@ impl std::fmt::Display for BrokerAddress {
 pub struct MqttLink {
     /// The client's request queue.
     client: Client,
-    /// Every topic the bus wants.
-    topics: Arc<Mutex<BTreeSet<String>>>,
-    /// Wanted topics whose subscription is not queued yet.
-    unqueued: Arc<Mutex<BTreeSet<String>>>,
+    /// The topics the bus wants, and those not queued yet.
+    subscriptions: Arc<Mutex<Subscriptions>>,
+    /// Whether some subscription waits for room in the queue: read on
+    /// every MQTT event, so the lock is taken only when there is work.
+    waiting: Arc<AtomicBool>,
     /// Whether the connection is up.
     connected: Arc<AtomicBool>,
     /// Set on shutdown, so the connection thread stops reconnecting.
     stopping: Arc<AtomicBool>,
+}
+
+/// The topics the bus wants, and those of them whose subscription the
+/// client's full request queue refused and that wait to be queued.
+#[derive(Default)]
+struct Subscriptions {
+    wanted: BTreeSet<String>,
+    unqueued: BTreeSet<String>,
 }
 
 /// Why a frame could not be handed to the client.
@@ -102,8 +111,8 @@ impl MqttLink {
         let (client, mut connection) = Client::new(options, OUTBOUND_QUEUE_MAX);
         let link = Self {
             client,
-            topics: Arc::default(),
-            unqueued: Arc::default(),
+            subscriptions: Arc::default(),
+            waiting: Arc::default(),
             connected: Arc::default(),
             stopping: Arc::default(),
         };
@@ -112,7 +121,10 @@ impl MqttLink {
         std::thread::Builder::new().name("mqtt-link".into()).spawn(move || {
             let mut backoff_ms = RECONNECT_BACKOFF_MS_MIN;
             for notification in connection.iter() {
-                if notification.is_ok() && thread_link.is_connected() {
+                if thread_link.waiting.load(Ordering::Acquire)
+                    && notification.is_ok()
+                    && thread_link.is_connected()
+                {
                     thread_link.queue_unqueued();
                 }
                 match notification {
@@ -173,46 +185,49 @@ impl MqttLink {
     /// Subscribes to `topics` (at QoS 1: the publisher's QoS caps it) and
     /// remembers them for reconnects.
     pub fn subscribe(&self, topics: &[String]) {
-        let mut wanted = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut unqueued = self.unqueued.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut subscriptions = self.lock_subscriptions();
         for topic in topics {
-            if wanted.insert(topic.clone()) {
-                self.queue_subscription(topic, &mut unqueued);
+            if subscriptions.wanted.insert(topic.clone()) {
+                self.queue_subscription(topic, &mut subscriptions.unqueued);
             }
         }
-        Self::warn_unqueued(&unqueued);
+        self.note_unqueued(&subscriptions);
     }
 
     /// Unsubscribes from `topics`.
     pub fn unsubscribe(&self, topics: &[String]) {
-        let mut wanted = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut unqueued = self.unqueued.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut subscriptions = self.lock_subscriptions();
         for topic in topics {
-            if wanted.remove(topic) {
-                unqueued.remove(topic);
+            if subscriptions.wanted.remove(topic) {
+                subscriptions.unqueued.remove(topic);
                 let _ = self.client.try_unsubscribe(topic.clone());
             }
         }
+        self.waiting.store(!subscriptions.unqueued.is_empty(), Ordering::Release);
     }
 
     /// Subscribes again to every wanted topic (after a reconnect).
     fn resubscribe(&self) {
-        let wanted = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut unqueued = self.unqueued.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut subscriptions = self.lock_subscriptions();
+        let Subscriptions { wanted, unqueued } = &mut *subscriptions;
         unqueued.clear();
         for topic in wanted.iter() {
-            self.queue_subscription(topic, &mut unqueued);
+            self.queue_subscription(topic, unqueued);
         }
-        Self::warn_unqueued(&unqueued);
+        self.note_unqueued(&subscriptions);
     }
 
     /// Queues again the subscriptions the request queue refused before.
     fn queue_unqueued(&self) {
-        let _wanted = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut unqueued = self.unqueued.lock().unwrap_or_else(PoisonError::into_inner);
-        for topic in std::mem::take(&mut *unqueued) {
-            self.queue_subscription(&topic, &mut unqueued);
+        let mut subscriptions = self.lock_subscriptions();
+        for topic in std::mem::take(&mut subscriptions.unqueued) {
+            self.queue_subscription(&topic, &mut subscriptions.unqueued);
         }
+        self.waiting.store(!subscriptions.unqueued.is_empty(), Ordering::Release);
+    }
+
+    fn lock_subscriptions(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
+        self.subscriptions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Queues a subscription to `topic`, or notes it in `unqueued` when the
@@ -223,10 +238,14 @@ impl MqttLink {
         }
     }
 
-    fn warn_unqueued(unqueued: &BTreeSet<String>) {
-        if !unqueued.is_empty() {
+    /// Sets the waiting flag from `subscriptions`, with a warning when some
+    /// subscription waits.
+    fn note_unqueued(&self, subscriptions: &Subscriptions) {
+        let waiting = !subscriptions.unqueued.is_empty();
+        self.waiting.store(waiting, Ordering::Release);
+        if waiting {
             tracing::warn!(
-                topics = unqueued.len(),
+                topics = subscriptions.unqueued.len(),
                 "the MQTT request queue is full; subscriptions are queued as it drains"
             );
         }
@@ -265,7 +284,7 @@ mod tests {
         }
         assert!(queued <= OUTBOUND_QUEUE_MAX, "{queued} publishes queued");
         link.subscribe(&["robots/state".to_owned()]);
-        assert!(!link.unqueued.lock().unwrap().is_empty(), "the queue had room after all");
+        assert!(!link.lock_subscriptions().unqueued.is_empty(), "the queue had room after all");
 
         let _broker = EmbeddedBroker::start(address).unwrap();
         // Its connection thread runs while its inbound channel is open.
