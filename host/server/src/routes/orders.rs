@@ -70,7 +70,7 @@ async fn check_currency(
 
 /// Order `number` of `store` as the shard holds it now, shared with the
 /// shard rather than copied: the writer thread hands over a pointer.
-fn order_copy(
+fn shared_order(
     shard: &bazaar_kernel::Shard,
     store: &StoreId,
     number: OrderNumber,
@@ -118,7 +118,7 @@ pub async fn create(
     let id = store.clone();
     let (outcome, copy) = state
         .place_order(store.clone(), request, move |shard, outcome| match outcome {
-            Outcome::OrderPlaced { order, .. } => order_copy(shard, &id, *order),
+            Outcome::OrderPlaced { order, .. } => shared_order(shard, &id, *order),
             _ => None,
         })
         .await?;
@@ -257,7 +257,7 @@ async fn change(
         Change::Fulfil => Command::FulfilOrder { store: target, order, at_ms },
     };
     let id = store.clone();
-    let (_, copy) = state.execute(command, move |shard, _| order_copy(shard, &id, order)).await?;
+    let (_, copy) = state.execute(command, move |shard, _| shared_order(shard, &id, order)).await?;
     let copy = copy.ok_or_else(|| ApiError::internal("a changed order is missing"))?;
     Ok(order_json::order(&store, &copy))
 }
