@@ -9,15 +9,19 @@
 //! queue of requests timing out.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
+use axum::extract::Request;
 use axum::response::{IntoResponse as _, Response};
 use bazaar_kernel::model::{CustomerId, StoreId};
-use tokio::sync::Semaphore;
+use tokio::sync::OwnedSemaphorePermit;
+use tower::{Layer, Service};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -164,25 +168,100 @@ impl RateLimits {
     }
 }
 
-/// Middleware: admits a request only while fewer than the in-flight cap are
-/// being served; otherwise 503 with `Retry-After`, without waiting.
-pub async fn limit_in_flight(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let permits: &Arc<Semaphore> = state.in_flight();
-    match permits.clone().try_acquire_owned() {
-        Ok(permit) => {
-            let response = next.run(request).await;
-            drop(permit);
-            response
+/// Admits a request only while fewer than the in-flight cap are being
+/// served; otherwise 503 with `Retry-After`, without waiting. A plain tower
+/// layer, for the reason [`crate::observe`] gives.
+#[derive(Clone)]
+pub struct InFlightLimitLayer {
+    state: AppState,
+}
+
+impl InFlightLimitLayer {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+impl<S> Layer<S> for InFlightLimitLayer {
+    type Service = InFlightLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        InFlightLimit { inner, state: self.state.clone() }
+    }
+}
+
+/// A route behind the in-flight cap.
+#[derive(Clone)]
+pub struct InFlightLimit<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S> Service<Request> for InFlightLimit<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = AdmissionFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        match self.state.in_flight().clone().try_acquire_owned() {
+            Ok(permit) => {
+                AdmissionFuture::Admitted { inner: self.inner.call(request), permit: Some(permit) }
+            }
+            Err(_) => {
+                let refusal = ApiError::overloaded(format!(
+                    "the server is at its limit of {} requests in flight; retry shortly",
+                    self.state.in_flight_max()
+                ));
+                AdmissionFuture::Refused { response: Some(refusal.into_response()) }
+            }
         }
-        Err(_) => ApiError::overloaded(format!(
-            "the server is at its limit of {} requests in flight; retry shortly",
-            state.in_flight_max()
-        ))
-        .into_response(),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An admitted request holding its permit, or a refusal.
+    #[project = AdmissionProjection]
+    pub enum AdmissionFuture<F> {
+        Admitted {
+            #[pin]
+            inner: F,
+            // Given back as soon as the response is ready.
+            permit: Option<OwnedSemaphorePermit>,
+        },
+        Refused {
+            response: Option<Response>,
+        },
+    }
+}
+
+impl<F> Future for AdmissionFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AdmissionProjection::Admitted { inner, permit } => {
+                let response = ready!(inner.poll(cx));
+                drop(permit.take());
+                Poll::Ready(response)
+            }
+            // Polled again after it completed, which hyper never does: an
+            // answer rather than a panic.
+            AdmissionProjection::Refused { response } => {
+                Poll::Ready(Ok(response.take().unwrap_or_else(|| {
+                    ApiError::internal("a refusal was polled twice").into_response()
+                })))
+            }
+        }
     }
 }
 

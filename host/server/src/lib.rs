@@ -25,6 +25,7 @@ mod error;
 mod extract;
 mod listener;
 mod metrics;
+mod observe;
 pub mod order_json;
 mod platform_dto;
 mod routes;
@@ -36,14 +37,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
 use bazaar_node::consumer::Consumers;
 use bazaar_node::devices::{BrokerAddress, DeviceBus, EmbeddedBroker};
 use bazaar_node::platform::Platform;
 use bazaar_node::{Node, NodeConfig, PluginSet};
-use tracing::Instrument as _;
 
 pub use admission::{RATE_LIMIT_KEYS_MAX, RATE_PER_SECOND_MAX, Rate};
 pub use auth::{Permission, Role, TOKENS_MAX};
@@ -343,30 +340,4 @@ async fn shutdown_signal() -> anyhow::Result<()> {
     #[cfg(not(unix))]
     tokio::signal::ctrl_c().await?;
     Ok(())
-}
-
-/// Middleware: one `tracing` span per request, its status and latency at
-/// debug level (quiet unless `RUST_LOG` asks), and both counted in the
-/// route's metrics.
-async fn trace_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = state.http_metrics().route(
-        request.method(),
-        request.extensions().get::<MatchedPath>().map(MatchedPath::as_str),
-    );
-    let span = tracing::debug_span!(
-        "request",
-        method = %request.method(),
-        path = %request.uri().path(),
-    );
-    async move {
-        let started = Instant::now();
-        let response = next.run(request).await;
-        let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let status = response.status().as_u16();
-        state.http_metrics().record(route, status, latency_us);
-        tracing::debug!(status, latency_us, "served");
-        response
-    }
-    .instrument(span)
-    .await
 }

@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use axum::http::{Method, Uri};
-use axum::middleware;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, OpenApi, Ref, ResponseBuilder};
@@ -156,14 +155,13 @@ pub fn router(state: AppState) -> axum::Router {
     let (limited, open) = route_sets();
     let (limited, _) = limited.split_for_parts();
     let (open, _) = open.split_for_parts();
-    let limited = limited
-        .layer(middleware::from_fn_with_state(state.clone(), crate::admission::limit_in_flight));
+    let limited = limited.layer(crate::admission::InFlightLimitLayer::new(state.clone()));
     limited
         .merge(open)
         .merge(crate::console::router())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(middleware::from_fn_with_state(state.clone(), crate::trace_request))
+        .layer(crate::observe::ObserveLayer::new(state.clone()))
         .with_state(state)
 }
 
