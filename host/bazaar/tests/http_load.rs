@@ -149,6 +149,13 @@ async fn an_overload_is_refused_at_once_with_retry_after_and_loses_no_acknowledg
     }
     assert!(refused > 0, "the overload was never refused");
     assert!(!acknowledged.is_empty(), "nothing was admitted");
+    // The server's own cap refused some, before any handler ran (the
+    // shard's full queue may refuse others behind it).
+    let capped = replies
+        .iter()
+        .filter(|(_, reply)| reply.status.as_u16() == 503 && reply.text.contains("in flight"))
+        .count();
+    assert!(capped > 0, "the in-flight cap never refused");
 
     // Every acknowledged order is there, under its key.
     for (key, number) in &acknowledged {

@@ -9,19 +9,12 @@
 //! queue of requests timing out.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::future::Future;
 use std::hash::Hash;
-use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
-use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use axum::extract::Request;
-use axum::response::{IntoResponse as _, Response};
 use bazaar_kernel::model::{CustomerId, StoreId};
 use tokio::sync::OwnedSemaphorePermit;
-use tower::{Layer, Service};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -168,101 +161,16 @@ impl RateLimits {
     }
 }
 
-/// Admits a request only while fewer than the in-flight cap are being
-/// served; otherwise 503 with `Retry-After`, without waiting. A plain tower
-/// layer, for the reason [`crate::observe`] gives.
-#[derive(Clone)]
-pub struct InFlightLimitLayer {
-    state: AppState,
-}
-
-impl InFlightLimitLayer {
-    pub fn new(state: AppState) -> Self {
-        Self { state }
-    }
-}
-
-impl<S> Layer<S> for InFlightLimitLayer {
-    type Service = InFlightLimit<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        InFlightLimit { inner, state: self.state.clone() }
-    }
-}
-
-/// A route behind the in-flight cap.
-#[derive(Clone)]
-pub struct InFlightLimit<S> {
-    inner: S,
-    state: AppState,
-}
-
-impl<S> Service<Request> for InFlightLimit<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = AdmissionFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        match self.state.in_flight().clone().try_acquire_owned() {
-            Ok(permit) => {
-                AdmissionFuture::Admitted { inner: self.inner.call(request), permit: Some(permit) }
-            }
-            Err(_) => {
-                let refusal = ApiError::overloaded(format!(
-                    "the server is at its limit of {} requests in flight; retry shortly",
-                    self.state.in_flight_max()
-                ));
-                AdmissionFuture::Refused { response: Some(refusal.into_response()) }
-            }
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// An admitted request holding its permit, or a refusal.
-    #[project = AdmissionProjection]
-    pub enum AdmissionFuture<F> {
-        Admitted {
-            #[pin]
-            inner: F,
-            // Given back as soon as the response is ready.
-            permit: Option<OwnedSemaphorePermit>,
-        },
-        Refused {
-            response: Option<Response>,
-        },
-    }
-}
-
-impl<F> Future for AdmissionFuture<F>
-where
-    F: Future<Output = Result<Response, Infallible>>,
-{
-    type Output = Result<Response, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            AdmissionProjection::Admitted { inner, permit } => {
-                let response = ready!(inner.poll(cx));
-                drop(permit.take());
-                Poll::Ready(response)
-            }
-            // Polled again after it completed, which hyper never does: an
-            // answer rather than a panic.
-            AdmissionProjection::Refused { response } => {
-                Poll::Ready(Ok(response.take().unwrap_or_else(|| {
-                    ApiError::internal("a refusal was polled twice").into_response()
-                })))
-            }
-        }
-    }
+/// A permit to serve one request while fewer than the in-flight cap are
+/// being served; otherwise the 503 (with `Retry-After`) to answer at once,
+/// without waiting. Held until the request's response is ready.
+pub fn admit_in_flight(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+    state.in_flight().clone().try_acquire_owned().map_err(|_| {
+        ApiError::overloaded(format!(
+            "the server is at its limit of {} requests in flight; retry shortly",
+            state.in_flight_max()
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -137,10 +137,20 @@ impl HttpMetrics {
     /// The number of the route a request to `method` matched as
     /// `template` (`None`: it matched no route).
     pub fn route(&self, method: &Method, template: Option<&str>) -> usize {
-        let other = self.labels.len() - 2;
         let Some(template) = template else { return self.labels.len() - 1 };
-        let Some(slot) = method_slot(method) else { return other };
-        self.by_template.get(template).and_then(|slots| slots[slot]).unwrap_or(other)
+        self.operation(method, template).unwrap_or(self.labels.len() - 2)
+    }
+
+    /// The route number of the operation `method` `template`; `None` when
+    /// the API has no such operation.
+    pub fn operation(&self, method: &Method, template: &str) -> Option<usize> {
+        let slot = method_slot(method)?;
+        self.by_template.get(template).and_then(|slots| slots[slot])
+    }
+
+    /// How many route numbers there are, the catch-alls included.
+    pub fn routes(&self) -> usize {
+        self.labels.len()
     }
 
     /// Counts one response of `route` with `status` after `latency_us`.

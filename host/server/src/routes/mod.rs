@@ -121,7 +121,11 @@ fn route_sets() -> (OpenApiRouter<AppState>, OpenApiRouter<AppState>) {
 /// Every operation of the API as (method, path template), from the same
 /// declarations as the router.
 pub fn operations() -> Vec<(Method, String)> {
-    let document = openapi();
+    operations_of(&openapi())
+}
+
+/// The operations `document` describes, as (method, path template).
+fn operations_of(document: &OpenApi) -> Vec<(Method, String)> {
     let mut operations = Vec::new();
     for (path, item) in &document.paths.paths {
         let methods = [
@@ -149,19 +153,20 @@ pub fn openapi() -> OpenApi {
     document
 }
 
-/// The router with every route, the in-flight limit, JSON 404 and 405, and
-/// a tracing span and metrics per request.
+/// The router with every route, the in-flight limit on the `limited` ones,
+/// JSON 404 and 405, and a tracing span and metrics per request.
 pub fn router(state: AppState) -> axum::Router {
     let (limited, open) = route_sets();
-    let (limited, _) = limited.split_for_parts();
+    let (limited, limited_document) = limited.split_for_parts();
     let (open, _) = open.split_for_parts();
-    let limited = limited.layer(crate::admission::InFlightLimitLayer::new(state.clone()));
+    let observe =
+        crate::observe::ObserveLayer::new(state.clone(), &operations_of(&limited_document));
     limited
         .merge(open)
         .merge(crate::console::router())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(crate::observe::ObserveLayer::new(state.clone()))
+        .layer(observe)
         .with_state(state)
 }
 
