@@ -26,7 +26,7 @@ pub trait NativeLogistics: Send {
     fn plan(
         &mut self,
         config: &PluginConfig,
-        request: &RouteRequest,
+        request: &RouteRequest<'_>,
     ) -> Result<ShipmentPlan, String>;
 }
 
@@ -121,11 +121,11 @@ where
     fn plan(
         &mut self,
         config: &PluginConfig,
-        request: &RouteRequest,
+        request: &RouteRequest<'_>,
     ) -> Result<ShipmentPlan, String> {
         let parsed = parsed_config(&mut self.configs, &request.cart.store_id, config)?;
         let sdk_request = bazaar_sdk::RouteRequest {
-            cart: sdk_cart(&request.cart),
+            cart: sdk_cart(request.cart),
             warehouses: request
                 .warehouses
                 .iter()
@@ -149,7 +149,7 @@ where
             .shipments
             .into_iter()
             .map(|s| {
-                check_currency(&s.fee, &request.cart)?;
+                check_currency(&s.fee, request.cart)?;
                 Ok(Shipment {
                     warehouse: WarehouseId::new(s.warehouse_id).map_err(|e| e.to_string())?,
                     lines: s

@@ -669,7 +669,7 @@ impl ShardPlugins {
         cart: &Cart,
         config: &PluginConfig,
         implementation: &Arc<Implementation>,
-        request: &RouteRequest,
+        request: &RouteRequest<'_>,
         seed: u64,
     ) -> (Result<ShipmentPlan, String>, Vec<StateWrite>) {
         let call = self.call(state, cart, implementation.plugin_ref(), config, seed);
@@ -746,24 +746,20 @@ fn clip(mut text: String) -> String {
 
 /// The route request for `cart`: every warehouse, and the available stock
 /// of the cart's SKUs wherever there is some.
-pub fn route_request(state: &StoreState, cart: &Cart) -> RouteRequest {
+pub fn route_request<'a>(state: &'a StoreState, cart: &'a Cart) -> RouteRequest<'a> {
     let mut stock = Vec::new();
     for line in &cart.lines {
         if let Some(levels) = state.stock().get(&line.sku) {
             for (warehouse, level) in levels {
                 if level.available > 0 {
                     stock.push(StockAvailability {
-                        sku: line.sku.clone(),
-                        warehouse: warehouse.clone(),
+                        sku: &line.sku,
+                        warehouse,
                         available: level.available,
                     });
                 }
             }
         }
     }
-    RouteRequest {
-        cart: cart.clone(),
-        warehouses: state.warehouses().values().cloned().collect(),
-        stock,
-    }
+    RouteRequest { cart, warehouses: state.warehouses().values().collect(), stock }
 }

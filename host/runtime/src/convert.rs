@@ -81,9 +81,9 @@ fn address_to_guest(address: &Address) -> types::Address {
 
 /// `request` as plugins see it. Stock above `u32::MAX` units is shown as
 /// `u32::MAX`: no order line comes near it, so no routing decision changes.
-pub(crate) fn route_request_to_guest(request: &RouteRequest) -> types::RouteRequest {
+pub(crate) fn route_request_to_guest(request: &RouteRequest<'_>) -> types::RouteRequest {
     types::RouteRequest {
-        cart: cart_to_guest(&request.cart),
+        cart: cart_to_guest(request.cart),
         warehouses: request
             .warehouses
             .iter()
@@ -532,12 +532,14 @@ mod tests {
 
     #[test]
     fn stock_beyond_u32_is_shown_as_the_largest_u32() {
+        let (cart, sku, warehouse) =
+            (cny_cart(), Sku::new("TEA").unwrap(), WarehouseId::new("wh-1").unwrap());
         let request = RouteRequest {
-            cart: cny_cart(),
+            cart: &cart,
             warehouses: Vec::new(),
             stock: vec![crate::StockAvailability {
-                sku: Sku::new("TEA").unwrap(),
-                warehouse: WarehouseId::new("wh-1").unwrap(),
+                sku: &sku,
+                warehouse: &warehouse,
                 available: u64::from(u32::MAX) + 5,
             }],
         };

@@ -9,24 +9,26 @@ use crate::convert::{plan_from_guest, route_request_to_guest};
 use crate::extension::extension_point;
 use crate::store_data::InstanceState;
 
-/// What a logistics plugin is asked to route (the WIT `route-request`).
+/// What a logistics plugin is asked to route (the WIT `route-request`),
+/// borrowed from the cart and the store's state: it is built for every
+/// order, and only the plugin's own copy needs to own anything.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteRequest {
+pub struct RouteRequest<'a> {
     /// The cart to ship.
-    pub cart: Cart,
+    pub cart: &'a Cart,
     /// Every warehouse of the store.
-    pub warehouses: Vec<Warehouse>,
+    pub warehouses: Vec<&'a Warehouse>,
     /// Available stock of the cart's SKUs in every warehouse that holds any.
-    pub stock: Vec<StockAvailability>,
+    pub stock: Vec<StockAvailability<'a>>,
 }
 
 /// Units of one SKU one warehouse can still promise.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StockAvailability {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StockAvailability<'a> {
     /// The SKU.
-    pub sku: Sku,
+    pub sku: &'a Sku,
     /// The warehouse.
-    pub warehouse: WarehouseId,
+    pub warehouse: &'a WarehouseId,
     /// Units available to reserve now.
     pub available: u64,
 }
@@ -51,7 +53,7 @@ impl ShipmentRouter {
     pub fn plan_shipment(
         &mut self,
         call: PluginCall,
-        request: &RouteRequest,
+        request: &RouteRequest<'_>,
     ) -> CallOutcome<ShipmentPlan> {
         let loaded = &self.plugin.loaded;
         let input = route_request_to_guest(request);
@@ -60,7 +62,7 @@ impl ShipmentRouter {
             call,
             |pre, store| pre.instantiate(store),
             |logistics, store| logistics.bazaar_commerce_router().call_plan_shipment(store, &input),
-            |output| plan_from_guest(output, &request.cart, &loaded.plugin, &loaded.runtime.limits),
+            |output| plan_from_guest(output, request.cart, &loaded.plugin, &loaded.runtime.limits),
         )
     }
 }

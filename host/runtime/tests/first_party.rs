@@ -87,12 +87,27 @@ fn warehouse(id: &str, latitude_micro: i32, longitude_micro: i32) -> Warehouse {
     }
 }
 
-fn stock(sku: &str, warehouse: &str, available: u64) -> StockAvailability {
-    StockAvailability {
-        sku: Sku::new(sku).expect("valid sku"),
-        warehouse: WarehouseId::new(warehouse).expect("valid warehouse id"),
-        available,
-    }
+/// Stock levels as (SKU, warehouse, units available), owned by the test.
+fn stock(levels: &[(&str, &str, u64)]) -> Vec<(Sku, WarehouseId, u64)> {
+    levels
+        .iter()
+        .map(|(sku, warehouse, available)| {
+            let sku = Sku::new(*sku).expect("valid sku");
+            (sku, WarehouseId::new(*warehouse).expect("valid warehouse id"), *available)
+        })
+        .collect()
+}
+
+/// `levels` lent to a request.
+fn lent(levels: &[(Sku, WarehouseId, u64)]) -> Vec<StockAvailability<'_>> {
+    levels
+        .iter()
+        .map(|(sku, warehouse, available)| StockAvailability {
+            sku,
+            warehouse,
+            available: *available,
+        })
+        .collect()
 }
 
 fn line(sku: &str, quantity: u32) -> ShipmentLine {
@@ -106,18 +121,18 @@ fn logistics_router_splits_an_order_between_the_nearest_and_a_distant_warehouse(
         .load_logistics(plugin_ref(&LOGISTICS_ROUTER), LOGISTICS_ROUTER.wasm)
         .expect("logistics-router loads");
     let mut router = plugin.router();
-    let request = RouteRequest {
-        cart: cart("store-a", &[("TEA-250G", 2, 99_00), ("COAT", 1, 400_00)]),
-        warehouses: vec![
-            warehouse("wh-shanghai", SHANGHAI.latitude_micro, SHANGHAI.longitude_micro),
-            warehouse("wh-beijing", 39_904_200, 116_407_400),
-        ],
-        stock: vec![
-            stock("TEA-250G", "wh-shanghai", 1),
-            stock("COAT", "wh-shanghai", 2),
-            stock("TEA-250G", "wh-beijing", 5),
-        ],
-    };
+    let cart = cart("store-a", &[("TEA-250G", 2, 99_00), ("COAT", 1, 400_00)]);
+    let warehouses = [
+        warehouse("wh-shanghai", SHANGHAI.latitude_micro, SHANGHAI.longitude_micro),
+        warehouse("wh-beijing", 39_904_200, 116_407_400),
+    ];
+    let stock = stock(&[
+        ("TEA-250G", "wh-shanghai", 1),
+        ("COAT", "wh-shanghai", 2),
+        ("TEA-250G", "wh-beijing", 5),
+    ]);
+    let request =
+        RouteRequest { cart: &cart, warehouses: warehouses.iter().collect(), stock: lent(&stock) };
 
     let outcome = router.plan_shipment(call("store-a", None, Arc::default()), &request);
 
@@ -143,15 +158,11 @@ fn logistics_router_refuses_an_order_the_stock_cannot_cover() {
     let plugin = runtime
         .load_logistics(plugin_ref(&LOGISTICS_ROUTER), LOGISTICS_ROUTER.wasm)
         .expect("logistics-router loads");
-    let request = RouteRequest {
-        cart: cart("store-a", &[("TEA-250G", 3, 99_00)]),
-        warehouses: vec![warehouse(
-            "wh-shanghai",
-            SHANGHAI.latitude_micro,
-            SHANGHAI.longitude_micro,
-        )],
-        stock: vec![stock("TEA-250G", "wh-shanghai", 2)],
-    };
+    let cart = cart("store-a", &[("TEA-250G", 3, 99_00)]);
+    let warehouses = [warehouse("wh-shanghai", SHANGHAI.latitude_micro, SHANGHAI.longitude_micro)];
+    let stock = stock(&[("TEA-250G", "wh-shanghai", 2)]);
+    let request =
+        RouteRequest { cart: &cart, warehouses: warehouses.iter().collect(), stock: lent(&stock) };
 
     let outcome = plugin.router().plan_shipment(call("store-a", None, Arc::default()), &request);
 
