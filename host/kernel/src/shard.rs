@@ -346,6 +346,20 @@ impl StoreState {
         request: &OrderRequest,
         placed_at_ms: u64,
     ) -> Result<Cart, KernelError> {
+        Ok(Cart {
+            store_id: store.clone(),
+            currency: self.currency,
+            customer: request.customer.clone(),
+            lines: self.priced_lines(request)?,
+            coupon_codes: request.coupon_codes.clone(),
+            shipping_address: request.shipping_address.clone(),
+            placed_at_ms,
+        })
+    }
+
+    /// Validates `request` and prices its lines at catalogue prices: all of
+    /// a cart that placing the order needs, without copying the rest.
+    fn priced_lines(&self, request: &OrderRequest) -> Result<Vec<CartLine>, KernelError> {
         validate_request_shape(request)?;
         let mut lines = Vec::with_capacity(request.lines.len());
         for line in &request.lines {
@@ -378,20 +392,12 @@ impl StoreState {
                 unit_price_minor: product.unit_price_minor,
             });
         }
-        Ok(Cart {
-            store_id: store.clone(),
-            currency: self.currency,
-            customer: request.customer.clone(),
-            lines,
-            coupon_codes: request.coupon_codes.clone(),
-            shipping_address: request.shipping_address.clone(),
-            placed_at_ms,
-        })
+        Ok(lines)
     }
 
     /// Checks `plan` ships every cart unit exactly once from stock that is
     /// available now; returns the sum of its fees.
-    fn validate_plan(&self, cart: &Cart, plan: &ShipmentPlan) -> Result<i64, KernelError> {
+    fn validate_plan(&self, lines: &[CartLine], plan: &ShipmentPlan) -> Result<i64, KernelError> {
         let invalid = |text: String| Err(KernelError::InvalidShipmentPlan(text));
         if plan.shipments.is_empty() {
             return invalid("it has no shipments".into());
@@ -436,7 +442,7 @@ impl StoreState {
                     u64::from(line.quantity);
             }
         }
-        for line in &cart.lines {
+        for line in lines {
             let units = shipped.remove(&line.sku).unwrap_or(0);
             if units != u64::from(line.quantity) {
                 return invalid(format!(
@@ -550,15 +556,15 @@ fn check_quantity(what: &str, quantity: u64, max: u64) -> Result<(), KernelError
 /// every amount positive, line adjustments within their line's amount, the
 /// total within the subtotal, texts within limits.
 pub fn validate_adjustments(
-    cart: &Cart,
+    lines: &[CartLine],
     adjustments: &[crate::model::Adjustment],
 ) -> Result<i64, KernelError> {
     if adjustments.len() > ADJUSTMENTS_MAX {
         return Err(KernelError::TooMany { what: "price adjustments", limit: ADJUSTMENTS_MAX });
     }
-    let mut line_remaining = Vec::with_capacity(cart.lines.len());
+    let mut line_remaining = Vec::with_capacity(lines.len());
     let mut subtotal_minor = 0i64;
-    for line in &cart.lines {
+    for line in lines {
         let amount = line_amount(line.quantity, line.unit_price_minor)?;
         subtotal_minor = add_amounts(subtotal_minor, amount)?;
         line_remaining.push(amount);
@@ -600,11 +606,11 @@ pub fn validate_adjustments(
 
 /// An order's totals from its cart, its validated discount and its fees.
 pub fn order_totals(
-    cart: &Cart,
+    lines: &[CartLine],
     discount_minor: i64,
     shipping_minor: i64,
 ) -> Result<Totals, KernelError> {
-    let subtotal_minor = cart.lines.iter().try_fold(0i64, |sum, line| {
+    let subtotal_minor = lines.iter().try_fold(0i64, |sum, line| {
         add_amounts(sum, line_amount(line.quantity, line.unit_price_minor)?)
     })?;
     let total_minor = add_amounts(subtotal_minor - discount_minor, shipping_minor)?;
@@ -701,7 +707,7 @@ impl Shard {
         cart: &Cart,
         plan: &ShipmentPlan,
     ) -> Result<i64, KernelError> {
-        self.store_ref(store)?.validate_plan(cart, plan)
+        self.store_ref(store)?.validate_plan(&cart.lines, plan)
     }
 
     /// Applies one command. On error nothing changed.
@@ -1057,9 +1063,9 @@ impl Shard {
         }
         let state = self.store_ref(&place.store)?;
         let fingerprint = request_fingerprint(&place.request);
-        let cart = state.cart_for(&place.store, &place.request, place.placed_at_ms)?;
-        let discount_minor = validate_adjustments(&cart, &place.adjustments)?;
-        let subtotal_minor = order_totals(&cart, 0, 0)?.subtotal_minor;
+        let lines = state.priced_lines(&place.request)?;
+        let discount_minor = validate_adjustments(&lines, &place.adjustments)?;
+        let subtotal_minor = order_totals(&lines, 0, 0)?.subtotal_minor;
         if let Some(cap_minor) = state.pricing_rules.discount_cap(subtotal_minor)
             && discount_minor > cap_minor
         {
@@ -1072,9 +1078,9 @@ impl Shard {
             check_text("risk check code", &check.code)?;
             check_text("risk check reason", &check.reason)?;
         }
-        let shipping_minor = state.validate_plan(&cart, &place.shipment_plan)?;
+        let shipping_minor = state.validate_plan(&lines, &place.shipment_plan)?;
         state.validate_state_writes(&place.state_writes)?;
-        let totals = order_totals(&cart, discount_minor, shipping_minor)?;
+        let totals = order_totals(&lines, discount_minor, shipping_minor)?;
         let limited_units: Vec<LineRequest> = place
             .request
             .lines
@@ -1108,14 +1114,14 @@ impl Shard {
             number,
             request: place.request.clone(),
             request_fingerprint: fingerprint,
-            lines: cart.lines,
+            lines,
             adjustments: place.adjustments.clone(),
             pricing_failures: place.pricing_failures.clone(),
             risk_checks: place.risk_checks.clone(),
             shipment_plan: place.shipment_plan.clone(),
             totals,
             limited_units,
-            currency: cart.currency,
+            currency: state.currency,
             status: OrderStatus::Reserved,
             placed_at_ms: place.placed_at_ms,
             updated_at_ms: place.placed_at_ms,

@@ -1029,7 +1029,7 @@ impl ShardWriter {
             self.plugins.price_and_route(&self.shard, &cart, order_seed(&store, next_order))?;
         let shipping_minor =
             self.shard.check_shipment_plan(&store, &cart, &outputs.shipment_plan)?;
-        let totals = order_totals(&cart, outputs.discount_minor, shipping_minor)?;
+        let totals = order_totals(&cart.lines, outputs.discount_minor, shipping_minor)?;
         Ok(Preview { cart, outputs, totals })
     }
 
@@ -1096,7 +1096,7 @@ impl ShardWriter {
         let seed = order_seed(store, next_order);
         let mut outputs = self.plugins.price_and_route(&self.shard, &cart, seed)?;
         // The risk plugins judge the price after promotions, before shipping.
-        let total_minor = order_totals(&cart, outputs.discount_minor, 0)?.total_minor;
+        let total_minor = order_totals(&cart.lines, outputs.discount_minor, 0)?.total_minor;
         let (risk_checks, risk_writes) = self
             .plugins
             .assess_risk(&self.shard, &cart, total_minor, seed)

@@ -328,7 +328,7 @@ impl ShardPlugins {
         let mut pricing_failures = Vec::new();
         let mut state_writes = Vec::new();
         let subtotal_minor =
-            bazaar_kernel::order_totals(cart, 0, 0).map_or(0, |t| t.subtotal_minor);
+            bazaar_kernel::order_totals(&cart.lines, 0, 0).map_or(0, |t| t.subtotal_minor);
         let cap_minor = state.pricing_rules().discount_cap(subtotal_minor);
         for (id, config, installed) in Self::configured(&view, state, PluginKind::Pricing) {
             if cap_minor.is_some_and(|cap| discount_minor >= cap) {
@@ -362,7 +362,7 @@ impl ShardPlugins {
             let accepted = adjustments.len();
             let checked = result.and_then(|proposed| {
                 adjustments.extend(proposed);
-                validate_adjustments(cart, &adjustments).map_err(|e| e.to_string())
+                validate_adjustments(&cart.lines, &adjustments).map_err(|e| e.to_string())
             });
             self.breakers.record(&cart.store_id, id, cart.placed_at_ms, checked.is_ok());
             match checked {
