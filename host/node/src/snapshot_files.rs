@@ -35,6 +35,13 @@ const REFERENCE_MAGIC: &[u8] = b"bazaar-snapshot-file/1\n";
 
 /// Buffer between the encoder and the file: large writes, few syscalls.
 const WRITE_BUFFER_BYTES: usize = 1024 * 1024;
+/// Bytes of a snapshot file written between two flushes to the disk. The
+/// journal's commits share the disk: left to the final `fsync`, hundreds of
+/// megabytes of a large state reach the disk in one burst, and a commit's
+/// `fdatasync` waits behind it (an 800 MB burst beside a 256-connection load
+/// took its p99.9 from about 25 ms to 45–143 ms; in 8 MiB steps it stayed
+/// at 29 ms). In steps, a commit waits behind one step at most.
+const SYNC_EVERY_BYTES: u64 = 8 * 1024 * 1024;
 
 /// What the journal stores for a snapshot held in a file.
 #[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,7 +94,7 @@ impl SnapshotFiles {
         // megabyte chunks on their way to the file.
         let out = BufWriter::with_capacity(
             WRITE_BUFFER_BYTES,
-            HashingWriter { file, hasher: Sha256::new(), bytes: 0 },
+            HashingWriter { file, hasher: Sha256::new(), bytes: 0, unsynced: 0 },
         );
         let out = copy.write_to(out).map_err(|e| failed("writing", &e))?;
         let out = out.into_inner().map_err(|e| failed("writing", &e.error()))?;
@@ -154,11 +161,14 @@ impl SnapshotFiles {
     }
 }
 
-/// Passes bytes on to a file while hashing and counting them.
+/// Passes bytes on to a file while hashing and counting them, and has the
+/// file's data written to the disk every [`SYNC_EVERY_BYTES`].
 struct HashingWriter {
     file: File,
     hasher: Sha256,
     bytes: u64,
+    /// Bytes written since the last flush to the disk.
+    unsynced: u64,
 }
 
 impl Write for HashingWriter {
@@ -166,6 +176,11 @@ impl Write for HashingWriter {
         let written = self.file.write(buf)?;
         self.hasher.update(&buf[..written]);
         self.bytes += written as u64;
+        self.unsynced += written as u64;
+        if self.unsynced >= SYNC_EVERY_BYTES {
+            self.file.sync_data()?;
+            self.unsynced = 0;
+        }
         Ok(written)
     }
 
