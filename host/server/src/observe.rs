@@ -88,12 +88,9 @@ where
             path = %request.uri().path(),
         );
         let capped = self.layer.capped.get(route).copied().unwrap_or(false);
-        let handling = match capped.then(|| admit_in_flight(state)) {
-            Some(Err(refusal)) => Handling::Refused { response: Some(refusal.into_response()) },
-            admitted => Handling::Admitted {
-                inner: self.inner.call(request),
-                permit: admitted.and_then(Result::ok),
-            },
+        let handling = match capped.then(|| admit_in_flight(state)).transpose() {
+            Ok(permit) => Handling::Admitted { inner: self.inner.call(request), permit },
+            Err(refusal) => Handling::Refused { response: Some(refusal.into_response()) },
         };
         ObservedFuture {
             handling: handling.instrument(span),

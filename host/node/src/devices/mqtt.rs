@@ -203,7 +203,7 @@ impl MqttLink {
                 let _ = self.client.try_unsubscribe(topic.clone());
             }
         }
-        self.waiting.store(!subscriptions.unqueued.is_empty(), Ordering::Release);
+        self.set_waiting(&subscriptions);
     }
 
     /// Subscribes again to every wanted topic (after a reconnect).
@@ -223,7 +223,7 @@ impl MqttLink {
         for topic in std::mem::take(&mut subscriptions.unqueued) {
             self.queue_subscription(&topic, &mut subscriptions.unqueued);
         }
-        self.waiting.store(!subscriptions.unqueued.is_empty(), Ordering::Release);
+        self.set_waiting(&subscriptions);
     }
 
     fn lock_subscriptions(&self) -> std::sync::MutexGuard<'_, Subscriptions> {
@@ -238,12 +238,16 @@ impl MqttLink {
         }
     }
 
-    /// Sets the waiting flag from `subscriptions`, with a warning when some
-    /// subscription waits.
-    fn note_unqueued(&self, subscriptions: &Subscriptions) {
+    /// Sets the waiting flag from `subscriptions`; whether some waits.
+    fn set_waiting(&self, subscriptions: &Subscriptions) -> bool {
         let waiting = !subscriptions.unqueued.is_empty();
         self.waiting.store(waiting, Ordering::Release);
-        if waiting {
+        waiting
+    }
+
+    /// Sets the waiting flag, with a warning when some subscription waits.
+    fn note_unqueued(&self, subscriptions: &Subscriptions) {
+        if self.set_waiting(subscriptions) {
             tracing::warn!(
                 topics = subscriptions.unqueued.len(),
                 "the MQTT request queue is full; subscriptions are queued as it drains"
