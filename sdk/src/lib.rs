@@ -91,6 +91,7 @@ compile_error!(
      each plugin in its own cargo invocation so features do not unify across plugins."
 );
 
+pub mod allocator;
 pub mod config;
 pub mod device;
 pub mod events;
@@ -106,6 +107,10 @@ pub mod testing;
 pub mod types;
 
 mod error;
+
+#[cfg(all(target_arch = "wasm32", feature = "allocator"))]
+#[global_allocator]
+static ALLOCATOR: allocator::SizeClasses = allocator::SizeClasses::new();
 
 #[cfg(all(
     target_arch = "wasm32",
