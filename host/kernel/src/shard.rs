@@ -534,7 +534,7 @@ fn validate_request_shape(request: &OrderRequest) -> Result<(), KernelError> {
     let mut seen = BTreeSet::new();
     for line in &request.lines {
         check_quantity(
-            &format!("sku {}", line.sku),
+            || format!("sku {}", line.sku),
             line.quantity.into(),
             LINE_QUANTITY_MAX.into(),
         )?;
@@ -545,9 +545,15 @@ fn validate_request_shape(request: &OrderRequest) -> Result<(), KernelError> {
     Ok(())
 }
 
-fn check_quantity(what: &str, quantity: u64, max: u64) -> Result<(), KernelError> {
+/// `what` names the quantity in the error; it is only built for one, since
+/// every line of every order passes through here.
+fn check_quantity(
+    what: impl FnOnce() -> String,
+    quantity: u64,
+    max: u64,
+) -> Result<(), KernelError> {
     if quantity == 0 || quantity > max {
-        return Err(KernelError::InvalidQuantity { what: what.to_string(), quantity, max });
+        return Err(KernelError::InvalidQuantity { what: what(), quantity, max });
     }
     Ok(())
 }
@@ -778,7 +784,7 @@ impl Shard {
             Command::ReceiveStock { store, sku, warehouse, quantity } => {
                 let state = self.store_mut(store)?;
                 check_stock_target(state, sku, warehouse)?;
-                check_quantity(&format!("stock of sku {sku}"), *quantity, STOCK_QUANTITY_MAX)?;
+                check_quantity(|| format!("stock of sku {sku}"), *quantity, STOCK_QUANTITY_MAX)?;
                 let level = state.stock_level(sku, warehouse);
                 if level.on_hand + quantity > STOCK_QUANTITY_MAX {
                     return Err(KernelError::InvalidQuantity {
@@ -797,7 +803,11 @@ impl Shard {
             Command::WriteOffStock { store, sku, warehouse, quantity } => {
                 let state = self.store_mut(store)?;
                 check_stock_target(state, sku, warehouse)?;
-                check_quantity(&format!("write-off of sku {sku}"), *quantity, STOCK_QUANTITY_MAX)?;
+                check_quantity(
+                    || format!("write-off of sku {sku}"),
+                    *quantity,
+                    STOCK_QUANTITY_MAX,
+                )?;
                 let available = state.stock_level(sku, warehouse).available;
                 if *quantity > available {
                     return Err(KernelError::WriteOffExceedsAvailable {
