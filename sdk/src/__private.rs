@@ -141,15 +141,7 @@ pub fn plan_shipment<P: crate::LogisticsPlugin>(
                 location: coordinates_from_wit(warehouse.location),
             })
             .collect(),
-        stock: request
-            .stock
-            .into_iter()
-            .map(|level| crate::types::StockLevel {
-                sku: level.sku,
-                warehouse_id: level.warehouse_id,
-                available: level.available,
-            })
-            .collect(),
+        stock: request.stock,
     };
     match P::plan_with_store_config(&request) {
         Ok(plan) => Ok(wit::ShipmentPlan {

@@ -188,7 +188,7 @@ pub use money::Money;
 pub use types::{
     Address, Cart, CartLine, Coordinates, Customer, CustomerHistory, CustomerSegment, Decision,
     PriceAdjustment, RiskRequest, RiskVerdict, RouteRequest, Shipment, ShipmentLine, ShipmentPlan,
-    StockLevel, UnitsHeld, Warehouse,
+    UnitsHeld, Warehouse,
 };
 
 /// A pricing plugin: turns a cart into the price adjustments to apply.

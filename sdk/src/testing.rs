@@ -58,7 +58,7 @@ use crate::events::{
 use crate::money::Money;
 use crate::types::{
     Address, Cart, CartLine, Coordinates, Customer, CustomerHistory, CustomerSegment, RiskRequest,
-    RouteRequest, StockLevel, UnitsHeld, Warehouse,
+    RouteRequest, UnitsHeld, Warehouse,
 };
 
 /// City centres, for addresses and warehouses in tests.
@@ -194,38 +194,58 @@ impl CartBuilder {
     }
 }
 
-/// Builds a [`RouteRequest`] for a cart from warehouses and stock levels.
+/// Builds a [`RouteRequest`] for a cart from warehouses and stock levels
+/// named by SKU and warehouse id, laid out at `build` into the request's
+/// matrix as the host lays it out.
 #[derive(Clone, Debug)]
 pub struct RouteRequestBuilder {
-    /// The request so far.
-    request: RouteRequest,
+    /// The cart to route.
+    cart: Cart,
+    /// The warehouses so far.
+    warehouses: Vec<Warehouse>,
+    /// (warehouse id, SKU, units) so far; a later entry for the same pair
+    /// replaces an earlier one.
+    stock: Vec<(String, String, u32)>,
 }
 
 impl RouteRequestBuilder {
     /// A request to route `cart`, with no warehouses yet.
     pub fn new(cart: Cart) -> Self {
-        Self { request: RouteRequest { cart, warehouses: Vec::new(), stock: Vec::new() } }
+        Self { cart, warehouses: Vec::new(), stock: Vec::new() }
     }
 
     /// Adds the warehouse `id` at `location`.
     pub fn warehouse(mut self, id: &str, location: Coordinates) -> Self {
-        self.request.warehouses.push(Warehouse { id: id.to_owned(), location });
+        self.warehouses.push(Warehouse { id: id.to_owned(), location });
         self
     }
 
-    /// Says warehouse `warehouse_id` has `available` units of `sku`.
+    /// Says warehouse `warehouse_id` has `available` units of `sku`. Stock
+    /// of a SKU the cart does not have, or in a warehouse the request does
+    /// not list, is not in the request, as the host would not send it.
     pub fn stock(mut self, warehouse_id: &str, sku: &str, available: u32) -> Self {
-        self.request.stock.push(StockLevel {
-            sku: sku.to_owned(),
-            warehouse_id: warehouse_id.to_owned(),
-            available,
-        });
+        self.stock.push((warehouse_id.to_owned(), sku.to_owned(), available));
         self
     }
 
-    /// The request.
+    /// The request: one row per cart line, one count per warehouse.
     pub fn build(self) -> RouteRequest {
-        self.request
+        let units = |warehouse: &Warehouse, sku: &str| {
+            self.stock
+                .iter()
+                .rev()
+                .find(|(id, stocked, _)| *id == warehouse.id && stocked == sku)
+                .map_or(0, |(_, _, available)| *available)
+        };
+        let stock = self
+            .cart
+            .lines
+            .iter()
+            .map(|line| {
+                self.warehouses.iter().map(|warehouse| units(warehouse, &line.sku)).collect()
+            })
+            .collect();
+        RouteRequest { cart: self.cart, warehouses: self.warehouses, stock }
     }
 }
 
@@ -524,5 +544,31 @@ impl EventStream {
             .unwrap_or_else(|| panic!("test event stream: order {order} was not placed"))
             .clone();
         OrderStatus { order, total }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_requests_stock_is_laid_out_by_cart_line_and_warehouse() {
+        let cart = CartBuilder::new("CNY").line("TEA", 1, "1.00").line("CUP", 1, "1.00").build();
+        let request = RouteRequestBuilder::new(cart)
+            .warehouse("A", places::SHANGHAI)
+            .warehouse("B", places::BEIJING)
+            .stock("B", "TEA", 4)
+            .stock("A", "CUP", 2)
+            .stock("B", "TEA", 5)
+            .stock("A", "COAT", 9)
+            .stock("C", "TEA", 9)
+            .build();
+        // Later entries replace earlier ones; a SKU outside the cart and a
+        // warehouse outside the request are left out.
+        assert_eq!(request.stock, vec![vec![0, 5], vec![2, 0]]);
+        assert_eq!(request.available(0, 1), 5);
+        assert_eq!(request.available(1, 0), 2);
+        assert_eq!(request.available(2, 0), 0, "no such line");
+        assert_eq!(request.available(0, 7), 0, "no such warehouse");
     }
 }

@@ -176,17 +176,6 @@ pub struct Warehouse {
     pub location: Coordinates,
 }
 
-/// How many units of a SKU a warehouse can still promise.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StockLevel {
-    /// The SKU.
-    pub sku: String,
-    /// The warehouse holding it.
-    pub warehouse_id: String,
-    /// Units available to reserve now.
-    pub available: u32,
-}
-
 /// What a logistics plugin is asked to route.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteRequest {
@@ -194,8 +183,18 @@ pub struct RouteRequest {
     pub cart: Cart,
     /// Every warehouse of the store.
     pub warehouses: Vec<Warehouse>,
-    /// Available stock of the cart's SKUs in every warehouse that holds any.
-    pub stock: Vec<StockLevel>,
+    /// Units available to reserve now, by cart line and warehouse:
+    /// `stock[l][w]` is what `warehouses[w]` holds of the SKU of
+    /// `cart.lines[l]`. Read it with [`RouteRequest::available`].
+    pub stock: Vec<Vec<u32>>,
+}
+
+impl RouteRequest {
+    /// Units of the SKU of `cart.lines[line]` available in
+    /// `warehouses[warehouse]`; 0 for a position the request does not hold.
+    pub fn available(&self, line: usize, warehouse: usize) -> u32 {
+        self.stock.get(line).and_then(|row| row.get(warehouse)).copied().unwrap_or(0)
+    }
 }
 
 /// Units of one SKU taken from one warehouse.

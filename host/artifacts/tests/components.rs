@@ -26,7 +26,7 @@ const WASI_PREFIXES: &[&str] = &["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:
 
 /// The prefix and version of Bazaar's own interfaces.
 const BAZAAR_PREFIX: &str = "bazaar:commerce/";
-const BAZAAR_VERSION: &str = "@0.1.0";
+const BAZAAR_VERSION: &str = "@0.2.0";
 
 /// The Bazaar interfaces of shared types (every plugin imports `types`,
 /// analytics plugins `events`, device drivers `device-types`): they have no
@@ -126,23 +126,23 @@ fn every_artifact_validates_as_a_component() {
 #[test]
 fn each_plugin_exports_exactly_the_extension_point_of_its_manifest_kind() {
     let (_, pricing_exports) = interface_names(PRICING_PROMOTIONS.wasm);
-    assert_eq!(pricing_exports, ["bazaar:commerce/pricer@0.1.0"]);
+    assert_eq!(pricing_exports, ["bazaar:commerce/pricer@0.2.0"]);
     let (_, logistics_exports) = interface_names(LOGISTICS_ROUTER.wasm);
-    assert_eq!(logistics_exports, ["bazaar:commerce/router@0.1.0"]);
+    assert_eq!(logistics_exports, ["bazaar:commerce/router@0.2.0"]);
     let (_, risk_exports) = interface_names(RISK_GUARD.wasm);
-    assert_eq!(risk_exports, ["bazaar:commerce/risk-assessor@0.1.0"]);
+    assert_eq!(risk_exports, ["bazaar:commerce/risk-assessor@0.2.0"]);
     let (_, analytics_exports) = interface_names(ANALYTICS_LIVE.wasm);
-    assert_eq!(analytics_exports, ["bazaar:commerce/analyzer@0.1.0"]);
+    assert_eq!(analytics_exports, ["bazaar:commerce/analyzer@0.2.0"]);
     let (_, driver_exports) = interface_names(DRIVER_VDA5050.wasm);
-    assert_eq!(driver_exports, ["bazaar:commerce/driver@0.1.0"]);
+    assert_eq!(driver_exports, ["bazaar:commerce/driver@0.2.0"]);
     for artifact in all_artifacts() {
         let (kind, _) = kind_and_capabilities(&artifact);
         let export = match kind.as_str() {
-            "pricing" => "bazaar:commerce/pricer@0.1.0",
-            "logistics" => "bazaar:commerce/router@0.1.0",
-            "risk" => "bazaar:commerce/risk-assessor@0.1.0",
-            "analytics" => "bazaar:commerce/analyzer@0.1.0",
-            "device-driver" => "bazaar:commerce/driver@0.1.0",
+            "pricing" => "bazaar:commerce/pricer@0.2.0",
+            "logistics" => "bazaar:commerce/router@0.2.0",
+            "risk" => "bazaar:commerce/risk-assessor@0.2.0",
+            "analytics" => "bazaar:commerce/analyzer@0.2.0",
+            "device-driver" => "bazaar:commerce/driver@0.2.0",
             other => panic!("{} has an unknown kind {other:?}", artifact.id),
         };
         let (_, exports) = interface_names(artifact.wasm);

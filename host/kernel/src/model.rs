@@ -379,11 +379,11 @@ impl PluginKind {
     /// The versioned interface a plugin of this kind exports.
     pub fn export(self) -> &'static str {
         match self {
-            PluginKind::Pricing => "bazaar:commerce/pricer@0.1.0",
-            PluginKind::Logistics => "bazaar:commerce/router@0.1.0",
-            PluginKind::Risk => "bazaar:commerce/risk-assessor@0.1.0",
-            PluginKind::Analytics => "bazaar:commerce/analyzer@0.1.0",
-            PluginKind::DeviceDriver => "bazaar:commerce/driver@0.1.0",
+            PluginKind::Pricing => "bazaar:commerce/pricer@0.2.0",
+            PluginKind::Logistics => "bazaar:commerce/router@0.2.0",
+            PluginKind::Risk => "bazaar:commerce/risk-assessor@0.2.0",
+            PluginKind::Analytics => "bazaar:commerce/analyzer@0.2.0",
+            PluginKind::DeviceDriver => "bazaar:commerce/driver@0.2.0",
         }
     }
 }
@@ -429,9 +429,9 @@ impl Capability {
     /// The versioned WIT interface a plugin imports to use it.
     pub fn interface(self) -> &'static str {
         match self {
-            Capability::Log => "bazaar:commerce/log@0.1.0",
-            Capability::Config => "bazaar:commerce/config@0.1.0",
-            Capability::State => "bazaar:commerce/state@0.1.0",
+            Capability::Log => "bazaar:commerce/log@0.2.0",
+            Capability::Config => "bazaar:commerce/config@0.2.0",
+            Capability::State => "bazaar:commerce/state@0.2.0",
         }
     }
 

@@ -137,10 +137,10 @@ where
             stock: request
                 .stock
                 .iter()
-                .map(|s| bazaar_sdk::StockLevel {
-                    sku: s.sku.to_string(),
-                    warehouse_id: s.warehouse.to_string(),
-                    available: u32::try_from(s.available).unwrap_or(u32::MAX),
+                .map(|row| {
+                    row.iter()
+                        .map(|&available| u32::try_from(available).unwrap_or(u32::MAX))
+                        .collect()
                 })
                 .collect(),
         };

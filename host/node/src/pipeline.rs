@@ -15,12 +15,12 @@ use std::sync::Arc;
 
 use bazaar_kernel::model::{
     Adjustment, Cart, PluginFailure, PluginId, PluginKind, PluginRef, RiskCheck, Router,
-    ShipmentPlan, StoreId,
+    ShipmentPlan, StoreId, Warehouse,
 };
 use bazaar_kernel::{PluginConfig, Shard, StateWrite, StoreState, validate_adjustments};
 use bazaar_runtime::{
     CustomerHistory, Decision, PluginCall, Pricer, RiskAssessor, RiskRequest, RouteRequest,
-    ShipmentRouter, StockAvailability, UnitsHeld,
+    ShipmentRouter, UnitsHeld,
 };
 
 use crate::breaker::{Breakers, PublishedBreakers};
@@ -744,22 +744,64 @@ fn clip(mut text: String) -> String {
     text
 }
 
-/// The route request for `cart`: every warehouse, and the available stock
-/// of the cart's SKUs wherever there is some.
+/// The route request for `cart`: every warehouse, and what each holds of
+/// each line's SKU.
 pub fn route_request<'a>(state: &'a StoreState, cart: &'a Cart) -> RouteRequest<'a> {
-    let mut stock = Vec::new();
-    for line in &cart.lines {
-        if let Some(levels) = state.stock().get(&line.sku) {
-            for (warehouse, level) in levels {
-                if level.available > 0 {
-                    stock.push(StockAvailability {
-                        sku: &line.sku,
-                        warehouse,
-                        available: level.available,
-                    });
-                }
-            }
+    let warehouses: Vec<&Warehouse> = state.warehouses().values().collect();
+    let stock = cart
+        .lines
+        .iter()
+        .map(|line| {
+            let levels = state.stock().get(&line.sku);
+            warehouses
+                .iter()
+                .map(|warehouse| {
+                    levels
+                        .and_then(|levels| levels.get(&warehouse.id))
+                        .map_or(0, |level| level.available)
+                })
+                .collect()
+        })
+        .collect();
+    RouteRequest { cart, warehouses, stock }
+}
+
+#[cfg(test)]
+mod tests {
+    use bazaar_kernel::model::{Coordinates, StoreId, Warehouse, WarehouseId};
+    use bazaar_kernel::{Command, Shard};
+
+    use super::route_request;
+    use crate::seed;
+
+    #[test]
+    fn the_route_request_holds_each_lines_stock_in_every_warehouse_in_warehouse_order() {
+        let store = StoreId::new("s").unwrap();
+        let mut shard = Shard::new();
+        // Ten hot units over the four seeded warehouses: HGH 3, SHA 3, PEK 2, CAN 2.
+        for command in seed::flagship_store(&store, 10) {
+            shard.apply(&command).unwrap();
         }
+        let empty = Warehouse {
+            id: WarehouseId::new("ZZZ").unwrap(),
+            name: "empty".into(),
+            location: Coordinates { latitude_micro: 0, longitude_micro: 0 },
+        };
+        shard.apply(&Command::UpsertWarehouse { store: store.clone(), warehouse: empty }).unwrap();
+        let hot = bazaar_kernel::model::Sku::new(seed::HOT_SKU).unwrap();
+        let request =
+            seed::order_request(1, vec![(hot, 1), (seed::ordinary_sku(0), 2)], None, None);
+        let cart = shard.prepare_cart(&store, &request, 0).unwrap();
+        let state = shard.store(&store).unwrap();
+
+        let route = route_request(state, &cart);
+
+        let ids: Vec<&str> = route.warehouses.iter().map(|w| w.id.as_str()).collect();
+        assert_eq!(ids, ["CAN", "HGH", "PEK", "SHA", "ZZZ"]);
+        let ordinary = seed::ORDINARY_STOCK_PER_WAREHOUSE;
+        assert_eq!(
+            route.stock,
+            vec![vec![2, 3, 2, 3, 0], vec![ordinary, ordinary, ordinary, ordinary, 0]]
+        );
     }
-    RouteRequest { cart, warehouses: state.warehouses().values().collect(), stock }
 }

@@ -178,10 +178,10 @@ mod tests {
 
     #[test]
     fn imports_are_classified_by_interface_whatever_their_version() {
-        assert!(matches!(classify("bazaar:commerce/types@0.1.0"), ImportClass::Types));
-        assert!(matches!(classify("bazaar:commerce/events@0.1.0"), ImportClass::Types));
-        assert!(matches!(classify("bazaar:commerce/device-types@0.1.0"), ImportClass::Types));
-        assert!(matches!(classify("bazaar:commerce/driver@0.1.0"), ImportClass::Unknown));
+        assert!(matches!(classify("bazaar:commerce/types@0.2.0"), ImportClass::Types));
+        assert!(matches!(classify("bazaar:commerce/events@0.2.0"), ImportClass::Types));
+        assert!(matches!(classify("bazaar:commerce/device-types@0.2.0"), ImportClass::Types));
+        assert!(matches!(classify("bazaar:commerce/driver@0.2.0"), ImportClass::Unknown));
         assert!(matches!(
             classify("bazaar:commerce/state@0.1.3"),
             ImportClass::Capability(Capability::State)
@@ -191,8 +191,8 @@ mod tests {
             ImportClass::Capability(Capability::Log)
         ));
         assert!(matches!(classify("wasi:io/streams@0.2.6"), ImportClass::Wasi));
-        assert!(matches!(classify("bazaar:commerce/pricer@0.1.0"), ImportClass::Unknown));
-        assert!(matches!(classify("bazaar:commerce/analyzer@0.1.0"), ImportClass::Unknown));
+        assert!(matches!(classify("bazaar:commerce/pricer@0.2.0"), ImportClass::Unknown));
+        assert!(matches!(classify("bazaar:commerce/analyzer@0.2.0"), ImportClass::Unknown));
         assert!(matches!(classify("acme:tools/shell@1.0.0"), ImportClass::Unknown));
         assert!(matches!(classify("wasix:io/streams"), ImportClass::Unknown));
     }

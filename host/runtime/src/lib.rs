@@ -104,7 +104,7 @@ pub use limits::{
     PluginLimits, RuntimeLimits, SHIPMENT_LINES_MAX_DEFAULT, TABLE_ELEMENTS_MAX_DEFAULT,
     WASM_STACK_BYTES_LIMIT, WASM_STACK_BYTES_MAX_DEFAULT,
 };
-pub use logistics::{LogisticsPlugin, RouteRequest, ShipmentRouter, StockAvailability};
+pub use logistics::{LogisticsPlugin, RouteRequest, ShipmentRouter};
 pub use plugin::LoadedPlugin;
 pub use pricing::{Pricer, PricingPlugin};
 pub use risk::{

@@ -1,7 +1,7 @@
 //! The logistics extension point: a loaded logistics plugin, the
 //! per-worker [`ShipmentRouter`] that calls it, and the request it routes.
 
-use bazaar_kernel::model::{Cart, ShipmentPlan, Sku, Warehouse, WarehouseId};
+use bazaar_kernel::model::{Cart, ShipmentPlan, Warehouse};
 
 use crate::bindings::logistics::{Logistics, LogisticsPre};
 use crate::call::{CallOutcome, PluginCall};
@@ -18,19 +18,10 @@ pub struct RouteRequest<'a> {
     pub cart: &'a Cart,
     /// Every warehouse of the store.
     pub warehouses: Vec<&'a Warehouse>,
-    /// Available stock of the cart's SKUs in every warehouse that holds any.
-    pub stock: Vec<StockAvailability<'a>>,
-}
-
-/// Units of one SKU one warehouse can still promise.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StockAvailability<'a> {
-    /// The SKU.
-    pub sku: &'a Sku,
-    /// The warehouse.
-    pub warehouse: &'a WarehouseId,
-    /// Units available to reserve now.
-    pub available: u64,
+    /// Units available to reserve now, by cart line and warehouse:
+    /// `stock[l][w]` is what `warehouses[w]` holds of the SKU of
+    /// `cart.lines[l]` (the WIT `route-request`'s matrix).
+    pub stock: Vec<Vec<u64>>,
 }
 
 extension_point! {

@@ -369,9 +369,9 @@ fn analytics_live_installs_with_its_grants_and_loads_as_an_analytics_plugin() {
     let report = runtime
         .check(&compiled, PluginKind::Analytics, &granted)
         .expect("passes the install check");
-    assert_eq!(report.exports, ["bazaar:commerce/analyzer@0.1.0"]);
+    assert_eq!(report.exports, ["bazaar:commerce/analyzer@0.2.0"]);
     assert!(
-        report.imports.iter().any(|name| name == "bazaar:commerce/events@0.1.0"),
+        report.imports.iter().any(|name| name == "bazaar:commerce/events@0.2.0"),
         "{:?}",
         report.imports
     );
@@ -406,7 +406,7 @@ fn an_analytics_component_is_no_pricing_plugin_and_the_reverse() {
     match runtime.check(&pricing, PluginKind::Analytics, &granted) {
         Err(LoadError::WrongWorld { world, detail }) => {
             assert_eq!(world, "analytics");
-            assert!(detail.contains("bazaar:commerce/analyzer@0.1.0"), "{detail}");
+            assert!(detail.contains("bazaar:commerce/analyzer@0.2.0"), "{detail}");
         }
         other => panic!("expected the wrong world, got {other:?}"),
     }

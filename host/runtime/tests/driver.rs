@@ -130,7 +130,7 @@ fn the_vda_driver_installs_as_a_device_driver_with_log_and_config() {
     let report = runtime
         .check(&compiled, PluginKind::DeviceDriver, &granted)
         .expect("passes the install check with log and config");
-    assert_eq!(report.exports, ["bazaar:commerce/driver@0.1.0"]);
+    assert_eq!(report.exports, ["bazaar:commerce/driver@0.2.0"]);
     assert!(report.capabilities_used.is_subset(&granted), "{:?}", report.capabilities_used);
 
     let loaded = runtime
@@ -156,7 +156,7 @@ fn a_pricing_component_is_no_device_driver_and_a_driver_is_no_pricing_plugin() {
     match runtime.check(&pricing, PluginKind::DeviceDriver, &every_grant()) {
         Err(LoadError::WrongWorld { world, detail }) => {
             assert_eq!(world, "device-driver");
-            assert!(detail.contains("bazaar:commerce/driver@0.1.0"), "{detail}");
+            assert!(detail.contains("bazaar:commerce/driver@0.2.0"), "{detail}");
         }
         other => panic!("expected the wrong world, got {other:?}"),
     }

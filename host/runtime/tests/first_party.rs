@@ -9,10 +9,8 @@ mod common;
 use std::sync::Arc;
 
 use bazaar_artifacts::{LOGISTICS_ROUTER, PRICING_PROMOTIONS};
-use bazaar_kernel::model::{Coordinates, Router, ShipmentLine, Sku, Warehouse, WarehouseId};
-use bazaar_runtime::{
-    CallError, LoadError, PluginError, RouteRequest, RuntimeLimits, StockAvailability,
-};
+use bazaar_kernel::model::{Cart, Coordinates, Router, ShipmentLine, Sku, Warehouse, WarehouseId};
+use bazaar_runtime::{CallError, LoadError, PluginError, RouteRequest, RuntimeLimits};
 use common::{SHANGHAI, call, cart, plugin_ref, runtime, test_limits};
 
 const THRESHOLD_CONFIG: &str = r#"{
@@ -87,25 +85,23 @@ fn warehouse(id: &str, latitude_micro: i32, longitude_micro: i32) -> Warehouse {
     }
 }
 
-/// Stock levels as (SKU, warehouse, units available), owned by the test.
-fn stock(levels: &[(&str, &str, u64)]) -> Vec<(Sku, WarehouseId, u64)> {
-    levels
+/// The request's stock matrix for `cart` and `warehouses` from levels
+/// given as (SKU, warehouse, units available); 0 where none is given.
+fn stock(cart: &Cart, warehouses: &[Warehouse], levels: &[(&str, &str, u64)]) -> Vec<Vec<u64>> {
+    cart.lines
         .iter()
-        .map(|(sku, warehouse, available)| {
-            let sku = Sku::new(*sku).expect("valid sku");
-            (sku, WarehouseId::new(*warehouse).expect("valid warehouse id"), *available)
-        })
-        .collect()
-}
-
-/// `levels` lent to a request.
-fn lent(levels: &[(Sku, WarehouseId, u64)]) -> Vec<StockAvailability<'_>> {
-    levels
-        .iter()
-        .map(|(sku, warehouse, available)| StockAvailability {
-            sku,
-            warehouse,
-            available: *available,
+        .map(|line| {
+            warehouses
+                .iter()
+                .map(|warehouse| {
+                    levels
+                        .iter()
+                        .find(|(sku, id, _)| {
+                            *sku == line.sku.as_str() && *id == warehouse.id.as_str()
+                        })
+                        .map_or(0, |(_, _, available)| *available)
+                })
+                .collect()
         })
         .collect()
 }
@@ -126,13 +122,16 @@ fn logistics_router_splits_an_order_between_the_nearest_and_a_distant_warehouse(
         warehouse("wh-shanghai", SHANGHAI.latitude_micro, SHANGHAI.longitude_micro),
         warehouse("wh-beijing", 39_904_200, 116_407_400),
     ];
-    let stock = stock(&[
-        ("TEA-250G", "wh-shanghai", 1),
-        ("COAT", "wh-shanghai", 2),
-        ("TEA-250G", "wh-beijing", 5),
-    ]);
-    let request =
-        RouteRequest { cart: &cart, warehouses: warehouses.iter().collect(), stock: lent(&stock) };
+    let stock = stock(
+        &cart,
+        &warehouses,
+        &[
+            ("TEA-250G", "wh-shanghai", 1),
+            ("COAT", "wh-shanghai", 2),
+            ("TEA-250G", "wh-beijing", 5),
+        ],
+    );
+    let request = RouteRequest { cart: &cart, warehouses: warehouses.iter().collect(), stock };
 
     let outcome = router.plan_shipment(call("store-a", None, Arc::default()), &request);
 
@@ -160,9 +159,8 @@ fn logistics_router_refuses_an_order_the_stock_cannot_cover() {
         .expect("logistics-router loads");
     let cart = cart("store-a", &[("TEA-250G", 3, 99_00)]);
     let warehouses = [warehouse("wh-shanghai", SHANGHAI.latitude_micro, SHANGHAI.longitude_micro)];
-    let stock = stock(&[("TEA-250G", "wh-shanghai", 2)]);
-    let request =
-        RouteRequest { cart: &cart, warehouses: warehouses.iter().collect(), stock: lent(&stock) };
+    let stock = stock(&cart, &warehouses, &[("TEA-250G", "wh-shanghai", 2)]);
+    let request = RouteRequest { cart: &cart, warehouses: warehouses.iter().collect(), stock };
 
     let outcome = plugin.router().plan_shipment(call("store-a", None, Arc::default()), &request);
 

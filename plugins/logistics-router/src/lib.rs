@@ -41,7 +41,7 @@
 //! without `free_shipping_over_minor` shipping is never free. A store that
 //! gives no configuration gets these defaults.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bazaar_sdk::geo::distance_km;
 use bazaar_sdk::money::AMOUNT_MINOR_MAX;
@@ -55,10 +55,6 @@ use serde::Deserialize;
 /// warehouse holding stock of the cart; a national network has tens, and
 /// 1,000 bounds the scan.
 pub const WAREHOUSES_MAX: usize = 1_000;
-
-/// The most stock levels one request may carry: the cart's SKUs in every
-/// warehouse holding any, at most one level per SKU and warehouse.
-pub const STOCK_LEVELS_MAX: usize = 100_000;
 
 /// The most distinct SKUs routed in one cart. Routing keeps a row of counts
 /// per SKU for every candidate warehouse; a cart of 1,000 different SKUs is
@@ -145,12 +141,15 @@ struct Demand<'request> {
     skus: Vec<&'request str>,
     /// Units wanted per SKU, parallel to `skus`.
     quantities: Vec<u64>,
+    /// The index in `skus` of each cart line's SKU, in line order.
+    line_skus: Vec<usize>,
 }
 
 impl<'request> Demand<'request> {
     fn of(request: &'request RouteRequest) -> Result<Self, PluginError> {
         let mut skus: Vec<&str> = Vec::new();
         let mut quantities: Vec<u64> = Vec::new();
+        let mut line_skus: Vec<usize> = Vec::with_capacity(request.cart.lines.len());
         let mut index_by_sku: BTreeMap<&str, usize> = BTreeMap::new();
         for line in &request.cart.lines {
             let index = *index_by_sku.entry(line.sku.as_str()).or_insert_with(|| {
@@ -159,6 +158,7 @@ impl<'request> Demand<'request> {
                 skus.len() - 1
             });
             quantities[index] += u64::from(line.quantity);
+            line_skus.push(index);
         }
         if skus.len() > CART_SKUS_MAX {
             return Err(PluginError::unsupported(format!(
@@ -166,11 +166,7 @@ impl<'request> Demand<'request> {
                 skus.len()
             )));
         }
-        Ok(Self { skus, quantities })
-    }
-
-    fn index_of(&self, sku: &str) -> Option<usize> {
-        self.skus.iter().position(|known| *known == sku)
+        Ok(Self { skus, quantities, line_skus })
     }
 
     /// `unsupported` naming the first SKU the candidates cannot cover.
@@ -199,8 +195,6 @@ struct Candidate<'request> {
 }
 
 /// The warehouses that hold any of the cart's SKUs, in request order.
-/// Stock in a warehouse the request does not list cannot be routed and is
-/// left out.
 fn candidates<'request>(
     request: &'request RouteRequest,
     demand: &Demand<'request>,
@@ -211,40 +205,30 @@ fn candidates<'request>(
             request.warehouses.len()
         )));
     }
-    if request.stock.len() > STOCK_LEVELS_MAX {
-        return Err(PluginError::unsupported(format!(
-            "the request carries {} stock levels; at most {STOCK_LEVELS_MAX} are routed",
-            request.stock.len()
-        )));
-    }
-    let mut index_by_id: BTreeMap<&str, usize> = BTreeMap::new();
-    for (index, warehouse) in request.warehouses.iter().enumerate() {
-        if index_by_id.insert(warehouse.id.as_str(), index).is_some() {
+    let mut ids: BTreeSet<&str> = BTreeSet::new();
+    let mut candidates = Vec::new();
+    for (warehouse_index, warehouse) in request.warehouses.iter().enumerate() {
+        if !ids.insert(warehouse.id.as_str()) {
             return Err(PluginError::unsupported(format!(
                 "warehouse {} is listed twice",
                 warehouse.id
             )));
         }
+        // Lines of one SKU show the same stock: it is counted once.
+        let mut available = vec![0u64; demand.skus.len()];
+        for (line_index, &sku) in demand.line_skus.iter().enumerate() {
+            let units = u64::from(request.available(line_index, warehouse_index));
+            available[sku] = available[sku].max(units);
+        }
+        if available.iter().any(|&units| units > 0) {
+            candidates.push(Candidate {
+                id: &warehouse.id,
+                location: warehouse.location,
+                available,
+            });
+        }
     }
-    let mut available_by_warehouse: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
-    for level in &request.stock {
-        let (Some(&warehouse), Some(sku)) =
-            (index_by_id.get(level.warehouse_id.as_str()), demand.index_of(&level.sku))
-        else {
-            continue;
-        };
-        let available =
-            available_by_warehouse.entry(warehouse).or_insert_with(|| vec![0; demand.skus.len()]);
-        available[sku] += u64::from(level.available);
-    }
-    Ok(available_by_warehouse
-        .into_iter()
-        .map(|(warehouse, available)| Candidate {
-            id: &request.warehouses[warehouse].id,
-            location: request.warehouses[warehouse].location,
-            available,
-        })
-        .collect())
+    Ok(candidates)
 }
 
 /// The unused candidate that ships the most of `missing`; ties go to the
@@ -666,6 +650,25 @@ mod tests {
             Router::plan(&empty, &Config::default()),
             Err(PluginError::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn a_stock_matrix_shorter_than_the_cart_or_the_warehouses_counts_as_no_stock() {
+        let cart = CartBuilder::new("CNY").line("TEA", 1, "129.00").line("CUP", 1, "19.00").build();
+        let mut request = RouteRequestBuilder::new(cart)
+            .warehouse("WH-SHANGHAI", places::SHANGHAI)
+            .warehouse("WH-BEIJING", places::BEIJING)
+            .stock("WH-BEIJING", "TEA", 5)
+            .stock("WH-BEIJING", "CUP", 5)
+            .build();
+        // CUP's row is missing and TEA's has no count for Beijing.
+        request.stock = vec![vec![0]];
+        assert!(matches!(
+            Router::plan(&request, &Config::default()),
+            Err(PluginError::Unsupported(_))
+        ));
+        request.stock = vec![vec![0, 5], vec![0, 5]];
+        assert_eq!(warehouses_of(&plan(&request)), ["WH-BEIJING"]);
     }
 
     #[test]
