@@ -623,11 +623,6 @@ impl OrderInput {
         self.currency.as_deref().map(|code| parse_currency("currency", code)).transpose()
     }
 
-    /// The customer id, checked.
-    pub fn customer_id(&self) -> Result<CustomerId, ApiError> {
-        parse_id("customer.id", CustomerId::new, self.customer.id.clone())
-    }
-
     /// The kernel request.
     pub fn into_request(self, idempotency_key: Option<String>) -> Result<OrderRequest, ApiError> {
         let customer = kernel::Customer {
@@ -639,10 +634,12 @@ impl OrderInput {
             .into_iter()
             .enumerate()
             .map(|(index, line)| {
-                Ok(LineRequest {
-                    sku: parse_id(format!("lines[{index}].sku"), Sku::new, line.sku)?,
-                    quantity: line.quantity,
-                })
+                // The field's name is built only for an error: every line of
+                // every order passes through here.
+                let sku = Sku::new(line.sku).map_err(|error| {
+                    ApiError::from(error).at_field(format!("lines[{index}].sku"))
+                })?;
+                Ok(LineRequest { sku, quantity: line.quantity })
             })
             .collect::<Result<_, ApiError>>()?;
         Ok(OrderRequest {

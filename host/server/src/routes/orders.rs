@@ -9,6 +9,7 @@ use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bazaar_kernel::model::{IDEMPOTENCY_KEY_LEN_MAX, OrderNumber, StoreId};
+use bazaar_kernel::money::Currency;
 use bazaar_kernel::{Command, Outcome};
 
 use crate::auth::{Authorized, Role, perm};
@@ -54,9 +55,9 @@ fn idempotency_key(headers: &HeaderMap, role: Role) -> Result<Option<String>, Ap
 async fn check_currency(
     state: &AppState,
     store: &StoreId,
-    input: &OrderInput,
+    expected: Option<Currency>,
 ) -> Result<(), ApiError> {
-    let Some(expected) = input.expected_currency()? else { return Ok(()) };
+    let Some(expected) = expected else { return Ok(()) };
     let actual = state.store_currency(store).await?;
     if expected != actual {
         return Err(ApiError::from(bazaar_kernel::KernelError::CurrencyMismatch {
@@ -112,9 +113,10 @@ pub async fn create(
     let store = auth.store()?.clone();
     let key = idempotency_key(&headers, auth.caller.role)?;
     let input: OrderInput = body.parse().await?;
-    state.rate_limits().admit_customer(&store, &input.customer_id()?)?;
-    check_currency(&state, &store, &input).await?;
+    let expected_currency = input.expected_currency()?;
     let request = input.into_request(key)?;
+    state.rate_limits().admit_customer(&store, &request.customer.id)?;
+    check_currency(&state, &store, expected_currency).await?;
     let id = store.clone();
     let (outcome, copy) = state
         .place_order(store.clone(), request, move |shard, outcome| match outcome {
@@ -363,9 +365,10 @@ pub async fn price_cart(
 ) -> Result<Json<CartPrice>, ApiError> {
     let store = auth.store()?.clone();
     let input: OrderInput = body.parse().await?;
-    state.rate_limits().admit_customer(&store, &input.customer_id()?)?;
-    check_currency(&state, &store, &input).await?;
+    let expected_currency = input.expected_currency()?;
     let request = input.into_request(None)?;
+    state.rate_limits().admit_customer(&store, &request.customer.id)?;
+    check_currency(&state, &store, expected_currency).await?;
     let preview = state.preview(store.clone(), request).await?;
     Ok(Json(CartPrice::of(&store, &preview)))
 }
