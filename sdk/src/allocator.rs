@@ -42,7 +42,9 @@ const BLOCK_ALIGN: usize = 8;
 pub const CACHED_BLOCKS_PER_CLASS_MAX: u32 = 128;
 
 /// The size-class allocator. Components are single-threaded (wasm32-wasip2
-/// has no threads), so its lists need no lock.
+/// has no threads), so its lists need no lock; the SDK installs it only on
+/// wasm32 without the `atomics` feature, and it must not be shared between
+/// threads anywhere else.
 pub struct SizeClasses {
     /// One list of free blocks per class.
     lists: UnsafeCell<[FreeList; CLASSES]>,

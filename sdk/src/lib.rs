@@ -108,7 +108,8 @@ pub mod types;
 
 mod error;
 
-#[cfg(all(target_arch = "wasm32", feature = "allocator"))]
+// Only where a component has one thread: the allocator's lists have no lock.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics"), feature = "allocator"))]
 #[global_allocator]
 static ALLOCATOR: allocator::SizeClasses = allocator::SizeClasses::new();
 
