@@ -42,9 +42,9 @@ const BLOCK_ALIGN: usize = 8;
 pub const CACHED_BLOCKS_PER_CLASS_MAX: u32 = 128;
 
 /// The size-class allocator. Components are single-threaded (wasm32-wasip2
-/// has no threads), so its lists need no lock; the SDK installs it only on
-/// wasm32 without the `atomics` feature, and it must not be shared between
-/// threads anywhere else.
+/// has no threads), so its lists need no lock: the module is compiled only
+/// for wasm32 without the `atomics` feature, and for its own tests, which
+/// use each instance from one thread.
 pub struct SizeClasses {
     /// One list of free blocks per class.
     lists: UnsafeCell<[FreeList; CLASSES]>,
@@ -59,7 +59,8 @@ struct FreeList {
     len: u32,
 }
 
-// SAFETY: a component has one thread; nothing shares the lists.
+// SAFETY: compiled only where a component has one thread, and for the
+// tests below, each of which uses its own instance from one thread.
 unsafe impl Sync for SizeClasses {}
 
 impl SizeClasses {
@@ -83,12 +84,6 @@ impl SizeClasses {
     }
 }
 
-impl Default for SizeClasses {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// The class a layout is served from, if any.
 fn class_of(layout: Layout) -> Option<usize> {
     if layout.size() > CLASS_BYTES_MAX || layout.align() > BLOCK_ALIGN {
@@ -100,10 +95,8 @@ fn class_of(layout: Layout) -> Option<usize> {
 
 /// The layout `malloc` gives a block of `class`.
 fn block_layout(class: usize) -> Layout {
-    // The size is a power of two no larger than CLASS_BYTES_MAX and the
-    // alignment a power of two: always a valid layout.
     Layout::from_size_align(1 << (class + CLASS_BYTES_MIN_LOG2 as usize), BLOCK_ALIGN)
-        .unwrap_or(Layout::new::<u64>())
+        .expect("a power of two up to CLASS_BYTES_MAX, aligned to a power of two, is a layout")
 }
 
 // SAFETY: every block handed out is at least as large and as aligned as

@@ -91,7 +91,13 @@ compile_error!(
      each plugin in its own cargo invocation so features do not unify across plugins."
 );
 
-pub mod allocator;
+// The lists of the components' allocator have no lock: compiled only where
+// a component has one thread, and for its own tests.
+#[cfg(any(
+    test,
+    all(target_arch = "wasm32", not(target_feature = "atomics"), feature = "allocator")
+))]
+mod allocator;
 pub mod config;
 pub mod device;
 pub mod events;
@@ -108,7 +114,6 @@ pub mod types;
 
 mod error;
 
-// Only where a component has one thread: the allocator's lists have no lock.
 #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics"), feature = "allocator"))]
 #[global_allocator]
 static ALLOCATOR: allocator::SizeClasses = allocator::SizeClasses::new();

@@ -134,15 +134,7 @@ where
                     location: sdk_coordinates(w.location),
                 })
                 .collect(),
-            stock: request
-                .stock
-                .iter()
-                .map(|row| {
-                    row.iter()
-                        .map(|&available| u32::try_from(available).unwrap_or(u32::MAX))
-                        .collect()
-                })
-                .collect(),
+            stock: request.guest_stock(),
         };
         let plan = P::plan(&sdk_request, &parsed).map_err(|e| e.to_string())?;
         let shipments = plan

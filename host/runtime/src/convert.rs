@@ -95,13 +95,7 @@ pub(crate) fn route_request_to_guest(request: &RouteRequest<'_>) -> types::Route
                 },
             })
             .collect(),
-        stock: request
-            .stock
-            .iter()
-            .map(|row| {
-                row.iter().map(|&available| u32::try_from(available).unwrap_or(u32::MAX)).collect()
-            })
-            .collect(),
+        stock: request.guest_stock(),
     }
 }
 

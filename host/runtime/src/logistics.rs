@@ -24,6 +24,20 @@ pub struct RouteRequest<'a> {
     pub stock: Vec<Vec<u64>>,
 }
 
+impl RouteRequest<'_> {
+    /// The stock matrix as plugins see it (WIT counts are `u32`): a count
+    /// above `u32::MAX` is shown as `u32::MAX`, which no cart comes near,
+    /// so no route changes.
+    pub fn guest_stock(&self) -> Vec<Vec<u32>> {
+        self.stock
+            .iter()
+            .map(|row| {
+                row.iter().map(|&available| u32::try_from(available).unwrap_or(u32::MAX)).collect()
+            })
+            .collect()
+    }
+}
+
 extension_point! {
     /// A compiled and linked logistics plugin at one version. Cheap to clone
     /// and to share between threads; instances come from

@@ -207,6 +207,8 @@ fn candidates<'request>(
     }
     let mut ids: BTreeSet<&str> = BTreeSet::new();
     let mut candidates = Vec::new();
+    // Filled for each warehouse; only a candidate's is kept.
+    let mut available = vec![0u64; demand.skus.len()];
     for (warehouse_index, warehouse) in request.warehouses.iter().enumerate() {
         if !ids.insert(warehouse.id.as_str()) {
             return Err(PluginError::unsupported(format!(
@@ -214,8 +216,8 @@ fn candidates<'request>(
                 warehouse.id
             )));
         }
+        available.fill(0);
         // Lines of one SKU show the same stock: it is counted once.
-        let mut available = vec![0u64; demand.skus.len()];
         for (line_index, &sku) in demand.line_skus.iter().enumerate() {
             let units = u64::from(request.available(line_index, warehouse_index));
             available[sku] = available[sku].max(units);
@@ -224,7 +226,7 @@ fn candidates<'request>(
             candidates.push(Candidate {
                 id: &warehouse.id,
                 location: warehouse.location,
-                available,
+                available: std::mem::replace(&mut available, vec![0; demand.skus.len()]),
             });
         }
     }

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bazaar_kernel::model::{IDEMPOTENCY_KEY_LEN_MAX, OrderNumber, StoreId};
+use bazaar_kernel::model::{IDEMPOTENCY_KEY_LEN_MAX, OrderNumber, OrderRequest, StoreId};
 use bazaar_kernel::money::Currency;
 use bazaar_kernel::{Command, Outcome};
 
@@ -52,6 +52,23 @@ fn idempotency_key(headers: &HeaderMap, role: Role) -> Result<Option<String>, Ap
 }
 
 /// Checks the order's stated currency, if any, against the store's.
+/// The order or cart of `body` as the kernel takes it, checked once, within
+/// the customer's rate limit, in the currency the client expects (if it
+/// says one).
+async fn admitted_request(
+    state: &AppState,
+    store: &StoreId,
+    body: JsonBody,
+    idempotency_key: Option<String>,
+) -> Result<OrderRequest, ApiError> {
+    let input: OrderInput = body.parse().await?;
+    let expected_currency = input.expected_currency()?;
+    let request = input.into_request(idempotency_key)?;
+    state.rate_limits().admit_customer(store, &request.customer.id)?;
+    check_currency(state, store, expected_currency).await?;
+    Ok(request)
+}
+
 async fn check_currency(
     state: &AppState,
     store: &StoreId,
@@ -112,11 +129,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let store = auth.store()?.clone();
     let key = idempotency_key(&headers, auth.caller.role)?;
-    let input: OrderInput = body.parse().await?;
-    let expected_currency = input.expected_currency()?;
-    let request = input.into_request(key)?;
-    state.rate_limits().admit_customer(&store, &request.customer.id)?;
-    check_currency(&state, &store, expected_currency).await?;
+    let request = admitted_request(&state, &store, body, key).await?;
     let id = store.clone();
     let (outcome, copy) = state
         .place_order(store.clone(), request, move |shard, outcome| match outcome {
@@ -364,11 +377,7 @@ pub async fn price_cart(
     body: JsonBody,
 ) -> Result<Json<CartPrice>, ApiError> {
     let store = auth.store()?.clone();
-    let input: OrderInput = body.parse().await?;
-    let expected_currency = input.expected_currency()?;
-    let request = input.into_request(None)?;
-    state.rate_limits().admit_customer(&store, &request.customer.id)?;
-    check_currency(&state, &store, expected_currency).await?;
+    let request = admitted_request(&state, &store, body, None).await?;
     let preview = state.preview(store.clone(), request).await?;
     Ok(Json(CartPrice::of(&store, &preview)))
 }
