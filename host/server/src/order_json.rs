@@ -259,9 +259,42 @@ pub fn write_coupons_and_address(out: &mut Vec<u8>, request: &kernel::OrderReque
 /// by a backslash, the control characters below U+0020 by their short form
 /// or `\u00xx`, everything else (UTF-8 included) as it is.
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
-    const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let bytes = text.as_bytes();
+    // Nearly every value (ids, SKUs, reasons) needs no escaping: find how
+    // much of it is plain eight bytes at a time and copy that in one go.
+    let plain = plain_prefix_len(bytes);
+    out.extend_from_slice(&bytes[..plain]);
+    write_escaped(out, &bytes[plain..]);
+    out.push(b'"');
+}
+
+/// How many leading bytes of `bytes` need no escaping, counted in whole
+/// eight-byte words (the rest is left to [`write_escaped`]).
+fn plain_prefix_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    // Non-zero if some byte of `word` is below `bound` (at most 0x80); a
+    // byte of 0x80 or more never counts, so UTF-8 passes as it is.
+    let has_byte_below =
+        |word: u64, bound: u8| word.wrapping_sub(ONES * u64::from(bound)) & !word & HIGH_BITS;
+    let has_byte = |word: u64, byte: u8| has_byte_below(word ^ (ONES * u64::from(byte)), 1);
+    let mut plain = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        if has_byte_below(word, 0x20) | has_byte(word, b'"') | has_byte(word, b'\\') != 0 {
+            break;
+        }
+        plain += 8;
+    }
+    plain
+}
+
+/// Appends `bytes` escaped, without quotes.
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut unescaped_from = 0;
     for (index, &byte) in bytes.iter().enumerate() {
         let short: &[u8] = match byte {
@@ -292,7 +325,6 @@ pub fn write_str(out: &mut Vec<u8>, text: &str) {
         unescaped_from = index + 1;
     }
     out.extend_from_slice(&bytes[unescaped_from..]);
-    out.push(b'"');
 }
 
 /// A signed integer in decimal.
@@ -525,6 +557,22 @@ mod tests {
         let mut written = Vec::new();
         write_str(&mut written, &text);
         assert_eq!(written, serde_json::to_vec(&text).unwrap());
+    }
+
+    #[test]
+    fn a_character_to_escape_is_found_at_every_position_of_a_word() {
+        for special in (0u8..0x20).chain([b'"', b'\\', 0x7f]).map(char::from) {
+            for len in 1..=24 {
+                for position in 0..len {
+                    let text: String = (0..len)
+                        .map(|index| if index == position { special } else { 'a' })
+                        .collect();
+                    let mut written = Vec::new();
+                    write_str(&mut written, &text);
+                    assert_eq!(written, serde_json::to_vec(&text).unwrap(), "{text:?}");
+                }
+            }
+        }
     }
 
     #[test]

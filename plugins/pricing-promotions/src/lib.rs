@@ -52,6 +52,7 @@
 //! adjustments together never exceed the cart's subtotal.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use bazaar_sdk::money::{self, DecimalAmount, Percent};
 use bazaar_sdk::{Cart, Money, PluginConfig, PluginError, PriceAdjustment, PricingPlugin};
@@ -166,14 +167,12 @@ impl Pricing<'_> {
         let Some((rule, times, amount_off)) = best else {
             return Ok(());
         };
-        let campaign = &self.config.campaign;
-        let reason = if rule.repeat {
-            format!("{campaign}: every {} spent, {} off (x{times})", rule.every, rule.off)
-        } else {
-            format!("{campaign}: spend {}, get {} off", rule.every, rule.off)
-        };
-        let code = format!("spend-{}-get-{}", plain_amount(&rule.every), plain_amount(&rule.off));
-        self.push(PriceAdjustment::whole_cart(amount_off, code, reason))
+        let mut reason = rule.reason.clone();
+        if rule.repeat {
+            // Writing into a String cannot fail.
+            let _ = write!(reason, " (x{times})");
+        }
+        self.push(PriceAdjustment::whole_cart(amount_off, rule.code.clone(), reason))
     }
 
     /// Every configured coupon the customer entered, in configuration order.
@@ -205,15 +204,11 @@ impl Pricing<'_> {
             if !amount_off.is_positive() {
                 continue;
             }
-            let reason = match &coupon.min_spend {
-                Some(min_spend) => format!(
-                    "Coupon {}: {} off orders of {min_spend} or more",
-                    coupon.code, coupon.percent
-                ),
-                None => format!("Coupon {}: {} off", coupon.code, coupon.percent),
-            };
-            let code = format!("coupon-{}", coupon.code);
-            self.push(PriceAdjustment::whole_cart(amount_off, code, reason))?;
+            self.push(PriceAdjustment::whole_cart(
+                amount_off,
+                coupon.adjustment_code.clone(),
+                coupon.reason.clone(),
+            ))?;
         }
         Ok(())
     }
@@ -314,9 +309,25 @@ struct SpendThreshold {
     off: Money,
     /// Whether the rule applies once per `every` (true) or once at most.
     repeat: bool,
+    /// The adjustment's code, `spend-300-get-50`.
+    code: String,
+    /// The adjustment's reason; a repeating rule's gets the times reached
+    /// appended. Written once per configuration rather than per cart.
+    reason: String,
 }
 
 impl SpendThreshold {
+    /// The rule with its code and reason written out.
+    fn new(campaign: &str, every: Money, off: Money, repeat: bool) -> Self {
+        let reason = if repeat {
+            format!("{campaign}: every {every} spent, {off} off")
+        } else {
+            format!("{campaign}: spend {every}, get {off} off")
+        };
+        let code = format!("spend-{}-get-{}", plain_amount(&every), plain_amount(&off));
+        Self { every, off, repeat, code, reason }
+    }
+
     /// How many times `subtotal` earns this rule's `off`.
     fn times_reached(&self, subtotal: &Money) -> u32 {
         let times = subtotal.amount_minor / self.every.amount_minor;
@@ -336,6 +347,24 @@ struct Coupon {
     percent: Percent,
     /// The post-flash subtotal a cart needs for the coupon to apply.
     min_spend: Option<Money>,
+    /// The adjustment's code, `coupon-<CODE>`.
+    adjustment_code: String,
+    /// The adjustment's reason, written once per configuration.
+    reason: String,
+}
+
+impl Coupon {
+    /// The coupon with its adjustment's code and reason written out.
+    fn new(code: String, percent: Percent, min_spend: Option<Money>) -> Self {
+        let reason = match &min_spend {
+            Some(min_spend) => {
+                format!("Coupon {code}: {percent} off orders of {min_spend} or more")
+            }
+            None => format!("Coupon {code}: {percent} off"),
+        };
+        let adjustment_code = format!("coupon-{code}");
+        Self { code, percent, min_spend, adjustment_code, reason }
+    }
 }
 
 /// The configuration as written, before validation.
@@ -428,7 +457,7 @@ impl TryFrom<ConfigJson> for Config {
                     "spend_thresholds[{index}]: off ({off}) must not exceed every ({every})"
                 ));
             }
-            spend_thresholds.push(SpendThreshold { every, off, repeat: rule.repeat });
+            spend_thresholds.push(SpendThreshold::new(&campaign, every, off, rule.repeat));
         }
 
         check_count("coupons", json.coupons.len(), COUPONS_MAX)?;
@@ -446,7 +475,7 @@ impl TryFrom<ConfigJson> for Config {
                 .min_spend
                 .map(|min_spend| amount(&format!("coupons[{index}].min_spend"), min_spend))
                 .transpose()?;
-            coupons.push(Coupon { code, percent: coupon.percent, min_spend });
+            coupons.push(Coupon::new(code, coupon.percent, min_spend));
         }
 
         let max_discount = json.max_discount.map(|cap| amount("max_discount", cap)).transpose()?;
