@@ -124,7 +124,9 @@ impl Pricing<'_> {
     /// flash-sale price.
     fn apply_flash_sale(&mut self, cart: &Cart) -> Result<(), PluginError> {
         for (index, line) in cart.lines.iter().enumerate() {
-            let Some(flash_price) = self.config.flash_sale.get(&line.sku) else {
+            let Some(FlashSale { unit_price: flash_price, reason_start }) =
+                self.config.flash_sale.get(&line.sku)
+            else {
                 continue;
             };
             if flash_price.amount_minor >= line.unit_price.amount_minor || line.quantity == 0 {
@@ -135,10 +137,9 @@ impl Pricing<'_> {
             let line_index = u32::try_from(index).map_err(|_| {
                 PluginError::unsupported("the cart has more lines than u32 can count")
             })?;
-            let reason = format!(
-                "{} flash sale: {} instead of {} each (x{})",
-                self.config.campaign, flash_price, line.unit_price, line.quantity
-            );
+            let mut reason = reason_start.clone();
+            // Writing into a String cannot fail.
+            let _ = write!(reason, "{} each (x{})", line.unit_price, line.quantity);
             self.push(PriceAdjustment::for_line(line_index, amount_off, "flash-sale", reason))?;
         }
         Ok(())
@@ -271,8 +272,8 @@ pub struct Config {
     currency: String,
     /// The name that starts the reasons.
     campaign: String,
-    /// Flash-sale unit price per SKU.
-    flash_sale: BTreeMap<String, Money>,
+    /// Flash-sale price per SKU.
+    flash_sale: BTreeMap<String, FlashSale>,
     /// Spend-threshold rules, in configuration order.
     spend_thresholds: Vec<SpendThreshold>,
     /// Coupons, in configuration order, codes in upper case.
@@ -298,6 +299,16 @@ impl PluginConfig for Config {
     fn when_missing() -> Result<Self, PluginError> {
         Ok(Self::default())
     }
+}
+
+/// A SKU's flash-sale price.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FlashSale {
+    /// The unit price during the sale.
+    unit_price: Money,
+    /// The start of the adjustment's reason, up to the line's own price:
+    /// `Double 11 flash sale: 99.00 CNY instead of `.
+    reason_start: String,
 }
 
 /// "Every `every` spent, `off` off."
@@ -436,7 +447,9 @@ impl TryFrom<ConfigJson> for Config {
         for (index, entry) in json.flash_sale.into_iter().enumerate() {
             check_name(&format!("flash_sale[{index}].sku"), &entry.sku)?;
             let unit_price = amount(&format!("flash_sale[{index}].unit_price"), entry.unit_price)?;
-            if flash_sale.insert(entry.sku.clone(), unit_price).is_some() {
+            let reason_start = format!("{campaign} flash sale: {unit_price} instead of ");
+            let sale = FlashSale { unit_price, reason_start };
+            if flash_sale.insert(entry.sku.clone(), sale).is_some() {
                 return Err(format!("flash_sale[{index}]: SKU {:?} is listed twice", entry.sku));
             }
         }
