@@ -270,8 +270,6 @@ fn plain_amount(amount: &Money) -> String {
 pub struct Config {
     /// The currency of every amount and of the carts the rules apply to.
     currency: String,
-    /// The name that starts the reasons.
-    campaign: String,
     /// Flash-sale price per SKU.
     flash_sale: BTreeMap<String, FlashSale>,
     /// Spend-threshold rules, in configuration order.
@@ -493,7 +491,7 @@ impl TryFrom<ConfigJson> for Config {
 
         let max_discount = json.max_discount.map(|cap| amount("max_discount", cap)).transpose()?;
 
-        Ok(Config { currency, campaign, flash_sale, spend_thresholds, coupons, max_discount })
+        Ok(Config { currency, flash_sale, spend_thresholds, coupons, max_discount })
     }
 }
 
