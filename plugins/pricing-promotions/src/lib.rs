@@ -52,7 +52,7 @@
 //! adjustments together never exceed the cart's subtotal.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
 use bazaar_sdk::money::{self, DecimalAmount, Percent};
 use bazaar_sdk::{Cart, Money, PluginConfig, PluginError, PriceAdjustment, PricingPlugin};
@@ -137,9 +137,10 @@ impl Pricing<'_> {
             let line_index = u32::try_from(index).map_err(|_| {
                 PluginError::unsupported("the cart has more lines than u32 can count")
             })?;
-            let mut reason = reason_start.clone();
-            // Writing into a String cannot fail.
-            let _ = write!(reason, "{} each (x{})", line.unit_price, line.quantity);
+            let reason = with_tail(
+                reason_start,
+                format_args!("{} each (x{})", line.unit_price, line.quantity),
+            );
             self.push(PriceAdjustment::for_line(line_index, amount_off, "flash-sale", reason))?;
         }
         Ok(())
@@ -168,11 +169,11 @@ impl Pricing<'_> {
         let Some((rule, times, amount_off)) = best else {
             return Ok(());
         };
-        let mut reason = rule.reason.clone();
-        if rule.repeat {
-            // Writing into a String cannot fail.
-            let _ = write!(reason, " (x{times})");
-        }
+        let reason = if rule.repeat {
+            with_tail(&rule.reason, format_args!(" (x{times})"))
+        } else {
+            rule.reason.clone()
+        };
         self.push(PriceAdjustment::whole_cart(amount_off, rule.code.clone(), reason))
     }
 
@@ -250,6 +251,18 @@ impl Pricing<'_> {
         }
         Ok(())
     }
+}
+
+/// `start` (a text written once per configuration) followed by `tail`, in
+/// one allocation sized for both.
+fn with_tail(start: &str, tail: fmt::Arguments<'_>) -> String {
+    /// Room for a tail: an amount with its currency and a count.
+    const TAIL_BYTES_TYPICAL: usize = 32;
+    let mut text = String::with_capacity(start.len() + TAIL_BYTES_TYPICAL);
+    text.push_str(start);
+    // Writing into a String cannot fail.
+    let _ = text.write_fmt(tail);
+    text
 }
 
 /// "300" for 300.00, "299.50" for 299.50: amounts inside machine codes.

@@ -51,7 +51,6 @@ fn idempotency_key(headers: &HeaderMap, role: Role) -> Result<Option<String>, Ap
     Ok(Some(key.to_string()))
 }
 
-/// Checks the order's stated currency, if any, against the store's.
 /// The order or cart of `body` as the kernel takes it, checked once, within
 /// the customer's rate limit, in the currency the client expects (if it
 /// says one).
@@ -69,6 +68,7 @@ async fn admitted_request(
     Ok(request)
 }
 
+/// Checks the order's stated currency, if any, against the store's.
 async fn check_currency(
     state: &AppState,
     store: &StoreId,
