@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bazaar_kernel::event::Event;
 use bazaar_kernel::model::{PluginId, PluginKind, StoreId};
 use bazaar_kernel::{Command, KernelError, PluginStateMap};
-use bazaar_runtime::{Analyzer, EVENTS_PER_BATCH_MAX, PluginCall};
+use bazaar_runtime::{Analyzer, CallError, EVENTS_PER_BATCH_MAX, PluginCall};
 
 use crate::events::{EventReader, last_sequence_of_record, record_of};
 use crate::node::{Node, NodeError};
@@ -44,6 +44,12 @@ pub const ANALYZERS_MAX: usize = 256;
 pub const RETRY_BACKOFF_MS_INITIAL: u64 = 100;
 /// The longest wait between retries of a failing plugin.
 pub const RETRY_BACKOFF_MS_MAX: u64 = 30_000;
+
+/// How many times [`recompute`] offers a batch that ran past its deadline.
+/// The deadline is wall time, which a busy machine may spend on other
+/// threads; the live consumer offers such a batch again later, and the
+/// reference must not fail where the consumer would go on.
+pub const RECOMPUTE_ATTEMPTS_MAX: u32 = 5;
 
 /// How far one store's plugin is behind its shard's event stream.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -548,7 +554,18 @@ pub fn recompute(
                 now_ms: batch.last().map_or(0, |event| event.at_ms),
                 random_seed: batch.last().map_or(0, |event| event.sequence),
             };
-            let outcome = analyzer.ingest(call, batch);
+            let mut attempts = 1;
+            let outcome = loop {
+                let outcome = analyzer.ingest(call.clone(), batch);
+                match outcome.result {
+                    Err(CallError::DeadlineExceeded { .. })
+                        if attempts < RECOMPUTE_ATTEMPTS_MAX =>
+                    {
+                        attempts += 1
+                    }
+                    _ => break outcome,
+                }
+            };
             outcome.result.map_err(|error| error.to_string())?;
             for write in outcome.state_writes {
                 match write.value {
