@@ -2,6 +2,7 @@
 //! in-process node, and over HTTP against `bazaar serve`), the soak load
 //! that the crash test drives, and the `bazaar plugin` commands.
 
+mod arrival;
 pub mod bench;
 pub mod demo;
 pub mod freshness;

@@ -5,7 +5,9 @@
 //! token the node wrote, then drives it with N persistent HTTP/1.1
 //! connections, each sending one order after another (closed loop), for a
 //! fixed time per step; an order's latency runs from its request's first
-//! byte sent to its response's last byte read. Two scenarios: a mixed
+//! byte sent to its response's last byte read, and is also reported up to
+//! the moment that last byte arrived (see [`crate::arrival`]): the client
+//! shares the node's cores, so a response may wait for it. Two scenarios: a mixed
 //! catalogue spread over several stores, and a single hot SKU that every
 //! order wants. It reports orders per second, latency percentiles and the
 //! node's memory. The client shares the machine's cores with the node, so
@@ -16,11 +18,12 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd as _;
 use std::path::Path;
 use std::process::{Child, Command as Process, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 use bazaar_kernel::Command;
@@ -35,7 +38,9 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncWriteExt as _, Interest};
+
+use crate::arrival;
 
 /// Connection counts measured, as the issue asks.
 pub const CONNECTIONS_DEFAULT: [usize; 3] = [64, 256, 1_024];
@@ -362,6 +367,17 @@ struct OrderClient {
     body: Vec<u8>,
     /// The response being read.
     response: Vec<u8>,
+    /// When the last bytes read arrived, as the kernel stamped them.
+    arrived: Option<SystemTime>,
+}
+
+/// How long one order took, from its first byte sent.
+struct Latency {
+    /// Until the client read the response's last byte.
+    read: Duration,
+    /// Until that byte arrived at the client's socket; the same as `read`
+    /// where the kernel does not stamp arrivals.
+    arrived: Duration,
 }
 
 impl OrderClient {
@@ -370,6 +386,7 @@ impl OrderClient {
     async fn open(address: SocketAddr, authorization: &str) -> anyhow::Result<Self> {
         let stream = tokio::net::TcpStream::connect(address).await?;
         stream.set_nodelay(true)?;
+        arrival::enable(&stream).context("asking for arrival times")?;
         let head_tail = format!(
             " HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: {authorization}\r\ncontent-type: application/json\r\nidempotency-key: "
         )
@@ -380,18 +397,18 @@ impl OrderClient {
             request: Vec::new(),
             body: Vec::new(),
             response: Vec::with_capacity(READ_CHUNK_BYTES),
+            arrived: None,
         })
     }
 
     /// Builds attempt `attempt`'s order, then sends it and reads the whole
-    /// response; its status, and how long from the first byte sent to the
-    /// last byte received.
+    /// response; its status, and how long it took.
     async fn order(
         &mut self,
         scenario: Scenario,
         paths: &[String],
         attempt: u64,
-    ) -> anyhow::Result<(u16, Duration)> {
+    ) -> anyhow::Result<(u16, Latency)> {
         self.body.clear();
         let store = scenario_order(scenario, attempt, &mut self.body);
         self.request.clear();
@@ -404,10 +421,19 @@ impl OrderClient {
         write_u64(&mut self.request, self.body.len() as u64);
         self.request.extend_from_slice(b"\r\n\r\n");
         self.request.extend_from_slice(&self.body);
-        let started = Instant::now();
+        self.arrived = None;
+        let (started, sent_at) = (Instant::now(), SystemTime::now());
         self.stream.write_all(&self.request).await?;
         let status = self.read_response().await?;
-        Ok((status, started.elapsed()))
+        let read = started.elapsed();
+        // The wall clock may step between the two readings; a stamp that is
+        // not between sending and reading is not used.
+        let arrived = self
+            .arrived
+            .and_then(|arrived| arrived.duration_since(sent_at).ok())
+            .filter(|arrived| *arrived <= read)
+            .unwrap_or(read);
+        Ok((status, Latency { read, arrived }))
     }
 
     /// Reads one response with a `Content-Length` body; its status.
@@ -432,12 +458,27 @@ impl OrderClient {
         Ok(status)
     }
 
-    /// Reads what has arrived; an error if the node closed the connection.
+    /// Reads what has arrived, and when; an error if the node closed the
+    /// connection.
     async fn read_more(&mut self) -> anyhow::Result<()> {
-        self.response.reserve(READ_CHUNK_BYTES);
-        if self.stream.read_buf(&mut self.response).await? == 0 {
+        let filled = self.response.len();
+        self.response.resize(filled + READ_CHUNK_BYTES, 0);
+        let socket = self.stream.as_raw_fd();
+        let received = loop {
+            self.stream.readable().await?;
+            let buffer = &mut self.response[filled..];
+            match self.stream.try_io(Interest::READABLE, || arrival::receive(socket, buffer)) {
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
+                received => break received,
+            }
+        };
+        let read = received.as_ref().map_or(0, |(read, _)| *read);
+        self.response.truncate(filled + read);
+        let (read, arrived) = received?;
+        if read == 0 {
             bail!("the node closed the connection in the middle of a response");
         }
+        self.arrived = arrived.or(self.arrived);
         Ok(())
     }
 }
@@ -475,20 +516,54 @@ pub(crate) struct Step {
     pub(crate) placed: u64,
     /// Responses by any other status.
     other: u64,
-    /// Latency of each acknowledged order, microseconds, sorted.
+    /// Latency of each acknowledged order until the client read it,
+    /// microseconds, sorted.
     latencies_us: Vec<u32>,
+    /// The same until the response arrived at the client's socket.
+    arrival_latencies_us: Vec<u32>,
     /// Measured time.
     pub(crate) elapsed: Duration,
 }
 
 impl Step {
-    fn percentile_ms(&self, q: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return 0.0;
+    fn new(elapsed: Duration) -> Self {
+        Self {
+            placed: 0,
+            other: 0,
+            latencies_us: Vec::new(),
+            arrival_latencies_us: Vec::new(),
+            elapsed,
         }
-        let index = ((self.latencies_us.len() - 1) as f64 * q).round() as usize;
-        f64::from(self.latencies_us[index]) / 1000.0
     }
+
+    /// Counts one order's answer.
+    fn record(&mut self, status: u16, latency: &Latency) {
+        if status != StatusCode::CREATED.as_u16() {
+            self.other += 1;
+            return;
+        }
+        let micros = |duration: Duration| duration.as_micros().min(u128::from(u32::MAX)) as u32;
+        self.placed += 1;
+        self.latencies_us.push(micros(latency.read));
+        self.arrival_latencies_us.push(micros(latency.arrived));
+    }
+
+    fn percentile_ms(&self, q: f64) -> f64 {
+        percentile_ms(&self.latencies_us, q)
+    }
+
+    fn arrival_percentile_ms(&self, q: f64) -> f64 {
+        percentile_ms(&self.arrival_latencies_us, q)
+    }
+}
+
+/// The `q` quantile of sorted microseconds, in milliseconds.
+fn percentile_ms(sorted_us: &[u32], q: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted_us.len() - 1) as f64 * q).round() as usize;
+    f64::from(sorted_us[index]) / 1000.0
 }
 
 /// Runs `connections` closed-loop clients for `seconds`; attempts are
@@ -508,17 +583,11 @@ pub(crate) async fn load_step(
         let mut connection = OrderClient::open(address, &authorization).await?;
         let (stop, paths) = (stop.clone(), paths.clone());
         tasks.push(tokio::spawn(async move {
-            let mut step =
-                Step { placed: 0, other: 0, latencies_us: Vec::new(), elapsed: Duration::ZERO };
+            let mut step = Step::new(Duration::ZERO);
             let mut attempt = first_attempt + client as u64;
             while !stop.load(Ordering::Relaxed) {
                 let (status, latency) = connection.order(scenario, &paths, attempt).await?;
-                if status == StatusCode::CREATED.as_u16() {
-                    step.placed += 1;
-                    step.latencies_us.push(latency.as_micros().min(u128::from(u32::MAX)) as u32);
-                } else {
-                    step.other += 1;
-                }
+                step.record(status, &latency);
                 attempt += connections as u64;
             }
             anyhow::Ok(step)
@@ -527,15 +596,16 @@ pub(crate) async fn load_step(
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut total =
-        Step { placed: 0, other: 0, latencies_us: Vec::new(), elapsed: started.elapsed() };
+    let mut total = Step::new(started.elapsed());
     for task in tasks {
         let step = task.await??;
         total.placed += step.placed;
         total.other += step.other;
         total.latencies_us.extend(step.latencies_us);
+        total.arrival_latencies_us.extend(step.arrival_latencies_us);
     }
     total.latencies_us.sort_unstable();
+    total.arrival_latencies_us.sort_unstable();
     Ok(total)
 }
 
@@ -551,7 +621,9 @@ pub fn run(options: HttpBenchOptions) -> anyhow::Result<()> {
         seed_stores(&mut admin, &stores).await?;
         let (rss, _) = server.memory_mib();
         println!("seeded {} stores; node RSS {rss} MiB\n", stores.len());
-        println!("{:<8}{:>12}{:>14}{:>10}{:>10}{:>10}{:>10}{:>12}", "scenario", "connections", "orders/s", "p50 ms", "p99 ms", "p99.9 ms", "errors", "RSS MiB");
+        println!("latency from the first byte sent until the client read the last byte, and (arrived) until that byte arrived at its socket");
+        println!("{:<8}{:>12}{:>11}{:>8}{:>8}{:>10}{:>10}{:>10}{:>8}{:>12}", "scenario", "connections", "orders/s", "p50 ms", "p99 ms", "p99.9 ms", "arrived", "arrived", "errors", "RSS MiB");
+        println!("{:>67}{:>10}", "p50 ms", "p99 ms");
         let mut attempt = 0u64;
         for scenario in &options.scenarios {
             for &connections in &options.connections {
@@ -571,14 +643,20 @@ pub fn run(options: HttpBenchOptions) -> anyhow::Result<()> {
                 let (rss, peak) = server.memory_mib();
                 let name = format!("{scenario:?}").to_lowercase();
                 println!(
-                    "{name:<8}{connections:>12}{rate:>14.0}{:>10.2}{:>10.2}{:>10.2}{:>10}{rss:>8} ({peak})",
+                    "{name:<8}{connections:>12}{rate:>11.0}{:>8.2}{:>8.2}{:>10.2}{:>10.2}{:>10.2}{:>8}{rss:>8} ({peak})",
                     step.percentile_ms(0.5),
                     step.percentile_ms(0.99),
                     step.percentile_ms(0.999),
+                    step.arrival_percentile_ms(0.5),
+                    step.arrival_percentile_ms(0.99),
                     step.other,
                 );
                 println!("RESULT http_{name}_{connections}_orders_per_s {rate:.0}");
                 println!("RESULT http_{name}_{connections}_p99_ms {:.2}", step.percentile_ms(0.99));
+                println!(
+                    "RESULT http_{name}_{connections}_arrived_p99_ms {:.2}",
+                    step.arrival_percentile_ms(0.99)
+                );
             }
         }
         let (rss, peak) = server.memory_mib();
