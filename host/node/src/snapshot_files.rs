@@ -10,10 +10,11 @@
 //! as a snapshot always did, and it is made only once the file is durable,
 //! so a stored reference always names a whole file.
 //!
-//! A file that no stored reference names (the snapshot it replaced, or one
-//! whose reference was never committed) is deleted once a newer reference
-//! is durable, and at start-up. Snapshots stored before files existed hold
-//! the state in the payload itself and are still read.
+//! A snapshot file that no stored reference names (the snapshot it
+//! replaced, or one whose reference was never committed) is deleted once a
+//! newer reference is durable, and at start-up. Anything else in the
+//! directory is the operator's and is left alone. Snapshots stored before
+//! files existed hold the state in the payload itself and are still read.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -83,9 +84,9 @@ impl SnapshotFiles {
         sequence: u64,
         copy: SnapshotCopy,
     ) -> Result<WrittenSnapshot, String> {
-        let name = format!("shard-{stream}-{sequence}.snapshot");
+        let name = format!("shard-{stream}-{sequence}{SNAPSHOT_SUFFIX}");
         let path = self.dir.join(&name);
-        let partial = self.dir.join(format!("{name}.partial"));
+        let partial = self.dir.join(format!("{name}{PARTIAL_SUFFIX}"));
         let failed = |what: &str, error: &dyn std::fmt::Display| {
             format!("snapshot file {}: {what}: {error}", path.display())
         };
@@ -146,19 +147,41 @@ impl SnapshotFiles {
         Ok((shard, Some(reference.name)))
     }
 
-    /// Deletes every file in the directory but the snapshot file of each
-    /// stream in `kept`: older snapshots, and any whose reference was never
-    /// committed.
+    /// Deletes every snapshot file in the directory but the one of each
+    /// stream in `kept`: older snapshots, any whose reference was never
+    /// committed, and any left half-written. Other files are not the
+    /// node's, and stay.
     pub fn keep_only(&self, kept: &BTreeMap<u32, String>) -> io::Result<()> {
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;
-            let name = entry.file_name();
-            if !name.to_str().is_some_and(|name| kept.values().any(|kept| kept == name)) {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            if is_written_by_a_node(&name)
+                && !kept.values().any(|kept| *kept == name)
+                && entry.file_type()?.is_file()
+            {
                 fs::remove_file(entry.path())?;
             }
         }
         Ok(())
     }
+}
+
+/// How the name of a snapshot file ends.
+const SNAPSHOT_SUFFIX: &str = ".snapshot";
+/// What the name of a snapshot file being written adds.
+const PARTIAL_SUFFIX: &str = ".partial";
+
+/// Whether `name` is one [`SnapshotFiles::write`] gives a file:
+/// `shard-<stream>-<sequence>.snapshot`, with `.partial` while it is being
+/// written.
+fn is_written_by_a_node(name: &str) -> bool {
+    let name = name.strip_suffix(PARTIAL_SUFFIX).unwrap_or(name);
+    let Some(numbers) = name.strip_prefix("shard-").and_then(|n| n.strip_suffix(SNAPSHOT_SUFFIX))
+    else {
+        return false;
+    };
+    let digits = |text: &str| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    numbers.split_once('-').is_some_and(|(stream, sequence)| digits(stream) && digits(sequence))
 }
 
 /// Passes bytes on to a file while hashing and counting them, and has the
@@ -186,5 +209,30 @@ impl Write for HashingWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_written_by_a_node;
+
+    #[test]
+    fn only_the_names_a_node_writes_are_its_snapshot_files() {
+        for name in ["shard-0-1.snapshot", "shard-12-90000.snapshot", "shard-1-7.snapshot.partial"]
+        {
+            assert!(is_written_by_a_node(name), "{name}");
+        }
+        for name in [
+            "shard-0-1.snapshot.bak",
+            "backup-shard-0-1.snapshot",
+            "shard-0.snapshot",
+            "shard--1.snapshot",
+            "shard-a-1.snapshot",
+            "shard-0-1-2.snapshot",
+            "README",
+            ".partial",
+        ] {
+            assert!(!is_written_by_a_node(name), "{name}");
+        }
     }
 }

@@ -187,16 +187,26 @@ fn a_damaged_or_missing_snapshot_file_stops_recovery_with_its_name() {
 }
 
 #[test]
-fn files_no_snapshot_names_are_deleted_at_start() {
+fn snapshot_files_no_snapshot_names_are_deleted_at_start_and_nothing_else() {
     let (dir, config, digest) = snapshotted_node(600);
+    let snapshots = dir.path().join(SNAPSHOT_DIR);
+    // An operator's own files, and a directory, are not the node's to delete.
+    let operators = ["shard-0-1.snapshot.bak", "NOTES.txt"];
+    for name in operators {
+        std::fs::write(snapshots.join(name), b"the operator's").unwrap();
+    }
+    std::fs::create_dir(snapshots.join("old-shard-0-1.snapshot")).unwrap();
     let kept = snapshot_files(dir.path());
     // What a crash leaves: a file being written, and one written whose
     // reference was never committed.
     for stray in ["shard-0-999999.snapshot.partial", "shard-1-999999.snapshot"] {
-        std::fs::write(dir.path().join(SNAPSHOT_DIR).join(stray), b"half a snapshot").unwrap();
+        std::fs::write(snapshots.join(stray), b"half a snapshot").unwrap();
     }
     let node = Node::open(config, PluginSet::none()).unwrap();
     assert_eq!(snapshot_files(dir.path()), kept);
+    for name in operators {
+        assert_eq!(std::fs::read(snapshots.join(name)).unwrap(), b"the operator's");
+    }
     assert_eq!(node.digest().unwrap(), digest);
 }
 
