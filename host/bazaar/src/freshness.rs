@@ -33,7 +33,7 @@ const SAMPLE_GAP_MS: u64 = 37;
 pub fn run() -> anyhow::Result<()> {
     let bench = Bench::start()?;
     let (server, authorization) = (&bench.server, bench.authorization.clone());
-    bench.runtime.block_on(async {
+    bench.run(async {
         let mut admin = Connection::open(server.address, authorization.clone()).await?;
         let stores: Vec<(StoreId, u64)> = (0..4)
             .map(|i| Ok((StoreId::new(format!("mixed-{i}"))?, 0)))

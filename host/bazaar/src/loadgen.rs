@@ -164,7 +164,7 @@ pub(crate) struct Bench {
     /// `Bearer <operator token>`.
     pub(crate) authorization: Arc<str>,
     /// Runs the clients.
-    pub(crate) runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
     /// The node's data directory, removed when the benchmark ends.
     _data_dir: tempfile::TempDir,
 }
@@ -185,6 +185,25 @@ impl Bench {
             .build()
             .context("starting the client runtime")?;
         Ok(Self { server, authorization, runtime, _data_dir: data_dir })
+    }
+
+    /// Runs `work` on the client runtime until it ends, or until SIGINT or
+    /// SIGTERM arrives. Either way the caller then drops the bench, which
+    /// stops the node and removes its data directory: a run stopped by a
+    /// signal would otherwise leave gigabytes of journal behind.
+    pub(crate) fn run<T>(
+        &self,
+        work: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        self.runtime.block_on(async {
+            tokio::select! {
+                result = work => result,
+                signal = bazaar_server::shutdown_signal() => {
+                    signal?;
+                    bail!("interrupted: the node is stopped and its data directory removed")
+                }
+            }
+        })
     }
 }
 
@@ -613,7 +632,7 @@ pub(crate) async fn load_step(
 pub fn run(options: HttpBenchOptions) -> anyhow::Result<()> {
     let bench = Bench::start()?;
     let (server, authorization) = (&bench.server, bench.authorization.clone());
-    bench.runtime.block_on(async {
+    bench.run(async {
         let mut admin = Connection::open(server.address, authorization.clone()).await?;
         let mut stores: Vec<(StoreId, u64)> =
             (0..MIXED_STORES).map(|i| (StoreId::new(format!("mixed-{i}")).expect("valid"), 0)).collect();
