@@ -972,6 +972,21 @@ async fn a_merchant_maps_a_warehouse_registers_devices_and_stops_a_zone() {
     assert_eq!((again.status.as_u16(), again.code()), (404, "device_not_found"));
     let listed = as_caller(&server, merchant, "GET", "/v1/stores/acme/devices", None).await;
     assert_eq!(listed.json["devices"].as_array().unwrap().len(), 1);
+
+    // Twenty registrations of one new device racing each other: one is
+    // told it created the device, the others that they replaced it.
+    let mut racing = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (api, merchant) = (server.api(), merchant.to_owned());
+        let body = agv("HGH", "north", DRIVER_PLUGIN, "S3").to_string();
+        racing.spawn(async move {
+            api.send("PUT", "/v1/stores/acme/devices/agv-3", Some(&merchant), &[], Some(body)).await
+        });
+    }
+    let mut statuses: Vec<u16> =
+        racing.join_all().await.iter().map(|reply| reply.status.as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [[200; 19].as_slice(), &[201]].concat());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -390,7 +390,12 @@ pub enum Outcome {
         /// Its status now.
         status: OrderStatus,
     },
-    /// A device's registration, link or quarantine changed.
+    /// A device was registered, or its registration replaced.
+    DeviceRegistered {
+        /// True when the store had no device of that id before.
+        created: bool,
+    },
+    /// A device's link or quarantine changed.
     DeviceUpdated {
         /// The task it held and released, if any.
         released: Option<TaskId>,

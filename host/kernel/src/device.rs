@@ -358,7 +358,9 @@ impl DeviceFloor {
         &self.stopped_zones
     }
 
-    pub(crate) fn register(&mut self, spec: &DeviceSpec, at_ms: u64) -> Result<(), KernelError> {
+    /// Registers `spec`, or replaces the registration of the device of its
+    /// id; true when the device is new.
+    pub(crate) fn register(&mut self, spec: &DeviceSpec, at_ms: u64) -> Result<bool, KernelError> {
         for (what, text) in [
             ("manufacturer", &spec.manufacturer),
             ("serial number", &spec.serial_number),
@@ -391,6 +393,7 @@ impl DeviceFloor {
                     )));
                 }
                 device.spec = spec.clone();
+                Ok(false)
             }
             None => {
                 if self.devices.len() >= DEVICES_PER_STORE_MAX {
@@ -409,9 +412,9 @@ impl DeviceFloor {
                         task: None,
                     },
                 );
+                Ok(true)
             }
         }
-        Ok(())
     }
 
     pub(crate) fn remove(

@@ -928,9 +928,9 @@ impl Shard {
                         device.driver
                     )));
                 }
-                state.floor.register(device, *at_ms)?;
+                let created = state.floor.register(device, *at_ms)?;
                 state.revision += 1;
-                Ok(Outcome::DeviceUpdated { released: None, order_moved: None })
+                Ok(Outcome::DeviceRegistered { created })
             }
             Command::RemoveDevice { store, device, at_ms } => {
                 let held = self.store_mut(store)?.floor.remove(device, *at_ms)?;

@@ -25,7 +25,7 @@ use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
 use bazaar_kernel::model::{DeviceId, PluginId, PluginKind, StoreId, WarehouseId, ZoneId};
-use bazaar_kernel::{Command, KernelError, StoreState};
+use bazaar_kernel::{Command, KernelError, Outcome, StoreState};
 use bazaar_node::devices::{DeviceBus, DeviceStatus};
 use bazaar_node::wall_clock_ms;
 use tokio::sync::oneshot;
@@ -246,19 +246,11 @@ pub async fn put_device(
     // An unknown store is a 404 before the driver is judged.
     state.store_currency(&store).await?;
     check_driver(&state, &spec.driver).await?;
-    // Whether it existed decides 201 or 200; two registrations of one
-    // device racing each other may both be told 201, and both are stored.
-    let (read_store, read_id) = (store.clone(), id.clone());
-    let existed = state
-        .read(&store, move |shard| {
-            shard.store(&read_store).is_some_and(|s| s.floor().device(&read_id).is_some())
-        })
-        .await?;
     let command =
         Command::RegisterDevice { store: store.clone(), device: spec, at_ms: wall_clock_ms() };
     let fleet = state.fleet();
     let (view_store, view_id) = (store.clone(), id.clone());
-    let (_, view) = state
+    let (outcome, view) = state
         .execute(command, move |shard, _| {
             device_view(store_of(shard, &view_store)?, &view_store, &view_id, &fleet)
         })
@@ -268,7 +260,10 @@ pub async fn put_device(
             _ => error,
         })?;
     let view = view.map_err(|_| ApiError::internal("a registered device is missing"))?;
-    if existed {
+    // The writer tells whether the device was new when the command applied,
+    // so of two registrations of one new device racing each other exactly
+    // one is told 201.
+    if !matches!(outcome, Outcome::DeviceRegistered { created: true }) {
         return Ok(Json(view).into_response());
     }
     let location = format!("/v1/stores/{store}/devices/{id}");
