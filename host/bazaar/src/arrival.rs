@@ -53,7 +53,7 @@ pub(crate) fn receive(socket: RawFd, buffer: &mut [u8]) -> io::Result<(usize, Op
     header.msg_iov = &raw mut vector;
     header.msg_iovlen = 1;
     header.msg_control = control.as_mut_ptr().cast();
-    header.msg_controllen = size_of_val(&control);
+    header.msg_controllen = size_of_val(&control) as _;
     // SAFETY: the header points at `vector` (which points at `buffer`) and
     // at `control`, all alive and as long as the lengths say.
     let read = unsafe { libc::recvmsg(socket, &raw mut header, libc::MSG_DONTWAIT) };

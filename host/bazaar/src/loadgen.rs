@@ -6,12 +6,13 @@
 //! connections, each sending one order after another (closed loop), for a
 //! fixed time per step; an order's latency runs from its request's first
 //! byte sent to its response's last byte read, and is also reported up to
-//! the moment that last byte arrived (see [`crate::arrival`]): the client
-//! shares the node's cores, so a response may wait for it. Two scenarios: a mixed
-//! catalogue spread over several stores, and a single hot SKU that every
-//! order wants. It reports orders per second, latency percentiles and the
-//! node's memory. The client shares the machine's cores with the node, so
-//! it does as little as it can per order (see [`OrderClient`]).
+//! the moment that last byte arrived at the client's socket (the `arrival`
+//! module), since a response may wait for the client to get a core. Two
+//! scenarios: a mixed catalogue spread over several stores, and a single
+//! hot SKU that every order wants. It reports orders per second, latency
+//! percentiles and the node's memory. The client shares the machine's
+//! cores with the node, so it does as little as it can per order (see
+//! [`OrderClient`]).
 //!
 //! To profile the node while the benchmark drives it, name a command to
 //! start it under in [`NODE_WRAPPER_ENV`].
