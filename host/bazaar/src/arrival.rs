@@ -7,7 +7,9 @@
 //! time a remote client would not spend. The kernel stamps each packet
 //! when it arrives (`SO_TIMESTAMPNS`), and `recvmsg` hands the stamp of the
 //! last packet read back with the bytes, so the benchmark can report both
-//! when a response arrived and when the client got to read it.
+//! when a response arrived and when the client got to read it. The kernel
+//! turns stamping on a moment after the first socket asks for it (from a
+//! work queue); what arrives before carries no stamp.
 
 // `recvmsg` with a control buffer and `setsockopt` have no safe wrapper in
 // the crates the project uses; the unsafe code is the two calls and the
@@ -92,6 +94,23 @@ mod tests {
     use std::os::fd::AsRawFd as _;
     use std::time::SystemTime;
 
+    /// Probes of whether the kernel stamps yet, 10 ms apart.
+    #[cfg(target_os = "linux")]
+    const STAMPING_PROBES_MAX: usize = 500;
+
+    /// Reads what has arrived on `receiver`, waiting for something to.
+    #[cfg(target_os = "linux")]
+    fn receive_some(receiver: &TcpStream, buffer: &mut [u8]) -> (usize, Option<SystemTime>) {
+        loop {
+            match super::receive(receiver.as_raw_fd(), buffer) {
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                received => return received.unwrap(),
+            }
+        }
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn bytes_read_from_a_stamped_socket_carry_the_time_they_arrived() {
@@ -99,12 +118,24 @@ mod tests {
         let mut sender = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (receiver, _) = listener.accept().unwrap();
         super::enable(&receiver).unwrap();
+        // When no socket of the machine stamped before, the kernel turns
+        // stamping on a moment later, from a work queue: until then what
+        // arrives carries no stamp. Probe until a byte comes back stamped.
+        let stamping = (0..STAMPING_PROBES_MAX).any(|_| {
+            sender.write_all(b".").unwrap();
+            let (_, arrived) = receive_some(&receiver, &mut [0u8; 1]);
+            arrived.is_some() || {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                false
+            }
+        });
+        assert!(stamping, "no byte came back stamped in {STAMPING_PROBES_MAX} probes");
         let before = SystemTime::now();
         sender.write_all(b"HTTP/1.1 201 Created\r\n").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
         let after = SystemTime::now();
         let mut buffer = [0u8; 64];
-        let (read, arrived) = super::receive(receiver.as_raw_fd(), &mut buffer).unwrap();
+        let (read, arrived) = receive_some(&receiver, &mut buffer);
         assert_eq!(&buffer[..read], b"HTTP/1.1 201 Created\r\n");
         let arrived = arrived.expect("the kernel stamps what arrives");
         assert!(before <= arrived && arrived < after, "arrived {arrived:?}, sent at {before:?}");

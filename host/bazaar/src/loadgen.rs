@@ -396,7 +396,8 @@ struct Latency {
     /// Until the client read the response's last byte.
     read: Duration,
     /// Until that byte arrived at the client's socket; the same as `read`
-    /// where the kernel does not stamp arrivals.
+    /// where the kernel did not stamp it (elsewhere than on Linux, or just
+    /// after a step's connections asked for stamps).
     arrived: Duration,
 }
 
