@@ -385,8 +385,11 @@ struct OrderClient {
     request: Vec<u8>,
     /// The order's body being built.
     body: Vec<u8>,
-    /// The response being read.
+    /// Room for the response being read; it only grows, so the bytes a
+    /// read lands in are zeroed once, not for every read.
     response: Vec<u8>,
+    /// How much of `response` the response read so far fills.
+    response_len: usize,
     /// When the last bytes read arrived, as the kernel stamped them.
     arrived: Option<SystemTime>,
 }
@@ -417,7 +420,8 @@ impl OrderClient {
             head_tail,
             request: Vec::new(),
             body: Vec::new(),
-            response: Vec::with_capacity(READ_CHUNK_BYTES),
+            response: Vec::new(),
+            response_len: 0,
             arrived: None,
         })
     }
@@ -459,21 +463,22 @@ impl OrderClient {
 
     /// Reads one response with a `Content-Length` body; its status.
     async fn read_response(&mut self) -> anyhow::Result<u16> {
-        self.response.clear();
+        self.response_len = 0;
         let head_len = loop {
-            if let Some(end) = self.response.windows(4).position(|window| window == b"\r\n\r\n") {
+            let received = &self.response[..self.response_len];
+            if let Some(end) = received.windows(4).position(|window| window == b"\r\n\r\n") {
                 break end + 4;
             }
-            if self.response.len() > RESPONSE_HEAD_BYTES_MAX {
+            if received.len() > RESPONSE_HEAD_BYTES_MAX {
                 bail!("a response head is longer than {RESPONSE_HEAD_BYTES_MAX} bytes");
             }
             self.read_more().await?;
         };
         let (status, body_len) = response_head(&self.response[..head_len])?;
-        while self.response.len() < head_len + body_len {
+        while self.response_len < head_len + body_len {
             self.read_more().await?;
         }
-        if self.response.len() > head_len + body_len {
+        if self.response_len > head_len + body_len {
             bail!("the node sent more than the one response asked for");
         }
         Ok(status)
@@ -482,8 +487,10 @@ impl OrderClient {
     /// Reads what has arrived, and when; an error if the node closed the
     /// connection.
     async fn read_more(&mut self) -> anyhow::Result<()> {
-        let filled = self.response.len();
-        self.response.resize(filled + READ_CHUNK_BYTES, 0);
+        let filled = self.response_len;
+        if self.response.len() < filled + READ_CHUNK_BYTES {
+            self.response.resize(filled + READ_CHUNK_BYTES, 0);
+        }
         let socket = self.stream.as_raw_fd();
         let received = loop {
             self.stream.readable().await?;
@@ -493,9 +500,8 @@ impl OrderClient {
                 received => break received,
             }
         };
-        let read = received.as_ref().map_or(0, |(read, _)| *read);
-        self.response.truncate(filled + read);
         let (read, arrived) = received?;
+        self.response_len += read;
         if read == 0 {
             bail!("the node closed the connection in the middle of a response");
         }

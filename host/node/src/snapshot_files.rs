@@ -154,9 +154,10 @@ impl SnapshotFiles {
     pub fn keep_only(&self, kept: &BTreeMap<u32, String>) -> io::Result<()> {
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-            if is_written_by_a_node(&name)
-                && !kept.values().any(|kept| *kept == name)
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if is_written_by_a_node(name)
+                && !kept.values().any(|kept| kept == name)
                 && entry.file_type()?.is_file()
             {
                 fs::remove_file(entry.path())?;
