@@ -8,7 +8,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context as _;
 use bazaar_kernel::model::{
     PluginId, PluginRef, Product, Router, Shipment, ShipmentLine, ShipmentPlan, Sku, StoreId,
     Warehouse, WarehouseId,
@@ -19,6 +18,7 @@ use bazaar_store::Backend;
 
 use crate::load::{self, LoadProgress, LoadReport};
 use crate::loadgen::{self, HttpBenchOptions};
+use crate::scratch::ScratchDir;
 use bazaar_node::node::{Node, NodeConfig};
 use bazaar_node::plugins::{PluginSet, plugin_ref, route_request};
 use bazaar_node::seed;
@@ -119,7 +119,7 @@ fn pipeline(options: &BenchOptions) -> anyhow::Result<()> {
     let native_plugins = PluginSet::first_party_native();
     let mut results = Vec::new();
     for (name, plugins) in [("native", native_plugins), ("wasm", wasm_plugins)] {
-        let dir = tempfile::tempdir().context("creating a temporary data directory")?;
+        let dir = ScratchDir::new()?;
         let report = run_pipeline(dir.path(), options.backend, plugins, orders)?;
         println!(
             "{name:>6}: {:>9.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms  p99.9 {:>6.2} ms",
@@ -239,7 +239,7 @@ fn hot_sku(options: &BenchOptions) -> anyhow::Result<()> {
 fn memory(options: &BenchOptions) -> anyhow::Result<()> {
     let orders = options.orders.unwrap_or(1_000_000);
     println!("\n== memory: {orders} orders through the node with Wasm plugins ==");
-    let dir = tempfile::tempdir().context("creating a temporary data directory")?;
+    let dir = ScratchDir::new()?;
     let before = rss_kib("VmRSS");
     let report = run_pipeline(dir.path(), options.backend, PluginSet::first_party_wasm()?, orders)?;
     let peak = rss_kib("VmHWM");

@@ -9,4 +9,5 @@ pub mod freshness;
 pub use bazaar_node::load;
 pub mod loadgen;
 pub mod plugin_cli;
+mod scratch;
 pub mod soak;
