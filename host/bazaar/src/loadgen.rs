@@ -10,7 +10,10 @@
 //! module), since a response may wait for the client to get a core. Two
 //! scenarios: a mixed catalogue spread over several stores, and a single
 //! hot SKU that every order wants. It reports orders per second, latency
-//! percentiles and the node's memory. The client shares the machine's
+//! percentiles, how far the rate moved within the step (orders per second
+//! in its slow and fast 100 ms windows: the machine's speed swings within
+//! seconds, and the tail of a step gathers in its slow windows) and the
+//! node's memory. The client shares the machine's
 //! cores with the node, so it does as little as it can per order (see
 //! [`OrderClient`]).
 //!
@@ -49,6 +52,9 @@ pub const CONNECTIONS_DEFAULT: [usize; 3] = [64, 256, 1_024];
 pub const STEP_SECONDS_DEFAULT: u64 = 10;
 /// Seconds of unmeasured load before each step, to warm caches and plugins.
 const WARM_UP_SECONDS: u64 = 1;
+/// Orders are also counted per window of this length, to show how far the
+/// rate moved within a step.
+const RATE_WINDOW: Duration = Duration::from_millis(100);
 /// Stores of the mixed scenario.
 const MIXED_STORES: usize = 4;
 /// Units of the hot SKU: enough that no step sells out.
@@ -548,6 +554,8 @@ pub(crate) struct Step {
     latencies_us: Vec<u32>,
     /// The same until the response arrived at the client's socket.
     arrival_latencies_us: Vec<u32>,
+    /// Orders acknowledged in each [`RATE_WINDOW`] from the step's start.
+    window_orders: Vec<u32>,
     /// Measured time.
     pub(crate) elapsed: Duration,
 }
@@ -559,16 +567,22 @@ impl Step {
             other: 0,
             latencies_us: Vec::new(),
             arrival_latencies_us: Vec::new(),
+            window_orders: Vec::new(),
             elapsed,
         }
     }
 
-    /// Counts one order's answer.
-    fn record(&mut self, status: u16, latency: &Latency) {
+    /// Counts one order's answer, read `since_start` into the step.
+    fn record(&mut self, status: u16, latency: &Latency, since_start: Duration) {
         if status != StatusCode::CREATED.as_u16() {
             self.other += 1;
             return;
         }
+        let window = (since_start.as_micros() / RATE_WINDOW.as_micros()) as usize;
+        if self.window_orders.len() <= window {
+            self.window_orders.resize(window + 1, 0);
+        }
+        self.window_orders[window] += 1;
         let micros = |duration: Duration| duration.as_micros().min(u128::from(u32::MAX)) as u32;
         self.placed += 1;
         self.latencies_us.push(micros(latency.read));
@@ -581,6 +595,35 @@ impl Step {
 
     fn arrival_percentile_ms(&self, q: f64) -> f64 {
         percentile_ms(&self.arrival_latencies_us, q)
+    }
+
+    /// Adds another connection's figures; latencies stay unsorted.
+    fn merge(&mut self, other: Step) {
+        self.placed += other.placed;
+        self.other += other.other;
+        self.latencies_us.extend(other.latencies_us);
+        self.arrival_latencies_us.extend(other.arrival_latencies_us);
+        if self.window_orders.len() < other.window_orders.len() {
+            self.window_orders.resize(other.window_orders.len(), 0);
+        }
+        for (total, orders) in self.window_orders.iter_mut().zip(other.window_orders) {
+            *total += orders;
+        }
+    }
+
+    /// The `q` quantile of the orders per second over the step's whole
+    /// windows (the answers to orders in flight when the step ended fall
+    /// past its end and are left out).
+    fn window_rate_quantile(&self, q: f64) -> f64 {
+        let whole = (self.elapsed.as_micros() / RATE_WINDOW.as_micros()) as usize;
+        let mut rates: Vec<u32> = self.window_orders.iter().take(whole).copied().collect();
+        rates.resize(whole, 0);
+        if rates.is_empty() {
+            return 0.0;
+        }
+        rates.sort_unstable();
+        let index = ((rates.len() - 1) as f64 * q).round() as usize;
+        f64::from(rates[index]) / RATE_WINDOW.as_secs_f64()
     }
 }
 
@@ -605,31 +648,31 @@ pub(crate) async fn load_step(
 ) -> anyhow::Result<Step> {
     let stop = Arc::new(AtomicBool::new(false));
     let paths: Arc<[String]> = order_paths(scenario).into();
+    let mut connections_open = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        connections_open.push(OrderClient::open(address, &authorization).await?);
+    }
+    // The clients start on this thread's next await, the sleep below.
+    let started = Instant::now();
     let mut tasks = Vec::with_capacity(connections);
-    for client in 0..connections {
-        let mut connection = OrderClient::open(address, &authorization).await?;
+    for (client, mut connection) in connections_open.into_iter().enumerate() {
         let (stop, paths) = (stop.clone(), paths.clone());
         tasks.push(tokio::spawn(async move {
             let mut step = Step::new(Duration::ZERO);
             let mut attempt = first_attempt + client as u64;
             while !stop.load(Ordering::Relaxed) {
                 let (status, latency) = connection.order(scenario, &paths, attempt).await?;
-                step.record(status, &latency);
+                step.record(status, &latency, started.elapsed());
                 attempt += connections as u64;
             }
             anyhow::Ok(step)
         }));
     }
-    let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     stop.store(true, Ordering::Relaxed);
     let mut total = Step::new(started.elapsed());
     for task in tasks {
-        let step = task.await??;
-        total.placed += step.placed;
-        total.other += step.other;
-        total.latencies_us.extend(step.latencies_us);
-        total.arrival_latencies_us.extend(step.arrival_latencies_us);
+        total.merge(task.await??);
     }
     total.latencies_us.sort_unstable();
     total.arrival_latencies_us.sort_unstable();
@@ -648,9 +691,10 @@ pub fn run(options: HttpBenchOptions) -> anyhow::Result<()> {
         seed_stores(&mut admin, &stores).await?;
         let (rss, _) = server.memory_mib();
         println!("seeded {} stores; node RSS {rss} MiB\n", stores.len());
-        println!("latency from the first byte sent until the client read the last byte, and (arrived) until that byte arrived at its socket");
-        println!("{:<8}{:>12}{:>11}{:>8}{:>8}{:>10}{:>10}{:>10}{:>8}{:>12}", "scenario", "connections", "orders/s", "p50 ms", "p99 ms", "p99.9 ms", "arrived", "arrived", "errors", "RSS MiB");
-        println!("{:>67}{:>10}", "p50 ms", "p99 ms");
+        println!("latency from the first byte sent until the client read the last byte, and (arrived) until that byte arrived at its socket;");
+        println!("orders/s within the step: its slow (p10) and fast (p90) 100 ms windows");
+        println!("{:<8}{:>12}{:>11}{:>8}{:>8}{:>10}{:>10}{:>10}{:>8}{:>10}{:>10}{:>12}", "scenario", "connections", "orders/s", "p50 ms", "p99 ms", "p99.9 ms", "arrived", "arrived", "errors", "slow", "fast", "RSS MiB");
+        println!("{:>67}{:>10}{:>18}{:>10}", "p50 ms", "p99 ms", "orders/s", "orders/s");
         let mut attempt = 0u64;
         for scenario in &options.scenarios {
             for &connections in &options.connections {
@@ -670,13 +714,15 @@ pub fn run(options: HttpBenchOptions) -> anyhow::Result<()> {
                 let (rss, peak) = server.memory_mib();
                 let name = format!("{scenario:?}").to_lowercase();
                 println!(
-                    "{name:<8}{connections:>12}{rate:>11.0}{:>8.2}{:>8.2}{:>10.2}{:>10.2}{:>10.2}{:>8}{rss:>8} ({peak})",
+                    "{name:<8}{connections:>12}{rate:>11.0}{:>8.2}{:>8.2}{:>10.2}{:>10.2}{:>10.2}{:>8}{:>10.0}{:>10.0}{rss:>8} ({peak})",
                     step.percentile_ms(0.5),
                     step.percentile_ms(0.99),
                     step.percentile_ms(0.999),
                     step.arrival_percentile_ms(0.5),
                     step.arrival_percentile_ms(0.99),
                     step.other,
+                    step.window_rate_quantile(0.1),
+                    step.window_rate_quantile(0.9),
                 );
                 println!("RESULT http_{name}_{connections}_orders_per_s {rate:.0}");
                 println!("RESULT http_{name}_{connections}_p99_ms {:.2}", step.percentile_ms(0.99));
@@ -696,6 +742,35 @@ pub fn run(options: HttpBenchOptions) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_rate_within_a_step_counts_whole_windows_of_every_connection() {
+        let latency = Latency { read: Duration::from_millis(5), arrived: Duration::from_millis(4) };
+        let at = |window: u64| RATE_WINDOW * window as u32 + Duration::from_millis(1);
+        // Two connections over a step of ten windows: window w holds w
+        // orders of the first and one of the second, except window 3,
+        // which nobody answered in; window 10 is past the step's end.
+        let (mut first, mut second) = (Step::new(Duration::ZERO), Step::new(Duration::ZERO));
+        for window in (0..=10).filter(|&window| window != 3) {
+            for _ in 0..window {
+                first.record(201, &latency, at(window));
+            }
+            second.record(201, &latency, at(window));
+        }
+        second.record(409, &latency, at(4));
+        let mut total = Step::new(RATE_WINDOW * 10 + Duration::from_millis(50));
+        total.merge(first);
+        total.merge(second);
+        assert_eq!(total.placed, 52 + 10);
+        assert_eq!(total.other, 1);
+        // Whole windows hold 1, 2, 3, 0, 5, 6, 7, 8, 9, 10 orders.
+        let per_second = |orders: f64| orders / RATE_WINDOW.as_secs_f64();
+        assert_eq!(total.window_rate_quantile(0.0), per_second(0.0));
+        assert_eq!(total.window_rate_quantile(0.1), per_second(1.0));
+        assert_eq!(total.window_rate_quantile(0.9), per_second(9.0));
+        assert_eq!(total.window_rate_quantile(1.0), per_second(10.0));
+        assert_eq!(Step::new(Duration::from_millis(50)).window_rate_quantile(0.5), 0.0);
+    }
 
     #[test]
     fn an_order_body_is_the_json_the_api_takes_for_the_request() {
