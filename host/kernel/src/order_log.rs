@@ -93,12 +93,14 @@ impl OrderLog {
         self.chunks.iter().flat_map(|chunk| chunk.iter().map(|order| &**order))
     }
 
-    /// The orders numbered after `after`, oldest first (for pagination).
-    pub fn after(&self, after: OrderNumber) -> impl Iterator<Item = &Order> {
+    /// The orders numbered after `after`, oldest first (for pagination),
+    /// shared: a page is taken on the shard writer, and sharing its orders
+    /// costs the writer a reference count each, not a copy.
+    pub fn after(&self, after: OrderNumber) -> impl Iterator<Item = &Arc<Order>> {
         let skip = usize::try_from(after).unwrap_or(usize::MAX).min(self.len);
         let (first_chunk, offset) = (skip / ORDERS_PER_CHUNK, skip % ORDERS_PER_CHUNK);
         let orders = self.chunks.iter().skip(first_chunk).flat_map(|chunk| chunk.iter());
-        orders.skip(offset).map(|order| &**order)
+        orders.skip(offset)
     }
 }
 

@@ -11,6 +11,8 @@
 //! document; a test checks that the two agree, field by field and byte by
 //! byte, so a change to one without the other fails the build's tests.
 
+use std::sync::Arc;
+
 use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -42,7 +44,7 @@ pub fn order(store: &StoreId, order: &kernel::Order) -> JsonBytes {
 /// The JSON of a page of orders: `{"orders": [...], "next_after": n}`.
 pub fn order_page(
     store: &StoreId,
-    orders: &[kernel::Order],
+    orders: &[Arc<kernel::Order>],
     next_after: Option<OrderNumber>,
 ) -> JsonBytes {
     let mut out = Vec::with_capacity(ORDER_JSON_CAPACITY_BYTES * orders.len().max(1));
@@ -541,7 +543,7 @@ mod tests {
     #[test]
     fn a_page_of_orders_is_written_as_its_view_serialises() {
         let store = StoreId::new("s").unwrap();
-        let orders = [full_order(), bare_order()];
+        let orders = [Arc::new(full_order()), Arc::new(bare_order())];
         for (page, next_after) in [(&orders[..], Some(2)), (&orders[..1], None), (&[][..], None)] {
             let view = dto::OrderList {
                 orders: page.iter().map(|order| dto::Order::of(&store, order)).collect(),
