@@ -13,9 +13,8 @@
 //! percentiles, how far the rate moved within the step (orders per second
 //! in its slow and fast 100 ms windows: the machine's speed swings within
 //! seconds, and the tail of a step gathers in its slow windows) and the
-//! node's memory. The client shares the machine's
-//! cores with the node, so it does as little as it can per order (see
-//! [`OrderClient`]).
+//! node's memory. The client shares the machine's cores with the node, so
+//! it does as little as it can per order (see [`OrderClient`]).
 //!
 //! To profile the node while the benchmark drives it, name a command to
 //! start it under in [`NODE_WRAPPER_ENV`].
