@@ -44,6 +44,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncWriteExt as _, Interest};
 
 use crate::arrival;
+use crate::scratch::{self, ScratchDir, StopsItself};
 
 /// Connection counts measured, as the issue asks.
 pub const CONNECTIONS_DEFAULT: [usize; 3] = [64, 256, 1_024];
@@ -172,13 +173,17 @@ pub(crate) struct Bench {
     /// Runs the clients.
     runtime: tokio::runtime::Runtime,
     /// The node's data directory, removed when the benchmark ends.
-    _data_dir: tempfile::TempDir,
+    _data_dir: ScratchDir,
+    /// Keeps a signal from ending the process before the node is stopped;
+    /// dropped last.
+    _stops_itself: StopsItself,
 }
 
 impl Bench {
     /// Starts the node and reads its operator token.
     pub(crate) fn start() -> anyhow::Result<Self> {
-        let data_dir = tempfile::tempdir().context("creating a temporary data directory")?;
+        let stops_itself = StopsItself::new()?;
+        let data_dir = ScratchDir::new()?;
         let server = Server::start(data_dir.path())?;
         let token = std::fs::read_to_string(data_dir.path().join("operator-token"))
             .context("reading the operator token the node wrote")?;
@@ -190,13 +195,19 @@ impl Bench {
             .enable_all()
             .build()
             .context("starting the client runtime")?;
-        Ok(Self { server, authorization, runtime, _data_dir: data_dir })
+        Ok(Self {
+            server,
+            authorization,
+            runtime,
+            _data_dir: data_dir,
+            _stops_itself: stops_itself,
+        })
     }
 
     /// Runs `work` on the client runtime until it ends, or until SIGINT or
-    /// SIGTERM arrives. Either way the caller then drops the bench, which
-    /// stops the node and removes its data directory: a run stopped by a
-    /// signal would otherwise leave gigabytes of journal behind.
+    /// SIGTERM arrives (also if it came while the node started). Either way
+    /// the caller then drops the bench, which stops the node and removes
+    /// its data directory.
     pub(crate) fn run<T>(
         &self,
         work: impl Future<Output = anyhow::Result<T>>,
@@ -204,8 +215,7 @@ impl Bench {
         self.runtime.block_on(async {
             tokio::select! {
                 result = work => result,
-                signal = bazaar_server::shutdown_signal() => {
-                    signal?;
+                () = scratch::interrupted() => {
                     bail!("interrupted: the node is stopped and its data directory removed")
                 }
             }

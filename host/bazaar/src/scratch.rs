@@ -1,21 +1,37 @@
-//! Temporary data directories for the in-process benchmarks that are
-//! removed even when SIGINT or SIGTERM stops the run: a stopped
-//! `bazaar bench pipeline` or `memory` would otherwise leave gigabytes of
-//! journal behind. (`bench http` and `freshness` stop their child node and
-//! drop its directory themselves; see `loadgen::Bench::run`.)
+//! The benchmarks' temporary data directories, and what SIGINT or SIGTERM
+//! does to a benchmark run: a stopped run would otherwise leave gigabytes
+//! of journal behind, and `bench http` a `bazaar serve` child running.
+//!
+//! One watcher thread takes both signals for the whole process, from the
+//! moment the first directory is made. On a signal:
+//! - while a run that stops itself is active ([`StopsItself`]: `bench http`
+//!   and `freshness`, which must stop their child node before its
+//!   directory goes), the watcher only reports it through [`interrupted`];
+//!   the run ends, stops its node and drops its directory;
+//! - otherwise (the in-process benchmarks, or between steps of
+//!   `bench all`) it removes every live directory and ends the process.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, Once};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use anyhow::Context as _;
+use tokio::sync::watch;
 
 /// Exit status of a run stopped by a signal, as a shell reports SIGINT.
 const INTERRUPTED_EXIT_STATUS: i32 = 130;
 
-/// The scratch directories that exist now, for the signal watcher.
+/// How many times a directory is removed before giving up: the node's
+/// threads still run and may create a file in it meanwhile.
+const REMOVE_ATTEMPTS_MAX: u32 = 3;
+
+/// The scratch directories that exist now, for the watcher.
 static LIVE_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-/// The signal watcher is started with the first scratch directory.
-static SIGNAL_WATCHER: Once = Once::new();
+/// Runs active now that stop themselves on a signal.
+static SELF_STOPPING_RUNS: AtomicUsize = AtomicUsize::new(0);
+/// Set by the watcher, which is started with the first scratch directory,
+/// when a signal has come.
+static SIGNALLED: OnceLock<watch::Sender<bool>> = OnceLock::new();
 
 /// A temporary directory removed when dropped or when the run is stopped
 /// by SIGINT or SIGTERM.
@@ -23,11 +39,9 @@ pub(crate) struct ScratchDir(tempfile::TempDir);
 
 impl ScratchDir {
     pub(crate) fn new() -> anyhow::Result<Self> {
+        watch_signals()?;
         let dir = tempfile::tempdir().context("creating a temporary data directory")?;
         live_dirs().push(dir.path().to_owned());
-        let mut watching = Ok(());
-        SIGNAL_WATCHER.call_once(|| watching = start_signal_watcher());
-        watching?;
         Ok(Self(dir))
     }
 
@@ -42,15 +56,50 @@ impl Drop for ScratchDir {
     }
 }
 
+/// Held by a run that ends itself when [`interrupted`] resolves: while it
+/// is held, a signal neither removes directories nor ends the process.
+pub(crate) struct StopsItself(());
+
+impl StopsItself {
+    pub(crate) fn new() -> anyhow::Result<Self> {
+        watch_signals()?;
+        SELF_STOPPING_RUNS.fetch_add(1, Ordering::SeqCst);
+        Ok(Self(()))
+    }
+}
+
+impl Drop for StopsItself {
+    fn drop(&mut self) {
+        SELF_STOPPING_RUNS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Resolves once SIGINT or SIGTERM has come, also if it came before the
+/// call; never while the watcher is not running.
+pub(crate) async fn interrupted() {
+    let Some(signalled) = SIGNALLED.get() else {
+        return std::future::pending().await;
+    };
+    let mut signalled = signalled.subscribe();
+    if signalled.wait_for(|&came| came).await.is_err() {
+        // The sender lives in a static and is never dropped.
+        std::future::pending::<()>().await;
+    }
+}
+
 /// The list survives a panic on another thread: it is only paths.
 fn live_dirs() -> MutexGuard<'static, Vec<PathBuf>> {
     LIVE_DIRS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Takes over SIGINT and SIGTERM before returning, so a signal that comes
-/// once a directory exists always finds the watcher: it removes every live
-/// directory and ends the process.
-fn start_signal_watcher() -> anyhow::Result<()> {
+/// Starts the watcher once. It takes over SIGINT and SIGTERM before this
+/// returns, so no signal that comes later finds the process unwatched.
+fn watch_signals() -> anyhow::Result<()> {
+    static STARTED: Mutex<bool> = Mutex::new(false);
+    let mut started = STARTED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if *started {
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -64,19 +113,26 @@ fn start_signal_watcher() -> anyhow::Result<()> {
             signal(SignalKind::terminate()).context("watching SIGTERM")?,
         )
     };
+    let signalled = SIGNALLED.get_or_init(|| watch::Sender::new(false));
     std::thread::Builder::new()
         .name("bench-signals".to_owned())
         .spawn(move || {
-            #[cfg(unix)]
-            runtime.block_on(async {
-                tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
+            loop {
+                #[cfg(unix)]
+                runtime.block_on(async {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
+                });
+                #[cfg(not(unix))]
+                if runtime.block_on(tokio::signal::ctrl_c()).is_err() {
+                    return;
                 }
-            });
-            #[cfg(not(unix))]
-            if runtime.block_on(tokio::signal::ctrl_c()).is_err() {
-                return;
+                signalled.send_replace(true);
+                if SELF_STOPPING_RUNS.load(Ordering::SeqCst) == 0 {
+                    break;
+                }
             }
             for dir in live_dirs().drain(..) {
                 remove(&dir);
@@ -85,12 +141,9 @@ fn start_signal_watcher() -> anyhow::Result<()> {
             std::process::exit(INTERRUPTED_EXIT_STATUS);
         })
         .context("starting the signal watcher")?;
+    *started = true;
     Ok(())
 }
-
-/// How many times a directory is removed before giving up: the node's
-/// threads still run and may create a file in it meanwhile.
-const REMOVE_ATTEMPTS_MAX: u32 = 3;
 
 fn remove(dir: &Path) {
     for attempt in 1..=REMOVE_ATTEMPTS_MAX {

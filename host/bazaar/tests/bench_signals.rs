@@ -1,6 +1,7 @@
 //! A benchmark stopped by SIGINT or SIGTERM leaves no data directory
 //! behind: the in-process pipeline removes its own, and the HTTP benchmark
-//! stops its `bazaar serve` child and removes the child's.
+//! stops its `bazaar serve` child and removes the child's, also when the
+//! in-process benchmarks ran before it in the same process.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -85,6 +86,25 @@ fn a_terminated_memory_bench_removes_its_data_directory() {
 fn an_interrupted_http_bench_stops_its_node_and_removes_its_data_directory() {
     stopped_bench_leaves_nothing(
         &["http", "--scenarios", "mixed", "--connections", "4", "--seconds", "600"],
+        "seeded",
+        "INT",
+    );
+}
+
+#[test]
+fn an_http_bench_interrupted_after_the_in_process_ones_stops_its_node_and_removes_everything() {
+    stopped_bench_leaves_nothing(
+        &[
+            "all",
+            "--orders",
+            "2000",
+            "--scenarios",
+            "mixed",
+            "--connections",
+            "4",
+            "--seconds",
+            "600",
+        ],
         "seeded",
         "INT",
     );

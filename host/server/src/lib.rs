@@ -327,7 +327,7 @@ pub fn serve_blocking(config: ServeConfig) -> anyhow::Result<()> {
 }
 
 /// Resolves when SIGINT or SIGTERM arrives.
-pub async fn shutdown_signal() -> anyhow::Result<()> {
+async fn shutdown_signal() -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         let mut terminate =
