@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bazaar_kernel::model::{
@@ -18,7 +19,7 @@ use bazaar_store::Backend;
 
 use crate::load::{self, LoadProgress, LoadReport};
 use crate::loadgen::{self, HttpBenchOptions};
-use crate::scratch::ScratchDir;
+use crate::scratch::{self, ScratchDir, StopsItself};
 use bazaar_node::node::{Node, NodeConfig};
 use bazaar_node::plugins::{PluginSet, plugin_ref, route_request};
 use bazaar_node::seed;
@@ -85,12 +86,30 @@ fn num_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Runs `orders` mixed-catalogue orders through a fresh node with `plugins`.
-fn run_pipeline(
+/// Runs `orders` mixed-catalogue orders through a fresh node with `plugins`
+/// in a scratch directory. SIGINT or SIGTERM stops the load; the node is
+/// then closed before its directory is removed.
+fn run_pipeline(backend: Backend, plugins: PluginSet, orders: u64) -> anyhow::Result<LoadReport> {
+    let progress = Arc::new(LoadProgress::default());
+    let _stops_itself = StopsItself::new({
+        let progress = progress.clone();
+        move || progress.stop.store(true, Ordering::Relaxed)
+    })?;
+    let dir = ScratchDir::new()?;
+    let report = drive_pipeline(dir.path(), backend, plugins, orders, &progress)?;
+    anyhow::ensure!(
+        !scratch::signalled(),
+        "interrupted: the node is closed and its data directory removed"
+    );
+    Ok(report)
+}
+
+fn drive_pipeline(
     dir: &Path,
     backend: Backend,
     plugins: PluginSet,
     orders: u64,
+    progress: &Arc<LoadProgress>,
 ) -> anyhow::Result<LoadReport> {
     let node = Arc::new(Node::open(NodeConfig { backend, ..NodeConfig::new(dir) }, plugins)?);
     let stores: Vec<StoreId> =
@@ -99,7 +118,7 @@ fn run_pipeline(
         seed::seed_flagship_store(&node, store, 0)?;
     }
     let plan = load::mixed_plan(&stores, PIPELINE_CLIENTS, PIPELINE_WINDOW, orders);
-    let report = load::drive(&node, &plan, &Arc::new(LoadProgress::default()));
+    let report = load::drive(&node, &plan, progress);
     anyhow::ensure!(
         report.refusals.is_empty(),
         "pipeline orders were refused: {:?}",
@@ -119,8 +138,7 @@ fn pipeline(options: &BenchOptions) -> anyhow::Result<()> {
     let native_plugins = PluginSet::first_party_native();
     let mut results = Vec::new();
     for (name, plugins) in [("native", native_plugins), ("wasm", wasm_plugins)] {
-        let dir = ScratchDir::new()?;
-        let report = run_pipeline(dir.path(), options.backend, plugins, orders)?;
+        let report = run_pipeline(options.backend, plugins, orders)?;
         println!(
             "{name:>6}: {:>9.0} orders/s  p50 {:>6.2} ms  p99 {:>6.2} ms  p99.9 {:>6.2} ms",
             report.orders_per_second(),
@@ -239,9 +257,8 @@ fn hot_sku(options: &BenchOptions) -> anyhow::Result<()> {
 fn memory(options: &BenchOptions) -> anyhow::Result<()> {
     let orders = options.orders.unwrap_or(1_000_000);
     println!("\n== memory: {orders} orders through the node with Wasm plugins ==");
-    let dir = ScratchDir::new()?;
     let before = rss_kib("VmRSS");
-    let report = run_pipeline(dir.path(), options.backend, PluginSet::first_party_wasm()?, orders)?;
+    let report = run_pipeline(options.backend, PluginSet::first_party_wasm()?, orders)?;
     let peak = rss_kib("VmHWM");
     println!(
         "{} orders at {:.0} orders/s (p99 {:.2} ms); RSS before {} MiB, peak {} MiB ({} bytes per order)",

@@ -182,7 +182,8 @@ pub(crate) struct Bench {
 impl Bench {
     /// Starts the node and reads its operator token.
     pub(crate) fn start() -> anyhow::Result<Self> {
-        let stops_itself = StopsItself::new()?;
+        // `run` below watches for the signal itself.
+        let stops_itself = StopsItself::new(|| {})?;
         let data_dir = ScratchDir::new()?;
         let server = Server::start(data_dir.path())?;
         let token = std::fs::read_to_string(data_dir.path().join("operator-token"))

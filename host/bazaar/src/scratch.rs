@@ -3,16 +3,18 @@
 //! of journal behind, and `bench http` a `bazaar serve` child running.
 //!
 //! One watcher thread takes both signals for the whole process, from the
-//! moment the first directory is made. On a signal:
-//! - while a run that stops itself is active ([`StopsItself`]: `bench http`
-//!   and `freshness`, which must stop their child node before its
-//!   directory goes), the watcher only reports it through [`interrupted`];
-//!   the run ends, stops its node and drops its directory;
-//! - otherwise (the in-process benchmarks, or between steps of
-//!   `bench all`) it removes every live directory and ends the process.
+//! moment the first directory or run needs it. On a signal:
+//! - while a run that stops itself is active ([`StopsItself`]: every run
+//!   with a node, whose threads would write into a directory removed under
+//!   them, and `bench http`'s child node, which must be stopped before its
+//!   directory goes), the watcher tells the run (its stop hook, and
+//!   [`interrupted`]); the run ends, stops its node and drops its
+//!   directory;
+//! - otherwise (between the runs of `bench all`, or in a benchmark with no
+//!   node) it removes every live directory and ends the process.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use anyhow::Context as _;
@@ -27,8 +29,11 @@ const REMOVE_ATTEMPTS_MAX: u32 = 3;
 
 /// The scratch directories that exist now, for the watcher.
 static LIVE_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-/// Runs active now that stop themselves on a signal.
-static SELF_STOPPING_RUNS: AtomicUsize = AtomicUsize::new(0);
+/// The stop hooks of the runs active now that stop themselves on a signal,
+/// by run; the lock also orders a signal against a run's start.
+static SELF_STOPPING_RUNS: Mutex<Vec<(u64, StopHook)>> = Mutex::new(Vec::new());
+/// Numbers the self-stopping runs.
+static NEXT_RUN: AtomicU64 = AtomicU64::new(0);
 /// Set by the watcher, which is started with the first scratch directory,
 /// when a signal has come.
 static SIGNALLED: OnceLock<watch::Sender<bool>> = OnceLock::new();
@@ -56,22 +61,44 @@ impl Drop for ScratchDir {
     }
 }
 
-/// Held by a run that ends itself when [`interrupted`] resolves: while it
-/// is held, a signal neither removes directories nor ends the process.
-pub(crate) struct StopsItself(());
+/// How a self-stopping run is told to stop; called on the watcher's thread.
+type StopHook = Box<dyn Fn() + Send>;
+
+/// Held by a run that ends itself on a signal: while it is held, a signal
+/// neither removes directories nor ends the process.
+pub(crate) struct StopsItself {
+    run: u64,
+}
 
 impl StopsItself {
-    pub(crate) fn new() -> anyhow::Result<Self> {
+    /// `stop` is called when a signal comes while the run holds this, or at
+    /// once if one came before; it may be called more than once.
+    pub(crate) fn new(stop: impl Fn() + Send + 'static) -> anyhow::Result<Self> {
         watch_signals()?;
-        SELF_STOPPING_RUNS.fetch_add(1, Ordering::SeqCst);
-        Ok(Self(()))
+        let run = NEXT_RUN.fetch_add(1, Ordering::Relaxed);
+        let mut runs = self_stopping_runs();
+        if signalled() {
+            stop();
+        }
+        runs.push((run, Box::new(stop)));
+        Ok(Self { run })
     }
 }
 
 impl Drop for StopsItself {
     fn drop(&mut self) {
-        SELF_STOPPING_RUNS.fetch_sub(1, Ordering::SeqCst);
+        self_stopping_runs().retain(|(run, _)| *run != self.run);
     }
+}
+
+/// Whether SIGINT or SIGTERM has come.
+pub(crate) fn signalled() -> bool {
+    SIGNALLED.get().is_some_and(|signalled| *signalled.borrow())
+}
+
+/// Runs' hooks are plain calls; a panic elsewhere leaves them usable.
+fn self_stopping_runs() -> MutexGuard<'static, Vec<(u64, StopHook)>> {
+    SELF_STOPPING_RUNS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Resolves once SIGINT or SIGTERM has come, also if it came before the
@@ -129,9 +156,13 @@ fn watch_signals() -> anyhow::Result<()> {
                 if runtime.block_on(tokio::signal::ctrl_c()).is_err() {
                     return;
                 }
+                let runs = self_stopping_runs();
                 signalled.send_replace(true);
-                if SELF_STOPPING_RUNS.load(Ordering::SeqCst) == 0 {
+                if runs.is_empty() {
                     break;
+                }
+                for (_, stop) in runs.iter() {
+                    stop();
                 }
             }
             for dir in live_dirs().drain(..) {
