@@ -19,7 +19,7 @@ use bazaar_store::Backend;
 
 use crate::load::{self, LoadProgress, LoadReport};
 use crate::loadgen::{self, HttpBenchOptions};
-use crate::scratch::{self, ScratchDir, StopsItself};
+use crate::scratch::{self, ScratchRun};
 use bazaar_node::node::{Node, NodeConfig};
 use bazaar_node::plugins::{PluginSet, plugin_ref, route_request};
 use bazaar_node::seed;
@@ -91,12 +91,11 @@ fn num_cpus() -> usize {
 /// then closed before its directory is removed.
 fn run_pipeline(backend: Backend, plugins: PluginSet, orders: u64) -> anyhow::Result<LoadReport> {
     let progress = Arc::new(LoadProgress::default());
-    let _stops_itself = StopsItself::new({
+    let scratch = ScratchRun::new({
         let progress = progress.clone();
         move || progress.stop.store(true, Ordering::Relaxed)
     })?;
-    let dir = ScratchDir::new()?;
-    let report = drive_pipeline(dir.path(), backend, plugins, orders, &progress)?;
+    let report = drive_pipeline(scratch.path(), backend, plugins, orders, &progress)?;
     anyhow::ensure!(
         !scratch::signalled(),
         "interrupted: the node is closed and its data directory removed"

@@ -44,7 +44,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncWriteExt as _, Interest};
 
 use crate::arrival;
-use crate::scratch::{self, ScratchDir, StopsItself};
+use crate::scratch::{self, ScratchRun};
 
 /// Connection counts measured, as the issue asks.
 pub const CONNECTIONS_DEFAULT: [usize; 3] = [64, 256, 1_024];
@@ -172,21 +172,18 @@ pub(crate) struct Bench {
     pub(crate) authorization: Arc<str>,
     /// Runs the clients.
     runtime: tokio::runtime::Runtime,
-    /// The node's data directory, removed when the benchmark ends.
-    _data_dir: ScratchDir,
-    /// Keeps a signal from ending the process before the node is stopped;
-    /// dropped last.
-    _stops_itself: StopsItself,
+    /// The node's data directory, removed after the node is stopped; a
+    /// signal ends `run` instead of the process.
+    _scratch: ScratchRun,
 }
 
 impl Bench {
     /// Starts the node and reads its operator token.
     pub(crate) fn start() -> anyhow::Result<Self> {
         // `run` below watches for the signal itself.
-        let stops_itself = StopsItself::new(|| {})?;
-        let data_dir = ScratchDir::new()?;
-        let server = Server::start(data_dir.path())?;
-        let token = std::fs::read_to_string(data_dir.path().join("operator-token"))
+        let scratch = ScratchRun::new(|| {})?;
+        let server = Server::start(scratch.path())?;
+        let token = std::fs::read_to_string(scratch.path().join("operator-token"))
             .context("reading the operator token the node wrote")?;
         let authorization: Arc<str> = Arc::from(format!("Bearer {}", token.trim()));
         println!("node: bazaar serve at http://{} (pid {})", server.address, server.child.id());
@@ -196,13 +193,7 @@ impl Bench {
             .enable_all()
             .build()
             .context("starting the client runtime")?;
-        Ok(Self {
-            server,
-            authorization,
-            runtime,
-            _data_dir: data_dir,
-            _stops_itself: stops_itself,
-        })
+        Ok(Self { server, authorization, runtime, _scratch: scratch })
     }
 
     /// Runs `work` on the client runtime until it ends, or until SIGINT or
@@ -632,8 +623,7 @@ impl Step {
             return 0.0;
         }
         rates.sort_unstable();
-        let index = ((rates.len() - 1) as f64 * q).round() as usize;
-        f64::from(rates[index]) / RATE_WINDOW.as_secs_f64()
+        f64::from(rates[quantile_index(rates.len(), q)]) / RATE_WINDOW.as_secs_f64()
     }
 }
 
@@ -642,8 +632,12 @@ fn percentile_ms(sorted_us: &[u32], q: f64) -> f64 {
     if sorted_us.is_empty() {
         return 0.0;
     }
-    let index = ((sorted_us.len() - 1) as f64 * q).round() as usize;
-    f64::from(sorted_us[index]) / 1000.0
+    f64::from(sorted_us[quantile_index(sorted_us.len(), q)]) / 1000.0
+}
+
+/// Where the `q` quantile of `len` sorted values (`len` > 0) sits.
+fn quantile_index(len: usize, q: f64) -> usize {
+    ((len - 1) as f64 * q).round() as usize
 }
 
 /// Runs `connections` closed-loop clients for `seconds`; attempts are
