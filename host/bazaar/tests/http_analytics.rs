@@ -284,6 +284,9 @@ async fn a_store_s_analytics_answer_queries_once_the_consumer_has_caught_up() {
     let families = parse_metrics(&scrape(&server).await);
     let lag = [("store", "acme"), ("plugin", ANALYTICS_PLUGIN)];
     assert_eq!(value(&families, "bazaar_consumer_lag_records", &lag), 0.0);
+    // A plugin that keeps up is offered whole batches.
+    let whole = bazaar_runtime::EVENTS_PER_BATCH_MAX as f64;
+    assert_eq!(value(&families, "bazaar_consumer_batch_events", &lag), whole);
 }
 
 /// Reads server-sent events from a streaming response.

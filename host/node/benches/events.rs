@@ -31,7 +31,8 @@ const STORES: usize = 8;
 const FRESHNESS_SAMPLES: usize = 200;
 const ANALYTICS: &str = "analytics-live";
 /// A consumer far slower than the event rate: about 10 µs of work per
-/// event, so a full batch runs into its deadline and is retried later.
+/// event, so a full batch runs into its deadline and the consumer goes on
+/// in smaller ones.
 const SLOW_CONFIG: &str = r#"{"behaviour": "spin", "spin_iterations": 20000}"#;
 
 fn main() -> anyhow::Result<()> {

@@ -4,7 +4,10 @@
 //! One thread reads every shard's event stream ([`EventReader`]), groups the
 //! new events by store, and hands each enabled analytics plugin the events
 //! after its recorded position, in batches of at most
-//! [`EVENTS_PER_BATCH_MAX`]. The plugin's state writes and its new position
+//! [`EVENTS_PER_BATCH_MAX`]; a batch that is too much work for one call
+//! (past the plugin's deadline, fuel or memory) is offered again at once as
+//! half as many events, and the batch grows back as calls go through
+//! ([`BatchSize`]). The plugin's state writes and its new position
 //! go back to the store's shard as one `RecordConsumed` command, so they
 //! are journaled together: after a crash the consumer resumes exactly where
 //! the journal says it stopped, and a batch retried after a crash is
@@ -45,11 +48,86 @@ pub const RETRY_BACKOFF_MS_INITIAL: u64 = 100;
 /// The longest wait between retries of a failing plugin.
 pub const RETRY_BACKOFF_MS_MAX: u64 = 30_000;
 
-/// How many times [`recompute`] offers a batch that ran past its deadline.
-/// The deadline is wall time, which a busy machine may spend on other
-/// threads; the live consumer offers such a batch again later, and the
-/// reference must not fail where the consumer would go on.
+/// How many times [`recompute`] offers a single event that ran past its
+/// deadline (a larger batch is halved first, as the consumer does). The
+/// deadline is wall time, which a busy machine may spend on other threads;
+/// the live consumer offers such an event again later, and the reference
+/// must not fail where the consumer would go on.
 pub const RECOMPUTE_ATTEMPTS_MAX: u32 = 5;
+
+/// The longest a slow consumer (one whose batches were cut down,
+/// [`BatchSize`]) at a shard's frontier is fed in one pass, its batch under
+/// way finished, before it is left to catch up as a laggard: a plugin too
+/// slow to keep up must not hold back the fresh events of the shard's
+/// other consumers.
+pub const FRONTIER_FEED_MS_MAX: u64 = 25;
+
+/// The longest one pass over a shard spends on its slow consumers behind
+/// the frontier (a batch under way is finished), taking them in turn from
+/// pass to pass: they use the consumer's spare time and never delay the
+/// consumers that keep up by much more than this. Laggards with whole
+/// batches (a failure, or a late start) catch up as fast as they can.
+pub const CATCH_UP_MS_PER_PASS: u64 = 25;
+
+/// Batches in a row that must go through before a consumer's batch, once
+/// halved, doubles again: a plugin whose batches missed their deadline
+/// under a burst of load gets back to large batches, while one that is
+/// simply slow spends one miss in this many calls finding its size again.
+pub const BATCH_GROWTH_AFTER_BATCHES: u32 = 16;
+
+/// How many events a consumer offers its plugin per call. All it may
+/// ([`EVENTS_PER_BATCH_MAX`]) at first; half the batch that was too much
+/// work for one call, down to a single event; twice as many again after
+/// [`BATCH_GROWTH_AFTER_BATCHES`] calls in a row went through. Without
+/// this a plugin that needs more than its deadline for a full batch would
+/// be offered that same batch for ever, however quickly it could fold a
+/// smaller one. The state a plugin builds must not depend on where batches
+/// end (the live consumer's batches already depend on when it read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchSize {
+    events: usize,
+    batches_through: u32,
+}
+
+impl Default for BatchSize {
+    fn default() -> Self {
+        Self { events: EVENTS_PER_BATCH_MAX, batches_through: 0 }
+    }
+}
+
+impl BatchSize {
+    /// Events to offer in the next call.
+    pub fn events(&self) -> usize {
+        self.events
+    }
+
+    /// After a call over `offered` events failed with `error`: whether to
+    /// offer half as many at once (the batch size is then halved), rather
+    /// than give up on the batch for now.
+    pub fn shrink_after(&mut self, offered: usize, error: &CallError) -> bool {
+        let too_much_for_one_call = matches!(
+            error,
+            CallError::DeadlineExceeded { .. }
+                | CallError::FuelExhausted
+                | CallError::MemoryLimitExceeded { .. }
+        );
+        if !too_much_for_one_call || offered <= 1 {
+            return false;
+        }
+        self.events = offered / 2;
+        self.batches_through = 0;
+        true
+    }
+
+    /// After a call went through.
+    pub fn grow_after_success(&mut self) {
+        self.batches_through += 1;
+        if self.batches_through >= BATCH_GROWTH_AFTER_BATCHES {
+            self.events = (self.events * 2).min(EVENTS_PER_BATCH_MAX);
+            self.batches_through = 0;
+        }
+    }
+}
 
 /// How far one store's plugin is behind its shard's event stream.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -62,6 +140,9 @@ pub struct ConsumerLag {
     pub consumed_through: u64,
     /// Event records committed on the store's shard after that one.
     pub records_behind: u64,
+    /// Events it is offered per call now: [`EVENTS_PER_BATCH_MAX`] unless
+    /// recent batches were too much work for one call ([`BatchSize`]).
+    pub batch_events: usize,
 }
 
 /// Why a query could not be answered.
@@ -97,6 +178,9 @@ struct Shared {
     /// Plugins that failed a batch: when they may retry, and the backoff
     /// that led there. Touched by the consumer thread only.
     retries: Mutex<HashMap<(StoreId, PluginId), (Instant, u64)>>,
+    /// Consumers whose batches were cut down, and to what. Touched by the
+    /// consumer thread only.
+    batch_sizes: Mutex<HashMap<(StoreId, PluginId), BatchSize>>,
 }
 
 #[derive(Default)]
@@ -138,6 +222,19 @@ struct ShardReading {
     /// When the shard was last asked whether any of its stores enabled an
     /// analytics plugin, and the answer.
     consumers_checked: Option<(Instant, bool)>,
+    /// Where among the laggards the next pass starts catching up, so that
+    /// none waits behind the others' whole backlog.
+    next_laggard: usize,
+}
+
+/// How far feeding a consumer got in the time it was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fed {
+    /// Every event it was offered.
+    Everything,
+    /// The time ran out once it had consumed the events through this
+    /// sequence.
+    Through(u64),
 }
 
 /// `events` grouped by store, each in sequence order.
@@ -169,6 +266,7 @@ impl Consumers {
             analyzers: Mutex::default(),
             lag: Mutex::default(),
             retries: Mutex::default(),
+            batch_sizes: Mutex::default(),
         });
         let thread = std::thread::Builder::new().name("event-consumer".into()).spawn({
             let shared = shared.clone();
@@ -253,7 +351,8 @@ impl Shared {
     }
 
     /// One read of `shard`'s stream at its frontier, then one catch-up read
-    /// for each consumer behind it; returns whether it found events.
+    /// for each consumer behind it, as time allows; returns whether there
+    /// is more to do at once (it found events, or ran out of time).
     fn pass(&self, shard: u32, reading: &mut ShardReading) -> Result<bool, QueryError> {
         if reading.laggards.is_empty() && !self.shard_has_consumers(shard, reading)? {
             // Nothing to feed: the frontier passes every committed record
@@ -284,18 +383,36 @@ impl Shared {
                         continue;
                     }
                     reading.known.insert(key.clone());
-                    if let Err(consumed_through) = self.offer(&key, consuming, &events) {
-                        reading.laggards.insert(key, consumed_through);
+                    let until = Instant::now() + Duration::from_millis(FRONTIER_FEED_MS_MAX);
+                    match self.offer(&key, consuming, &events, until) {
+                        Ok(Fed::Everything) => {}
+                        Ok(Fed::Through(consumed_through)) | Err(consumed_through) => {
+                            reading.laggards.insert(key, consumed_through);
+                        }
                     }
                 }
             }
             reading.frontier = last;
         }
         // Each consumer behind the frontier reads from its own position, so
-        // a slow or failing one never holds the others back.
-        let laggards: Vec<((StoreId, PluginId), u64)> =
+        // a slow or failing one never holds the others back; the slow ones
+        // together get a bounded share of the pass, in turn.
+        let mut laggards: Vec<((StoreId, PluginId), u64)> =
             reading.laggards.iter().map(|(key, cursor)| (key.clone(), *cursor)).collect();
+        for (key, _) in &laggards {
+            consumers.insert(key.clone(), ());
+        }
+        let first = reading.next_laggard % laggards.len().max(1);
+        laggards.rotate_left(first);
+        let catch_up_until = Instant::now() + Duration::from_millis(CATCH_UP_MS_PER_PASS);
+        let mut time_ran_out = false;
         for (key, cursor) in laggards {
+            let slow = self.batch_size(&key).events() < EVENTS_PER_BATCH_MAX;
+            if slow && Instant::now() >= catch_up_until {
+                time_ran_out = true;
+                continue;
+            }
+            reading.next_laggard = reading.next_laggard.wrapping_add(1);
             if self.retry_wait(&key) {
                 continue;
             }
@@ -311,30 +428,36 @@ impl Shared {
                 reading.laggards.remove(&key);
                 continue;
             };
-            consumers.insert(key.clone(), ());
-            match self.offer(&key, consuming, &mine) {
-                Ok(()) if end >= reading.frontier => {
+            match self.offer(&key, consuming, &mine, catch_up_until) {
+                Ok(Fed::Everything) if end >= reading.frontier => {
                     reading.laggards.remove(&key);
                     reading.known.insert(key);
                 }
-                Ok(()) => {
+                Ok(Fed::Everything) => {
                     reading.laggards.insert(key, end);
+                }
+                Ok(Fed::Through(consumed_through)) => {
+                    time_ran_out = true;
+                    reading.laggards.insert(key, consumed_through);
                 }
                 Err(_) => {}
             }
         }
         self.measure(shard, &consumers);
-        Ok(found)
+        // A catch-up cut short goes on at once, not after a poll interval.
+        Ok(found || time_ran_out)
     }
 
     /// Feeds `events` (one store's, in order) to a consumer from its
-    /// position on. On failure schedules a retry and returns the position.
+    /// position on, a slow one only until `until` ([`Shared::feed`]). On
+    /// failure schedules a retry and returns the position.
     fn offer(
         &self,
         key: &(StoreId, PluginId),
         consuming: Consuming,
         events: &[Event],
-    ) -> Result<(), u64> {
+        until: Instant,
+    ) -> Result<Fed, u64> {
         let consumed_through = consuming.consumed_through;
         if self.retry_wait(key) {
             return Err(consumed_through);
@@ -343,13 +466,13 @@ impl Shared {
         // suffix.
         let seen = events.partition_point(|e| e.sequence <= consumed_through);
         if seen == events.len() {
-            return Ok(());
+            return Ok(Fed::Everything);
         }
         let (store, plugin) = key;
-        match self.feed(store, plugin, consuming, &events[seen..]) {
-            Ok(()) => {
+        match self.feed(store, plugin, consuming, &events[seen..], until) {
+            Ok(fed) => {
                 self.retry_clear(key);
-                Ok(())
+                Ok(fed)
             }
             Err(consumed_through) => {
                 self.retry_later(key.clone());
@@ -380,15 +503,29 @@ impl Shared {
     }
 
     /// Feeds `events` to one store's plugin in batches, recording each.
-    /// On failure returns the sequence the plugin had consumed through.
+    /// While its batches are cut down (a slow plugin) it starts no batch
+    /// after `until`, though the first always runs. On failure returns the
+    /// sequence the plugin had consumed through.
     fn feed(
         &self,
         store: &StoreId,
         plugin: &PluginId,
         mut consuming: Consuming,
         events: &[Event],
-    ) -> Result<(), u64> {
-        for batch in events.chunks(EVENTS_PER_BATCH_MAX) {
+        until: Instant,
+    ) -> Result<Fed, u64> {
+        let key = (store.clone(), plugin.clone());
+        let mut size = self.batch_size(&key);
+        let mut rest = events;
+        let fed = loop {
+            if rest.is_empty() {
+                break Ok(Fed::Everything);
+            }
+            let slow = size.events() < EVENTS_PER_BATCH_MAX;
+            if slow && rest.len() < events.len() && Instant::now() >= until {
+                break Ok(Fed::Through(consuming.consumed_through));
+            }
+            let batch = &rest[..size.events().min(rest.len())];
             let through_sequence = batch.last().map_or(0, |event| event.sequence);
             let call = PluginCall {
                 store: store.clone(),
@@ -402,9 +539,14 @@ impl Shared {
                 analyzers.get(store, &consuming.plugin).ingest(call, batch)
             };
             if let Err(error) = outcome.result {
+                if size.shrink_after(batch.len(), &error) {
+                    tracing::info!(%store, %plugin, %error, events = size.events(), "an analytics batch was too much for one call; offering fewer events");
+                    continue;
+                }
                 tracing::warn!(%store, %plugin, %error, "analytics batch failed; it will be offered again");
-                return Err(consuming.consumed_through);
+                break Err(consuming.consumed_through);
             }
+            size.grow_after_success();
             let command = Command::RecordConsumed {
                 store: store.clone(),
                 plugin: plugin.clone(),
@@ -415,25 +557,42 @@ impl Shared {
                 Ok(_) | Err(NodeError::Kernel(KernelError::AlreadyConsumed { .. })) => {}
                 Err(error) => {
                     tracing::warn!(%store, %plugin, %error, "recording consumed events failed");
-                    return Err(consuming.consumed_through);
+                    break Err(consuming.consumed_through);
                 }
             }
             consuming.consumed_through = through_sequence;
+            rest = &rest[batch.len()..];
             // The next batch builds on the state this one wrote.
-            consuming.state = self
-                .node
-                .read(store, {
-                    let (store, plugin) = (store.clone(), plugin.clone());
-                    move |shard| {
-                        shard
-                            .store(&store)
-                            .map(|state| state.plugin_state(&plugin))
-                            .unwrap_or_default()
-                    }
-                })
-                .map_err(|_| consuming.consumed_through)?;
+            let state = self.node.read(store, {
+                let (store, plugin) = (store.clone(), plugin.clone());
+                move |shard| {
+                    shard.store(&store).map(|state| state.plugin_state(&plugin)).unwrap_or_default()
+                }
+            });
+            match state {
+                Ok(state) => consuming.state = state,
+                Err(_) => break Err(consuming.consumed_through),
+            }
+        };
+        self.keep_batch_size(key, size);
+        fed
+    }
+
+    /// The batch size `key` is offered now.
+    fn batch_size(&self, key: &(StoreId, PluginId)) -> BatchSize {
+        let sizes = self.batch_sizes.lock().unwrap_or_else(PoisonError::into_inner);
+        sizes.get(key).copied().unwrap_or_default()
+    }
+
+    /// Keeps `key`'s batch size for its next batch; only cut-down sizes
+    /// take room.
+    fn keep_batch_size(&self, key: (StoreId, PluginId), size: BatchSize) {
+        let mut sizes = self.batch_sizes.lock().unwrap_or_else(PoisonError::into_inner);
+        if size.events() == EVENTS_PER_BATCH_MAX {
+            sizes.remove(&key);
+        } else {
+            sizes.insert(key, size);
         }
-        Ok(())
     }
 
     /// Whether any store of `shard` enabled an analytics plugin, asked of
@@ -522,6 +681,7 @@ impl Shared {
                     plugin: plugin.to_string(),
                     consumed_through,
                     records_behind: head.saturating_sub(record_of(consumed_through)),
+                    batch_events: self.batch_size(&(store.clone(), plugin.clone())).events(),
                 },
             );
         }
@@ -529,8 +689,8 @@ impl Shared {
 }
 
 /// Folds every retained event of `store` on `shard` into a fresh state of
-/// `plugin`, from scratch: the reference a live consumer must match. Uses
-/// the same batches a consumer would, on the caller's thread.
+/// `plugin`, from scratch: the reference a live consumer must match.
+/// Batches the way a consumer does ([`BatchSize`]), on the caller's thread.
 pub fn recompute(
     reader: &EventReader,
     shard: u32,
@@ -540,13 +700,17 @@ pub fn recompute(
 ) -> Result<PluginStateMap, String> {
     let mut analyzer = plugin.analyzer();
     let mut state = PluginStateMap::new();
+    let mut size = BatchSize::default();
     let mut after = 0;
     loop {
         let events = reader.read(shard, after).map_err(|error| error.to_string())?;
         let Some(last) = events.last().map(|event| event.sequence) else { break };
         after = last;
         let mine: Vec<Event> = events.into_iter().filter(|event| event.store == *store).collect();
-        for batch in mine.chunks(EVENTS_PER_BATCH_MAX) {
+        let mut rest = mine.as_slice();
+        let mut attempts = 1;
+        while !rest.is_empty() {
+            let batch = &rest[..size.events().min(rest.len())];
             let call = PluginCall {
                 store: store.clone(),
                 config_json: config.clone(),
@@ -554,25 +718,25 @@ pub fn recompute(
                 now_ms: batch.last().map_or(0, |event| event.at_ms),
                 random_seed: batch.last().map_or(0, |event| event.sequence),
             };
-            let mut attempts = 1;
-            let outcome = loop {
-                let outcome = analyzer.ingest(call.clone(), batch);
-                match outcome.result {
-                    Err(CallError::DeadlineExceeded { .. })
-                        if attempts < RECOMPUTE_ATTEMPTS_MAX =>
-                    {
-                        attempts += 1
-                    }
-                    _ => break outcome,
+            let outcome = analyzer.ingest(call, batch);
+            match outcome.result {
+                Ok(()) => {}
+                Err(error) if size.shrink_after(batch.len(), &error) => continue,
+                Err(CallError::DeadlineExceeded { .. }) if attempts < RECOMPUTE_ATTEMPTS_MAX => {
+                    attempts += 1;
+                    continue;
                 }
-            };
-            outcome.result.map_err(|error| error.to_string())?;
+                Err(error) => return Err(error.to_string()),
+            }
+            attempts = 1;
+            size.grow_after_success();
             for write in outcome.state_writes {
                 match write.value {
                     Some(value) => state.insert(write.key, value),
                     None => state.remove(&write.key),
                 };
             }
+            rest = &rest[batch.len()..];
         }
     }
     Ok(state)

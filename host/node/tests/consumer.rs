@@ -1,6 +1,7 @@
 //! The event consumer feeds a store's analytics plugin every committed
 //! event exactly once: its figures match a from-scratch recomputation over
-//! the journal, across a restart in the middle of the stream.
+//! the journal, across a restart in the middle of the stream. A failing
+//! plugin only falls behind, and a slow one catches up in smaller batches.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +13,7 @@ use bazaar_node::events::EventReader;
 use bazaar_node::node::{Node, NodeConfig};
 use bazaar_node::plugins::{Implementation, PluginSet};
 use bazaar_node::seed;
+use bazaar_runtime::EVENTS_PER_BATCH_MAX;
 use serde_json::Value;
 
 const ANALYTICS: &str = "analytics-live";
@@ -207,4 +209,62 @@ fn a_plugin_enabled_after_the_consumer_passed_unwatched_events_still_gets_every_
         .unwrap();
     assert_eq!(headline["orders_placed"], placed, "{headline}");
     assert!(placed > 40, "orders from before the plugin was enabled count too");
+}
+
+#[test]
+fn a_plugin_too_slow_for_a_whole_batch_catches_up_in_smaller_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, plugins) = open(dir.path());
+    plugins.add_artifact(&bazaar_artifacts::HOSTILE_ANALYTICS).unwrap();
+    let store = StoreId::new("slow-dashboard").unwrap();
+    seed::seed_flagship_store(&node, &store, 20).unwrap();
+    // About 200 µs of work per event: the hundreds of events waiting when
+    // the consumer starts take far longer than the 20 ms deadline in one
+    // call, a few dozen fit easily, and a single event fits a hundred
+    // times over.
+    let slow = r#"{"behaviour": "spin", "spin_iterations": 400000}"#;
+    enable(&node, &store, "hostile-analytics", slow);
+    place_orders(&node, &store, 0, 300);
+    let reader = EventReader::new(node.storage().clone());
+    let mut last_event = 0;
+    while let Some(event) = reader.read(0, last_event).unwrap().last() {
+        last_event = event.sequence;
+    }
+    assert!(last_event > 0);
+
+    let consumers = Consumers::start(node.clone(), plugins.clone()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let caught_up = loop {
+        let lag = consumers.lag();
+        let slow = lag.iter().find(|l| l.plugin == "hostile-analytics").cloned();
+        if let Some(slow) = slow.filter(|slow| slow.records_behind == 0) {
+            break slow;
+        }
+        assert!(Instant::now() < deadline, "the slow consumer never caught up: {lag:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let consumed = node
+        .read(&store, {
+            let store = store.clone();
+            move |shard| {
+                let plugin = PluginId::new("hostile-analytics").unwrap();
+                shard.store(&store).unwrap().consumed_through(&plugin)
+            }
+        })
+        .unwrap();
+    assert!(consumed >= last_event, "consumed through {consumed}, events up to {last_event}");
+    assert!(
+        caught_up.batch_events < EVENTS_PER_BATCH_MAX,
+        "its batches were cut down, and the cut is reported: {caught_up:?}"
+    );
+
+    // The reference recomputation batches the same way, so it succeeds too.
+    let view = plugins.view();
+    let installed = &view.plugins[&PluginId::new("hostile-analytics").unwrap()];
+    let Implementation::Analytics(hostile) =
+        installed.versions[installed.active.as_ref().unwrap()].as_ref()
+    else {
+        panic!("hostile-analytics is an analytics plugin")
+    };
+    recompute(&reader, 0, &store, hostile, Some(slow.into())).unwrap();
 }

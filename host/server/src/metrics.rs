@@ -550,6 +550,18 @@ fn write_plugins(out: &mut Exposition, scrape: &Scrape) {
             lag.records_behind,
         );
     }
+    out.family(
+        "bazaar_consumer_batch_events",
+        Kind::Gauge,
+        "Events a store's analytics plugin is offered per call: the most a call takes, or fewer while its recent batches were too much work for one call.",
+    );
+    for lag in &scrape.consumer_lag {
+        out.sample(
+            "bazaar_consumer_batch_events",
+            &[("store", &lag.store), ("plugin", &lag.plugin)],
+            lag.batch_events as u64,
+        );
+    }
 }
 
 /// The type of a metric family.
