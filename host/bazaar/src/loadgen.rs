@@ -502,9 +502,27 @@ impl OrderClient {
         let received = loop {
             self.stream.readable().await?;
             let buffer = &mut self.response[filled..];
-            match self.stream.try_io(Interest::READABLE, || arrival::receive(socket, buffer)) {
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
-                received => break received,
+            let room = buffer.len();
+            // A read that leaves room in the buffer has emptied the socket.
+            // It is reported to tokio as "would block", its bytes kept
+            // aside, so that tokio forgets the readiness it saw and the
+            // next response is waited for without first costing a read
+            // that finds nothing: one `recvmsg` per response instead of
+            // two. tokio forgets only the readiness it saw before the
+            // read, so bytes that arrived meanwhile still wake the wait.
+            let mut emptied = None;
+            let read = self.stream.try_io(Interest::READABLE, || {
+                let (read, arrived) = arrival::receive(socket, buffer)?;
+                if read > 0 && read < room {
+                    emptied = Some((read, arrived));
+                    return Err(std::io::ErrorKind::WouldBlock.into());
+                }
+                Ok((read, arrived))
+            });
+            match (read, emptied) {
+                (_, Some(received)) => break Ok(received),
+                (Err(error), None) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
+                (read, None) => break read,
             }
         };
         let (read, arrived) = received?;
