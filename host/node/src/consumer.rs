@@ -119,7 +119,8 @@ impl BatchSize {
         true
     }
 
-    /// After a call went through.
+    /// After a call over a whole batch of [`BatchSize::events`] went
+    /// through (a shorter one shows nothing about the size).
     pub fn grow_after_success(&mut self) {
         self.batches_through += 1;
         if self.batches_through >= BATCH_GROWTH_AFTER_BATCHES {
@@ -214,17 +215,18 @@ struct ShardReading {
     /// Every event up to this sequence was offered to every consumer that
     /// is not a laggard.
     frontier: u64,
-    /// Consumers behind the frontier (a failed batch, or enabled after the
-    /// frontier passed their position), with how far they have read.
+    /// Consumers behind the frontier (a failed batch, a slow one whose time
+    /// ran out, or one enabled after the frontier passed its position),
+    /// with how far they have read.
     laggards: BTreeMap<(StoreId, PluginId), u64>,
     /// Consumers seen at the frontier.
     known: std::collections::BTreeSet<(StoreId, PluginId)>,
     /// When the shard was last asked whether any of its stores enabled an
     /// analytics plugin, and the answer.
     consumers_checked: Option<(Instant, bool)>,
-    /// Where among the laggards the next pass starts catching up, so that
-    /// none waits behind the others' whole backlog.
-    next_laggard: usize,
+    /// Where among the slow laggards the next pass starts catching up, so
+    /// that each gets its turn.
+    next_slow_laggard: usize,
 }
 
 /// How far feeding a consumer got in the time it was given.
@@ -395,57 +397,87 @@ impl Shared {
             reading.frontier = last;
         }
         // Each consumer behind the frontier reads from its own position, so
-        // a slow or failing one never holds the others back; the slow ones
-        // together get a bounded share of the pass, in turn.
-        let mut laggards: Vec<((StoreId, PluginId), u64)> =
-            reading.laggards.iter().map(|(key, cursor)| (key.clone(), *cursor)).collect();
-        for (key, _) in &laggards {
+        // a slow or failing one never holds the others back. Those with
+        // whole batches catch up as fast as they can; the slow ones take
+        // turns at a bounded share of the pass.
+        for key in reading.laggards.keys() {
             consumers.insert(key.clone(), ());
         }
-        let first = reading.next_laggard % laggards.len().max(1);
-        laggards.rotate_left(first);
+        let (mut slow, whole): (Vec<_>, Vec<_>) = reading
+            .laggards
+            .iter()
+            .filter(|(key, _)| !self.retry_wait(key))
+            .map(|(key, cursor)| (key.clone(), *cursor))
+            .partition(|(key, _)| self.batch_size(key).events() < EVENTS_PER_BATCH_MAX);
+        for (key, cursor) in whole {
+            let until = Instant::now() + Duration::from_millis(FRONTIER_FEED_MS_MAX);
+            self.catch_up(shard, reading, &mut consumers, key, cursor, until)?;
+        }
+        let first = reading.next_slow_laggard % slow.len().max(1);
+        slow.rotate_left(first);
         let catch_up_until = Instant::now() + Duration::from_millis(CATCH_UP_MS_PER_PASS);
         let mut time_ran_out = false;
-        for (key, cursor) in laggards {
-            let slow = self.batch_size(&key).events() < EVENTS_PER_BATCH_MAX;
-            if slow && Instant::now() >= catch_up_until {
+        for (key, cursor) in slow {
+            if Instant::now() >= catch_up_until {
                 time_ran_out = true;
-                continue;
+                break;
             }
-            reading.next_laggard = reading.next_laggard.wrapping_add(1);
-            if self.retry_wait(&key) {
-                continue;
-            }
-            let window =
-                self.reader.read(shard, cursor).map_err(|e| QueryError::Plugin(e.to_string()))?;
-            let end = window.last().map_or(reading.frontier, |event| event.sequence);
-            let (store, plugin) = &key;
-            let mine: Vec<Event> =
-                window.into_iter().filter(|event| event.store == *store).collect();
-            let consuming = self.consuming(store)?.into_iter().find(|(id, _)| id == plugin);
-            let Some((_, consuming)) = consuming else {
-                // Disabled meanwhile: nothing more to do for it.
-                reading.laggards.remove(&key);
-                continue;
-            };
-            match self.offer(&key, consuming, &mine, catch_up_until) {
-                Ok(Fed::Everything) if end >= reading.frontier => {
-                    reading.laggards.remove(&key);
-                    reading.known.insert(key);
-                }
-                Ok(Fed::Everything) => {
-                    reading.laggards.insert(key, end);
-                }
-                Ok(Fed::Through(consumed_through)) => {
-                    time_ran_out = true;
-                    reading.laggards.insert(key, consumed_through);
-                }
-                Err(_) => {}
-            }
+            reading.next_slow_laggard = reading.next_slow_laggard.wrapping_add(1);
+            time_ran_out |=
+                self.catch_up(shard, reading, &mut consumers, key, cursor, catch_up_until)?;
         }
         self.measure(shard, &consumers);
         // A catch-up cut short goes on at once, not after a poll interval.
         Ok(found || time_ran_out)
+    }
+
+    /// Offers laggard `key` the window of `shard`'s stream after `cursor`,
+    /// a slow one only until `until`; returns whether its time ran out.
+    fn catch_up(
+        &self,
+        shard: u32,
+        reading: &mut ShardReading,
+        consumers: &mut BTreeMap<(StoreId, PluginId), ()>,
+        key: (StoreId, PluginId),
+        cursor: u64,
+        until: Instant,
+    ) -> Result<bool, QueryError> {
+        let window =
+            self.reader.read(shard, cursor).map_err(|e| QueryError::Plugin(e.to_string()))?;
+        let end = window.last().map_or(reading.frontier, |event| event.sequence);
+        let (store, plugin) = &key;
+        let mine: Vec<Event> = window.into_iter().filter(|event| event.store == *store).collect();
+        let consuming = self.consuming(store)?.into_iter().find(|(id, _)| id == plugin);
+        let Some((_, consuming)) = consuming else {
+            // Disabled meanwhile: nothing more to do for it, or to report.
+            reading.laggards.remove(&key);
+            consumers.remove(&key);
+            self.forget(&key);
+            return Ok(false);
+        };
+        match self.offer(&key, consuming, &mine, until) {
+            Ok(Fed::Everything) if end >= reading.frontier => {
+                reading.laggards.remove(&key);
+                reading.known.insert(key);
+            }
+            Ok(Fed::Everything) => {
+                reading.laggards.insert(key, end);
+            }
+            Ok(Fed::Through(consumed_through)) => {
+                reading.laggards.insert(key, consumed_through);
+                return Ok(true);
+            }
+            Err(_) => {}
+        }
+        Ok(false)
+    }
+
+    /// Drops what the consumer keeps about `key`, a plugin the store no
+    /// longer runs: its lag, batch size and backoff.
+    fn forget(&self, key: &(StoreId, PluginId)) {
+        self.lag.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+        self.batch_sizes.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
+        self.retries.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
     }
 
     /// Feeds `events` (one store's, in order) to a consumer from its
@@ -504,8 +536,9 @@ impl Shared {
 
     /// Feeds `events` to one store's plugin in batches, recording each.
     /// While its batches are cut down (a slow plugin) it starts no batch
-    /// after `until`, though the first always runs. On failure returns the
-    /// sequence the plugin had consumed through.
+    /// after `until`: neither a next batch nor a halved retry, though the
+    /// first call always runs. On failure returns the sequence the plugin
+    /// had consumed through.
     fn feed(
         &self,
         store: &StoreId,
@@ -541,12 +574,17 @@ impl Shared {
             if let Err(error) = outcome.result {
                 if size.shrink_after(batch.len(), &error) {
                     tracing::info!(%store, %plugin, %error, events = size.events(), "an analytics batch was too much for one call; offering fewer events");
+                    if Instant::now() >= until {
+                        break Ok(Fed::Through(consuming.consumed_through));
+                    }
                     continue;
                 }
                 tracing::warn!(%store, %plugin, %error, "analytics batch failed; it will be offered again");
                 break Err(consuming.consumed_through);
             }
-            size.grow_after_success();
+            if batch.len() == size.events() {
+                size.grow_after_success();
+            }
             let command = Command::RecordConsumed {
                 store: store.clone(),
                 plugin: plugin.clone(),
@@ -729,7 +767,9 @@ pub fn recompute(
                 Err(error) => return Err(error.to_string()),
             }
             attempts = 1;
-            size.grow_after_success();
+            if batch.len() == size.events() {
+                size.grow_after_success();
+            }
             for write in outcome.state_writes {
                 match write.value {
                     Some(value) => state.insert(write.key, value),
@@ -759,4 +799,38 @@ pub fn ask(
         random_seed: 0,
     };
     plugin.analyzer().query(call, name, arguments_json).result.map_err(|error| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_too_much_for_one_call_halves_down_to_one_event_and_grows_back_on_whole_batches() {
+        let mut size = BatchSize::default();
+        let deadline = CallError::DeadlineExceeded { deadline_ms: 20 };
+        assert!(size.shrink_after(3_000, &deadline), "the batch offered is what is halved");
+        assert_eq!(size.events(), 1_500);
+        assert!(size.shrink_after(1_500, &CallError::FuelExhausted));
+        assert!(size.shrink_after(750, &CallError::MemoryLimitExceeded { limit_bytes: 1 }));
+        assert_eq!(size.events(), 375);
+        // Other failures say nothing about the batch's size.
+        assert!(!size.shrink_after(375, &CallError::Trap("unreachable".into())));
+        assert_eq!(size.events(), 375);
+        while size.events() > 1 {
+            assert!(size.shrink_after(size.events(), &deadline));
+        }
+        assert!(!size.shrink_after(1, &deadline), "one event is never split");
+
+        for _ in 1..BATCH_GROWTH_AFTER_BATCHES {
+            size.grow_after_success();
+        }
+        assert_eq!(size.events(), 1);
+        size.grow_after_success();
+        assert_eq!(size.events(), 2);
+        for _ in 0..BATCH_GROWTH_AFTER_BATCHES * 20 {
+            size.grow_after_success();
+        }
+        assert_eq!(size.events(), EVENTS_PER_BATCH_MAX);
+    }
 }
