@@ -356,7 +356,8 @@ impl Shared {
     /// for each consumer behind it, as time allows; returns whether there
     /// is more to do at once (it found events, or ran out of time).
     fn pass(&self, shard: u32, reading: &mut ShardReading) -> Result<bool, QueryError> {
-        if reading.laggards.is_empty() && !self.shard_has_consumers(shard, reading)? {
+        let has_consumers = self.shard_has_consumers(shard, reading)?;
+        if reading.laggards.is_empty() && !has_consumers {
             // Nothing to feed: the frontier passes every committed record
             // without reading or decoding one, and the thread rests.
             let last_record = self.reader.last_record(shard);
@@ -451,6 +452,7 @@ impl Shared {
         let Some((_, consuming)) = consuming else {
             // Disabled meanwhile: nothing more to do for it, or to report.
             reading.laggards.remove(&key);
+            reading.known.remove(&key);
             consumers.remove(&key);
             self.forget(&key);
             return Ok(false);
@@ -636,7 +638,10 @@ impl Shared {
     /// Whether any store of `shard` enabled an analytics plugin, asked of
     /// the shard at most once per [`POLL_INTERVAL_MS`]: a plugin enabled
     /// meanwhile is found at the next check and catches up from its own
-    /// position.
+    /// position. The same read finds the consumers of the shard whose
+    /// plugin was switched off: they are forgotten (their lag, batch size,
+    /// backoff and place in the reading), so their figures stop being
+    /// reported and one switched on again catches up from its position.
     fn shard_has_consumers(
         &self,
         shard: u32,
@@ -647,14 +652,34 @@ impl Shared {
         {
             return Ok(answer);
         }
+        let tracked: Vec<(StoreId, PluginId)> = {
+            let lag = self.lag.lock().unwrap_or_else(PoisonError::into_inner);
+            lag.keys().filter(|(store, _)| self.node.shard_of(store) == shard).cloned().collect()
+        };
         let view = self.plugins.view();
-        let answer = self.node.read_shard(shard, move |state| {
-            state.stores().values().any(|store| {
-                store.plugin_configs().keys().any(|id| {
-                    view.plugins.get(id).is_some_and(|plugin| plugin.kind == PluginKind::Analytics)
+        let (answer, switched_off) = self.node.read_shard(shard, move |state| {
+            let analytics = |id: &PluginId| {
+                view.plugins.get(id).is_some_and(|plugin| plugin.kind == PluginKind::Analytics)
+            };
+            let answer =
+                state.stores().values().any(|store| store.plugin_configs().keys().any(&analytics));
+            let switched_off: Vec<(StoreId, PluginId)> = tracked
+                .into_iter()
+                .filter(|(store, plugin)| {
+                    let enabled = state
+                        .stores()
+                        .get(store)
+                        .is_some_and(|store| store.plugin_configs().contains_key(plugin));
+                    !(enabled && analytics(plugin))
                 })
-            })
+                .collect();
+            (answer, switched_off)
         })?;
+        for key in switched_off {
+            reading.laggards.remove(&key);
+            reading.known.remove(&key);
+            self.forget(&key);
+        }
         reading.consumers_checked = Some((Instant::now(), answer));
         Ok(answer)
     }

@@ -268,3 +268,33 @@ fn a_plugin_too_slow_for_a_whole_batch_catches_up_in_smaller_batches() {
     };
     recompute(&reader, 0, &store, hostile, Some(slow.into())).unwrap();
 }
+
+#[test]
+fn a_consumer_switched_off_is_no_longer_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, plugins) = open(dir.path());
+    let store = StoreId::new("switched").unwrap();
+    seed::seed_flagship_store(&node, &store, 20).unwrap();
+    enable(&node, &store, ANALYTICS, CONFIG);
+    let consumers = Consumers::start(node.clone(), plugins.clone()).unwrap();
+    place_orders(&node, &store, 0, 20);
+    settled(&node, &plugins, &consumers, &store, "headline");
+    let reported = |consumers: &Consumers| {
+        consumers.lag().iter().any(|l| l.store == store.as_str() && l.plugin == ANALYTICS)
+    };
+    assert!(reported(&consumers));
+
+    node.execute(Command::ConfigurePlugin {
+        store: store.clone(),
+        plugin: PluginId::new(ANALYTICS).unwrap(),
+        config_json: None,
+        settings: PluginSettings::default(),
+    })
+    .unwrap();
+    place_orders(&node, &store, 20, 5);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reported(&consumers) {
+        assert!(Instant::now() < deadline, "still reported: {:?}", consumers.lag());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
