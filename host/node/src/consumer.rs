@@ -78,10 +78,10 @@ pub const BATCH_GROWTH_AFTER_BATCHES: u32 = 16;
 /// How many events a consumer offers its plugin per call. All it may
 /// ([`EVENTS_PER_BATCH_MAX`]) at first; half the batch that was too much
 /// work for one call, down to a single event; twice as many again after
-/// [`BATCH_GROWTH_AFTER_BATCHES`] calls in a row went through. Without
-/// this a plugin that needs more than its deadline for a full batch would
-/// be offered that same batch for ever, however quickly it could fold a
-/// smaller one. The state a plugin builds must not depend on where batches
+/// [`BATCH_GROWTH_AFTER_BATCHES`] whole batches in a row went through.
+/// Without this a plugin that needs more than its deadline for a full
+/// batch would be offered that same batch for ever, however quickly it
+/// could fold a smaller one. The state a plugin builds must not depend on where batches
 /// end (the live consumer's batches already depend on when it read).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchSize {
@@ -99,6 +99,17 @@ impl BatchSize {
     /// Events to offer in the next call.
     pub fn events(&self) -> usize {
         self.events
+    }
+
+    /// Whether batches are cut down below [`EVENTS_PER_BATCH_MAX`]: the
+    /// plugin is slow, and gets only a share of the consumer's time.
+    pub fn is_cut(&self) -> bool {
+        self.events < EVENTS_PER_BATCH_MAX
+    }
+
+    /// The next batch to offer out of `waiting`.
+    pub fn next_batch<'a>(&self, waiting: &'a [Event]) -> &'a [Event] {
+        &waiting[..self.events.min(waiting.len())]
     }
 
     /// After a call over `offered` events failed with `error`: whether to
@@ -119,9 +130,13 @@ impl BatchSize {
         true
     }
 
-    /// After a call over a whole batch of [`BatchSize::events`] went
-    /// through (a shorter one shows nothing about the size).
-    pub fn grow_after_success(&mut self) {
+    /// After a call over `offered` events went through; only a whole batch
+    /// of [`BatchSize::events`] counts towards growing (a shorter one shows
+    /// nothing about the size).
+    pub fn went_through(&mut self, offered: usize) {
+        if offered < self.events {
+            return;
+        }
         self.batches_through += 1;
         if self.batches_through >= BATCH_GROWTH_AFTER_BATCHES {
             self.events = (self.events * 2).min(EVENTS_PER_BATCH_MAX);
@@ -409,7 +424,7 @@ impl Shared {
             .iter()
             .filter(|(key, _)| !self.retry_wait(key))
             .map(|(key, cursor)| (key.clone(), *cursor))
-            .partition(|(key, _)| self.batch_size(key).events() < EVENTS_PER_BATCH_MAX);
+            .partition(|(key, _)| self.batch_size(key).is_cut());
         for (key, cursor) in whole {
             let until = Instant::now() + Duration::from_millis(FRONTIER_FEED_MS_MAX);
             self.catch_up(shard, reading, &mut consumers, key, cursor, until)?;
@@ -451,10 +466,8 @@ impl Shared {
         let consuming = self.consuming(store)?.into_iter().find(|(id, _)| id == plugin);
         let Some((_, consuming)) = consuming else {
             // Disabled meanwhile: nothing more to do for it, or to report.
-            reading.laggards.remove(&key);
-            reading.known.remove(&key);
             consumers.remove(&key);
-            self.forget(&key);
+            self.forget(reading, &key);
             return Ok(false);
         };
         match self.offer(&key, consuming, &mine, until) {
@@ -475,8 +488,11 @@ impl Shared {
     }
 
     /// Drops what the consumer keeps about `key`, a plugin the store no
-    /// longer runs: its lag, batch size and backoff.
-    fn forget(&self, key: &(StoreId, PluginId)) {
+    /// longer runs: its place in `reading`, its lag, batch size and
+    /// backoff.
+    fn forget(&self, reading: &mut ShardReading, key: &(StoreId, PluginId)) {
+        reading.laggards.remove(key);
+        reading.known.remove(key);
         self.lag.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
         self.batch_sizes.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
         self.retries.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
@@ -556,11 +572,10 @@ impl Shared {
             if rest.is_empty() {
                 break Ok(Fed::Everything);
             }
-            let slow = size.events() < EVENTS_PER_BATCH_MAX;
-            if slow && rest.len() < events.len() && Instant::now() >= until {
+            if size.is_cut() && rest.len() < events.len() && Instant::now() >= until {
                 break Ok(Fed::Through(consuming.consumed_through));
             }
-            let batch = &rest[..size.events().min(rest.len())];
+            let batch = size.next_batch(rest);
             let through_sequence = batch.last().map_or(0, |event| event.sequence);
             let call = PluginCall {
                 store: store.clone(),
@@ -584,9 +599,7 @@ impl Shared {
                 tracing::warn!(%store, %plugin, %error, "analytics batch failed; it will be offered again");
                 break Err(consuming.consumed_through);
             }
-            if batch.len() == size.events() {
-                size.grow_after_success();
-            }
+            size.went_through(batch.len());
             let command = Command::RecordConsumed {
                 store: store.clone(),
                 plugin: plugin.clone(),
@@ -628,7 +641,7 @@ impl Shared {
     /// take room.
     fn keep_batch_size(&self, key: (StoreId, PluginId), size: BatchSize) {
         let mut sizes = self.batch_sizes.lock().unwrap_or_else(PoisonError::into_inner);
-        if size.events() == EVENTS_PER_BATCH_MAX {
+        if !size.is_cut() {
             sizes.remove(&key);
         } else {
             sizes.insert(key, size);
@@ -676,9 +689,7 @@ impl Shared {
             (answer, switched_off)
         })?;
         for key in switched_off {
-            reading.laggards.remove(&key);
-            reading.known.remove(&key);
-            self.forget(&key);
+            self.forget(reading, &key);
         }
         reading.consumers_checked = Some((Instant::now(), answer));
         Ok(answer)
@@ -773,7 +784,7 @@ pub fn recompute(
         let mut rest = mine.as_slice();
         let mut attempts = 1;
         while !rest.is_empty() {
-            let batch = &rest[..size.events().min(rest.len())];
+            let batch = size.next_batch(rest);
             let call = PluginCall {
                 store: store.clone(),
                 config_json: config.clone(),
@@ -792,9 +803,7 @@ pub fn recompute(
                 Err(error) => return Err(error.to_string()),
             }
             attempts = 1;
-            if batch.len() == size.events() {
-                size.grow_after_success();
-            }
+            size.went_through(batch.len());
             for write in outcome.state_writes {
                 match write.value {
                     Some(value) => state.insert(write.key, value),
@@ -848,13 +857,13 @@ mod tests {
         assert!(!size.shrink_after(1, &deadline), "one event is never split");
 
         for _ in 1..BATCH_GROWTH_AFTER_BATCHES {
-            size.grow_after_success();
+            size.went_through(size.events());
         }
         assert_eq!(size.events(), 1);
-        size.grow_after_success();
+        size.went_through(size.events());
         assert_eq!(size.events(), 2);
         for _ in 0..BATCH_GROWTH_AFTER_BATCHES * 20 {
-            size.grow_after_success();
+            size.went_through(size.events());
         }
         assert_eq!(size.events(), EVENTS_PER_BATCH_MAX);
     }

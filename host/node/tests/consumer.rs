@@ -13,7 +13,7 @@ use bazaar_node::events::EventReader;
 use bazaar_node::node::{Node, NodeConfig};
 use bazaar_node::plugins::{Implementation, PluginSet};
 use bazaar_node::seed;
-use bazaar_runtime::EVENTS_PER_BATCH_MAX;
+use bazaar_runtime::{AnalyticsPlugin, EVENTS_PER_BATCH_MAX};
 use serde_json::Value;
 
 const ANALYTICS: &str = "analytics-live";
@@ -50,6 +50,18 @@ fn enable(node: &Node, store: &StoreId, plugin: &str, config: &str) {
     .unwrap();
 }
 
+/// The active version of analytics plugin `plugin`.
+fn active_analytics(plugins: &PluginSet, plugin: &str) -> AnalyticsPlugin {
+    let view = plugins.view();
+    let installed = &view.plugins[&PluginId::new(plugin).unwrap()];
+    let Implementation::Analytics(analytics) =
+        installed.versions[installed.active.as_ref().unwrap()].as_ref()
+    else {
+        panic!("{plugin} is an analytics plugin")
+    };
+    analytics.clone()
+}
+
 /// The live consumer's answer to `query` once it equals the recomputation
 /// over the journal (polling while the consumer catches up).
 fn settled(
@@ -60,13 +72,7 @@ fn settled(
     query: &str,
 ) -> Value {
     let plugin = PluginId::new(ANALYTICS).unwrap();
-    let view = plugins.view();
-    let installed = &view.plugins[&plugin];
-    let Implementation::Analytics(analytics) =
-        installed.versions[installed.active.as_ref().unwrap()].as_ref()
-    else {
-        panic!("analytics-live is an analytics plugin")
-    };
+    let analytics = &active_analytics(plugins, ANALYTICS);
     let reader = EventReader::new(node.storage().clone());
     let config: Option<Arc<str>> = Some(CONFIG.into());
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -259,14 +265,8 @@ fn a_plugin_too_slow_for_a_whole_batch_catches_up_in_smaller_batches() {
     );
 
     // The reference recomputation batches the same way, so it succeeds too.
-    let view = plugins.view();
-    let installed = &view.plugins[&PluginId::new("hostile-analytics").unwrap()];
-    let Implementation::Analytics(hostile) =
-        installed.versions[installed.active.as_ref().unwrap()].as_ref()
-    else {
-        panic!("hostile-analytics is an analytics plugin")
-    };
-    recompute(&reader, 0, &store, hostile, Some(slow.into())).unwrap();
+    let hostile = active_analytics(&plugins, "hostile-analytics");
+    recompute(&reader, 0, &store, &hostile, Some(slow.into())).unwrap();
 }
 
 #[test]

@@ -538,29 +538,24 @@ fn write_plugins(out: &mut Exposition, scrape: &Scrape) {
             u64::from(breaker.state == "open"),
         );
     }
-    out.family(
-        "bazaar_consumer_lag_records",
-        Kind::Gauge,
-        "Event records committed on a store's shard that its analytics plugin has not consumed yet.",
-    );
-    for lag in &scrape.consumer_lag {
-        out.sample(
+    type Gauge = fn(&ConsumerLag) -> u64;
+    let consumer_families: [(&str, &str, Gauge); 2] = [
+        (
             "bazaar_consumer_lag_records",
-            &[("store", &lag.store), ("plugin", &lag.plugin)],
-            lag.records_behind,
-        );
-    }
-    out.family(
-        "bazaar_consumer_batch_events",
-        Kind::Gauge,
-        "Events a store's analytics plugin is offered per call: the most a call takes, or fewer while its recent batches were too much work for one call.",
-    );
-    for lag in &scrape.consumer_lag {
-        out.sample(
+            "Event records committed on a store's shard that its analytics plugin has not consumed yet.",
+            |lag| lag.records_behind,
+        ),
+        (
             "bazaar_consumer_batch_events",
-            &[("store", &lag.store), ("plugin", &lag.plugin)],
-            lag.batch_events as u64,
-        );
+            "Events a store's analytics plugin is offered per call: the most a call takes, or fewer while its recent batches were too much work for one call.",
+            |lag| lag.batch_events as u64,
+        ),
+    ];
+    for (name, help, value) in consumer_families {
+        out.family(name, Kind::Gauge, help);
+        for lag in &scrape.consumer_lag {
+            out.sample(name, &[("store", &lag.store), ("plugin", &lag.plugin)], value(lag));
+        }
     }
 }
 
