@@ -3,6 +3,7 @@
 //! length limit and a restricted alphabet, checked when it enters.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,16 +30,20 @@ pub const STOCK_QUANTITY_MAX: u64 = 1_000_000_000_000;
 macro_rules! identifier {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        pub struct $name(String);
+        ///
+        /// The text is shared: a clone is a reference count, not a copy, so
+        /// an order's lines, shipments, events and journal command hold one
+        /// allocation per identifier between them.
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Checks the text: 1 to [`ID_LEN_MAX`] characters of
             /// `A-Z a-z 0-9 . _ -`.
-            pub fn new(text: impl Into<String>) -> Result<Self, KernelError> {
-                let text = text.into();
-                check_identifier($what, &text)?;
-                Ok(Self(text))
+            pub fn new(text: impl AsRef<str>) -> Result<Self, KernelError> {
+                let text = text.as_ref();
+                check_identifier($what, text)?;
+                Ok(Self(Arc::from(text)))
             }
 
             /// The identifier as text.
@@ -49,7 +54,7 @@ macro_rules! identifier {
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&self.0, f)
+                fmt::Debug::fmt(&*self.0, f)
             }
         }
 
@@ -58,7 +63,34 @@ macro_rules! identifier {
                 f.write_str(&self.0)
             }
         }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                deserializer.deserialize_str(SharedTextVisitor).map(Self)
+            }
+        }
     };
+}
+
+/// Reads a string into one shared allocation, with no `String` in between.
+struct SharedTextVisitor;
+
+impl serde::de::Visitor<'_> for SharedTextVisitor {
+    type Value = Arc<str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Arc<str>, E> {
+        Ok(Arc::from(text))
+    }
 }
 
 identifier!(
@@ -598,4 +630,30 @@ pub struct Totals {
     pub shipping_minor: i64,
     /// What the customer pays: subtotal - discount + shipping.
     pub total_minor: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cloned_identifier_shares_its_text() {
+        let sku = Sku::new("PHONE-1").unwrap();
+        let copy = sku.clone();
+        assert_eq!(copy, sku);
+        assert!(std::ptr::eq(sku.as_str().as_ptr(), copy.as_str().as_ptr()));
+    }
+
+    #[test]
+    fn identifiers_encode_as_the_plain_strings_the_journal_always_held() {
+        // Journals and snapshots written when identifiers were `String`s
+        // must read back unchanged, and new records must read as before.
+        let text = String::from("warehouse-7");
+        let id = WarehouseId::new(&text).unwrap();
+        let as_string = postcard::to_allocvec(&text).unwrap();
+        assert_eq!(postcard::to_allocvec(&id).unwrap(), as_string);
+        assert_eq!(postcard::from_bytes::<WarehouseId>(&as_string).unwrap(), id);
+        let wrong = postcard::to_allocvec(&7_u32).unwrap();
+        assert!(postcard::from_bytes::<WarehouseId>(&wrong).is_err());
+    }
 }
