@@ -17,7 +17,7 @@ use bazaar_kernel::money::{AMOUNT_MINOR_MAX, Currency};
 use crate::bindings::types;
 use crate::error::CallError;
 use crate::limits::RuntimeLimits;
-use crate::logistics::RouteRequest;
+use crate::logistics::{RouteRequest, guest_units};
 use crate::risk::{Decision, RiskRequest, RiskVerdict};
 use crate::text::sanitize_for_log;
 
@@ -33,95 +33,158 @@ fn invalid(message: String) -> CallError {
     CallError::InvalidOutput(message)
 }
 
-/// `cart` as plugins see it.
-pub(crate) fn cart_to_guest(cart: &Cart) -> types::Cart {
-    let currency = cart.currency.as_str();
+/// `text` now holds `value`, in the buffer it already had.
+fn set_text(text: &mut String, value: &str) {
+    text.clear();
+    text.push_str(value);
+}
+
+/// `list` now holds one item per `source` item, each written by `write`
+/// over the item at its place, or over `fresh()` past the old end: a list
+/// that held as many items before allocates nothing.
+fn refill_list<S, T>(
+    list: &mut Vec<T>,
+    source: impl ExactSizeIterator<Item = S>,
+    fresh: impl Fn() -> T,
+    mut write: impl FnMut(&mut T, S),
+) {
+    list.truncate(source.len());
+    for (index, item) in source.enumerate() {
+        if index == list.len() {
+            list.push(fresh());
+        }
+        write(&mut list[index], item);
+    }
+}
+
+/// A cart with nothing in it, to be filled by [`refill_cart`].
+pub(crate) fn empty_cart() -> types::Cart {
     types::Cart {
-        store_id: cart.store_id.as_str().to_owned(),
-        customer: types::Customer {
-            id: cart.customer.id.as_str().to_owned(),
-            segment: match cart.customer.segment {
-                CustomerSegment::NewCustomer => types::CustomerSegment::NewCustomer,
-                CustomerSegment::Regular => types::CustomerSegment::Regular,
-                CustomerSegment::Vip => types::CustomerSegment::Vip,
-                CustomerSegment::Staff => types::CustomerSegment::Staff,
-            },
+        store_id: String::new(),
+        customer: types::Customer { id: String::new(), segment: types::CustomerSegment::Regular },
+        lines: Vec::new(),
+        coupon_codes: Vec::new(),
+        shipping_address: types::Address {
+            country: String::new(),
+            region: String::new(),
+            city: String::new(),
+            street: String::new(),
+            postal_code: String::new(),
+            location: types::Coordinates { latitude_micro: 0, longitude_micro: 0 },
         },
-        lines: cart
-            .lines
-            .iter()
-            .map(|line| types::CartLine {
-                sku: line.sku.as_str().to_owned(),
-                quantity: line.quantity,
-                unit_price: types::Money {
-                    amount_minor: line.unit_price_minor,
-                    currency: currency.to_owned(),
-                },
-            })
-            .collect(),
-        coupon_codes: cart.coupon_codes.clone(),
-        shipping_address: address_to_guest(&cart.shipping_address),
-        placed_at_ms: cart.placed_at_ms,
+        placed_at_ms: 0,
     }
 }
 
-fn address_to_guest(address: &Address) -> types::Address {
-    types::Address {
-        country: address.country.clone(),
-        region: address.region.clone(),
-        city: address.city.clone(),
-        street: address.street.clone(),
-        postal_code: address.postal_code.clone(),
-        location: types::Coordinates {
-            latitude_micro: address.location.latitude_micro,
-            longitude_micro: address.location.longitude_micro,
+/// Writes `cart` as plugins see it over `guest`, reusing its strings and
+/// lists. A worker keeps the input of its last call and refills it: the
+/// plugin call copies the input into the guest's memory anyway, and carts
+/// of one store have the same shape order after order, so the host side of
+/// a call allocates nothing once warm.
+pub(crate) fn refill_cart(guest: &mut types::Cart, cart: &Cart) {
+    let currency = cart.currency.as_str();
+    set_text(&mut guest.store_id, cart.store_id.as_str());
+    set_text(&mut guest.customer.id, cart.customer.id.as_str());
+    guest.customer.segment = match cart.customer.segment {
+        CustomerSegment::NewCustomer => types::CustomerSegment::NewCustomer,
+        CustomerSegment::Regular => types::CustomerSegment::Regular,
+        CustomerSegment::Vip => types::CustomerSegment::Vip,
+        CustomerSegment::Staff => types::CustomerSegment::Staff,
+    };
+    refill_list(
+        &mut guest.lines,
+        cart.lines.iter(),
+        || types::CartLine {
+            sku: String::new(),
+            quantity: 0,
+            unit_price: types::Money { amount_minor: 0, currency: String::new() },
         },
-    }
+        |guest_line, line| {
+            set_text(&mut guest_line.sku, line.sku.as_str());
+            guest_line.quantity = line.quantity;
+            guest_line.unit_price.amount_minor = line.unit_price_minor;
+            set_text(&mut guest_line.unit_price.currency, currency);
+        },
+    );
+    refill_list(&mut guest.coupon_codes, cart.coupon_codes.iter(), String::new, |code, source| {
+        set_text(code, source)
+    });
+    refill_address(&mut guest.shipping_address, &cart.shipping_address);
+    guest.placed_at_ms = cart.placed_at_ms;
 }
 
-/// `request` as plugins see it. Stock above `u32::MAX` units is shown as
+fn refill_address(guest: &mut types::Address, address: &Address) {
+    set_text(&mut guest.country, &address.country);
+    set_text(&mut guest.region, &address.region);
+    set_text(&mut guest.city, &address.city);
+    set_text(&mut guest.street, &address.street);
+    set_text(&mut guest.postal_code, &address.postal_code);
+    guest.location = types::Coordinates {
+        latitude_micro: address.location.latitude_micro,
+        longitude_micro: address.location.longitude_micro,
+    };
+}
+
+/// A route request with nothing in it, to be filled by
+/// [`refill_route_request`].
+pub(crate) fn empty_route_request() -> types::RouteRequest {
+    types::RouteRequest { cart: empty_cart(), warehouses: Vec::new(), stock: Vec::new() }
+}
+
+/// Writes `request` as plugins see it over `guest`, reusing its buffers as
+/// [`refill_cart`] does. Stock above `u32::MAX` units is shown as
 /// `u32::MAX`: no order line comes near it, so no routing decision changes.
-pub(crate) fn route_request_to_guest(request: &RouteRequest<'_>) -> types::RouteRequest {
-    types::RouteRequest {
-        cart: cart_to_guest(request.cart),
-        warehouses: request
-            .warehouses
-            .iter()
-            .map(|warehouse| types::Warehouse {
-                id: warehouse.id.as_str().to_owned(),
-                location: types::Coordinates {
-                    latitude_micro: warehouse.location.latitude_micro,
-                    longitude_micro: warehouse.location.longitude_micro,
-                },
-            })
-            .collect(),
-        stock: request.guest_stock(),
+pub(crate) fn refill_route_request(guest: &mut types::RouteRequest, request: &RouteRequest<'_>) {
+    refill_cart(&mut guest.cart, request.cart);
+    refill_list(
+        &mut guest.warehouses,
+        request.warehouses.iter(),
+        || types::Warehouse {
+            id: String::new(),
+            location: types::Coordinates { latitude_micro: 0, longitude_micro: 0 },
+        },
+        |guest_warehouse, warehouse| {
+            set_text(&mut guest_warehouse.id, warehouse.id.as_str());
+            guest_warehouse.location = types::Coordinates {
+                latitude_micro: warehouse.location.latitude_micro,
+                longitude_micro: warehouse.location.longitude_micro,
+            };
+        },
+    );
+    refill_list(&mut guest.stock, request.stock.iter(), Vec::new, |guest_row, row| {
+        guest_row.clear();
+        guest_row.extend(row.iter().map(|&available| guest_units(available)));
+    });
+}
+
+/// A risk request with nothing in it, to be filled by
+/// [`refill_risk_request`].
+pub(crate) fn empty_risk_request() -> types::RiskRequest {
+    types::RiskRequest {
+        cart: empty_cart(),
+        total: types::Money { amount_minor: 0, currency: String::new() },
+        history: types::CustomerHistory { orders_placed: 0, units_held: Vec::new() },
     }
 }
 
-/// `request` as plugins see it: the total in the cart's currency, and held
-/// units above `u32::MAX` shown as `u32::MAX` (no limit comes near it, so
-/// no verdict changes).
-pub(crate) fn risk_request_to_guest(request: &RiskRequest) -> types::RiskRequest {
-    types::RiskRequest {
-        cart: cart_to_guest(&request.cart),
-        total: types::Money {
-            amount_minor: request.total_minor,
-            currency: request.cart.currency.as_str().to_owned(),
+/// Writes `request` as plugins see it over `guest`, reusing its buffers as
+/// [`refill_cart`] does: the total in the cart's currency, and held units
+/// above `u32::MAX` shown as `u32::MAX` (no limit comes near it, so no
+/// verdict changes).
+pub(crate) fn refill_risk_request(guest: &mut types::RiskRequest, request: &RiskRequest) {
+    refill_cart(&mut guest.cart, &request.cart);
+    guest.total.amount_minor = request.total_minor;
+    set_text(&mut guest.total.currency, request.cart.currency.as_str());
+    guest.history.orders_placed = request.history.orders_placed;
+    refill_list(
+        &mut guest.history.units_held,
+        request.history.units_held.iter(),
+        || types::UnitsHeld { sku: String::new(), units: 0 },
+        |guest_held, held| {
+            set_text(&mut guest_held.sku, held.sku.as_str());
+            guest_held.units = guest_units(held.units);
         },
-        history: types::CustomerHistory {
-            orders_placed: request.history.orders_placed,
-            units_held: request
-                .history
-                .units_held
-                .iter()
-                .map(|held| types::UnitsHeld {
-                    sku: held.sku.as_str().to_owned(),
-                    units: u32::try_from(held.units).unwrap_or(u32::MAX),
-                })
-                .collect(),
-        },
-    }
+    );
 }
 
 /// The `index`-th item of a plugin's output, as error messages name it:
@@ -335,7 +398,7 @@ fn shipment_from_guest(
 
 #[cfg(test)]
 mod tests {
-    use bazaar_kernel::model::{Customer, CustomerId, PluginId, StoreId};
+    use bazaar_kernel::model::{Customer, CustomerId, PluginId, StoreId, Warehouse};
 
     use super::*;
 
@@ -514,7 +577,8 @@ mod tests {
                 }],
             },
         };
-        let guest = risk_request_to_guest(&request);
+        let mut guest = empty_risk_request();
+        refill_risk_request(&mut guest, &request);
         assert_eq!(guest.total.amount_minor, 90);
         assert_eq!(guest.total.currency, "CNY");
         assert_eq!(guest.history.orders_placed, 4);
@@ -530,6 +594,71 @@ mod tests {
             warehouses: Vec::new(),
             stock: vec![vec![u64::from(u32::MAX) + 5, 7]],
         };
-        assert_eq!(route_request_to_guest(&request).stock, vec![vec![u32::MAX, 7]]);
+        let mut guest = empty_route_request();
+        refill_route_request(&mut guest, &request);
+        assert_eq!(guest.stock, vec![vec![u32::MAX, 7]]);
+    }
+
+    /// A route request as plugins see it, written over a fresh value.
+    fn fresh(request: &RouteRequest<'_>) -> String {
+        let mut guest = empty_route_request();
+        refill_route_request(&mut guest, request);
+        format!("{guest:?}")
+    }
+
+    #[test]
+    fn a_refilled_input_equals_a_fresh_one_whatever_it_held_before() {
+        let big = Cart {
+            lines: ["TEA", "CUP", "POT"]
+                .iter()
+                .map(|sku| bazaar_kernel::model::CartLine {
+                    sku: Sku::new(sku).unwrap(),
+                    quantity: 2,
+                    unit_price_minor: 300,
+                })
+                .collect(),
+            coupon_codes: vec!["SAVE-10-PERCENT".to_owned(), "VIP".to_owned()],
+            shipping_address: Address {
+                country: "CN".to_owned(),
+                region: "Zhejiang".to_owned(),
+                city: "Hangzhou".to_owned(),
+                street: "1 Hefang Street".to_owned(),
+                postal_code: "310000".to_owned(),
+                location: Default::default(),
+            },
+            ..cny_cart()
+        };
+        let warehouses = [
+            Warehouse {
+                id: WarehouseId::new("HGH").unwrap(),
+                name: "Hangzhou".to_owned(),
+                location: Default::default(),
+            },
+            Warehouse {
+                id: WarehouseId::new("SHA").unwrap(),
+                name: "Shanghai".to_owned(),
+                location: Default::default(),
+            },
+        ];
+        let big_request = RouteRequest {
+            cart: &big,
+            warehouses: warehouses.iter().collect(),
+            stock: vec![vec![5, 6], vec![7, 8], vec![9, 10]],
+        };
+        let small = cny_cart();
+        let small_request =
+            RouteRequest { cart: &small, warehouses: vec![&warehouses[1]], stock: vec![vec![1]] };
+
+        let mut kept = empty_route_request();
+        for request in [&big_request, &small_request, &big_request, &small_request] {
+            refill_route_request(&mut kept, request);
+            assert_eq!(format!("{kept:?}"), fresh(request));
+        }
+        assert_eq!(kept.cart.lines.len(), 1);
+        assert_eq!(kept.cart.lines[0].sku, "TEA");
+        assert!(kept.cart.coupon_codes.is_empty());
+        assert_eq!(kept.cart.shipping_address.city, "");
+        assert_eq!(kept.warehouses.len(), 1);
+        assert_eq!(kept.warehouses[0].id, "SHA");
     }
 }

@@ -21,13 +21,16 @@
 ///
 /// The plugin type gets `plugin_ref`, `counters`, the worker constructor
 /// and `Debug`; the worker type gets `plugin` and `Debug`, and keeps its
-/// instance in a field named `instance` for the hand-written call.
+/// instance in a field named `instance` for the hand-written call. A worker
+/// declared with `kept input: T` after its bindings also has a field
+/// `input: Option<T>`, where the call keeps its WIT input to refill next
+/// time.
 macro_rules! extension_point {
     (
         $(#[$plugin_doc:meta])*
         plugin $plugin:ident(pre: $pre:ty);
         $(#[$worker_doc:meta])*
-        worker $worker:ident(bindings: $bindings:ty), made by $make_worker:ident;
+        worker $worker:ident(bindings: $bindings:ty $(, kept input: $input:ty)?), made by $make_worker:ident;
     ) => {
         $(#[$plugin_doc])*
         #[derive(Clone)]
@@ -66,7 +69,7 @@ macro_rules! extension_point {
 
             /// A holder for one worker's instance of the plugin.
             pub fn $make_worker(&self) -> $worker {
-                $worker { plugin: self.clone(), instance: None }
+                $worker { plugin: self.clone(), instance: None, $(input: None::<$input>)? }
             }
         }
 
@@ -85,6 +88,11 @@ macro_rules! extension_point {
             plugin: $plugin,
             /// The live instance, if any.
             instance: ::std::option::Option<$crate::call::LiveInstance<$bindings>>,
+            $(
+            /// The input of the last call, refilled for the next one so
+            /// that its strings and lists are not allocated again.
+            input: ::std::option::Option<$input>,
+            )?
         }
 
         impl $worker {

@@ -4,8 +4,9 @@
 use bazaar_kernel::model::{Cart, ShipmentPlan, Warehouse};
 
 use crate::bindings::logistics::{Logistics, LogisticsPre};
+use crate::bindings::types;
 use crate::call::{CallOutcome, PluginCall};
-use crate::convert::{plan_from_guest, route_request_to_guest};
+use crate::convert::{self, plan_from_guest};
 use crate::extension::extension_point;
 use crate::store_data::InstanceState;
 
@@ -31,11 +32,14 @@ impl RouteRequest<'_> {
     pub fn guest_stock(&self) -> Vec<Vec<u32>> {
         self.stock
             .iter()
-            .map(|row| {
-                row.iter().map(|&available| u32::try_from(available).unwrap_or(u32::MAX)).collect()
-            })
+            .map(|row| row.iter().map(|&available| guest_units(available)).collect())
             .collect()
     }
+}
+
+/// A count of units as plugins see it: `u32::MAX` stands for any more.
+pub(crate) fn guest_units(available: u64) -> u32 {
+    u32::try_from(available).unwrap_or(u32::MAX)
 }
 
 extension_point! {
@@ -48,7 +52,7 @@ extension_point! {
     /// call, reused by the next ones, replaced after a trap. Not shared
     /// between threads; each worker makes its own with
     /// [`LogisticsPlugin::router`].
-    worker ShipmentRouter(bindings: Logistics), made by router;
+    worker ShipmentRouter(bindings: Logistics, kept input: types::RouteRequest), made by router;
 }
 
 impl ShipmentRouter {
@@ -61,12 +65,13 @@ impl ShipmentRouter {
         request: &RouteRequest<'_>,
     ) -> CallOutcome<ShipmentPlan> {
         let loaded = &self.plugin.loaded;
-        let input = route_request_to_guest(request);
+        let input = self.input.get_or_insert_with(convert::empty_route_request);
+        convert::refill_route_request(input, request);
         loaded.call(
             &mut self.instance,
             call,
             |pre, store| pre.instantiate(store),
-            |logistics, store| logistics.bazaar_commerce_router().call_plan_shipment(store, &input),
+            |logistics, store| logistics.bazaar_commerce_router().call_plan_shipment(store, input),
             |output| plan_from_guest(output, request.cart, &loaded.plugin, &loaded.runtime.limits),
         )
     }

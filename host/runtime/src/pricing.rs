@@ -4,8 +4,9 @@
 use bazaar_kernel::model::{Adjustment, Cart};
 
 use crate::bindings::pricing::{Pricing, PricingPre};
+use crate::bindings::types;
 use crate::call::{CallOutcome, PluginCall};
-use crate::convert::{adjustments_from_guest, cart_to_guest};
+use crate::convert::{self, adjustments_from_guest};
 use crate::extension::extension_point;
 use crate::store_data::InstanceState;
 
@@ -18,7 +19,7 @@ extension_point! {
     /// One worker's instance of a pricing plugin: created on the first call,
     /// reused by the next ones, replaced after a trap. Not shared between
     /// threads; each worker makes its own with [`PricingPlugin::pricer`].
-    worker Pricer(bindings: Pricing), made by pricer;
+    worker Pricer(bindings: Pricing, kept input: types::Cart), made by pricer;
 }
 
 impl Pricer {
@@ -26,12 +27,13 @@ impl Pricer {
     /// run it on a worker thread, never on an async reactor.
     pub fn price_cart(&mut self, call: PluginCall, cart: &Cart) -> CallOutcome<Vec<Adjustment>> {
         let loaded = &self.plugin.loaded;
-        let input = cart_to_guest(cart);
+        let input = self.input.get_or_insert_with(convert::empty_cart);
+        convert::refill_cart(input, cart);
         loaded.call(
             &mut self.instance,
             call,
             |pre, store| pre.instantiate(store),
-            |pricing, store| pricing.bazaar_commerce_pricer().call_price_cart(store, &input),
+            |pricing, store| pricing.bazaar_commerce_pricer().call_price_cart(store, input),
             |output| adjustments_from_guest(output, cart, &loaded.plugin, &loaded.runtime.limits),
         )
     }

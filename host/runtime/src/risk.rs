@@ -10,8 +10,9 @@
 use bazaar_kernel::model::{Cart, PluginRef, Sku};
 
 use crate::bindings::risk::{Risk, RiskPre};
+use crate::bindings::types;
 use crate::call::{CallOutcome, PluginCall};
-use crate::convert::{risk_request_to_guest, verdict_from_guest};
+use crate::convert::{self, verdict_from_guest};
 use crate::extension::extension_point;
 use crate::store_data::InstanceState;
 
@@ -88,7 +89,7 @@ extension_point! {
     /// One worker's instance of a risk plugin: created on the first call,
     /// reused by the next ones, replaced after a trap. Not shared between
     /// threads; each worker makes its own with [`RiskPlugin::assessor`].
-    worker RiskAssessor(bindings: Risk), made by assessor;
+    worker RiskAssessor(bindings: Risk, kept input: types::RiskRequest), made by assessor;
 }
 
 impl RiskAssessor {
@@ -101,12 +102,13 @@ impl RiskAssessor {
         request: &RiskRequest,
     ) -> CallOutcome<RiskVerdict> {
         let loaded = &self.plugin.loaded;
-        let input = risk_request_to_guest(request);
+        let input = self.input.get_or_insert_with(convert::empty_risk_request);
+        convert::refill_risk_request(input, request);
         loaded.call(
             &mut self.instance,
             call,
             |pre, store| pre.instantiate(store),
-            |risk, store| risk.bazaar_commerce_risk_assessor().call_assess_order(store, &input),
+            |risk, store| risk.bazaar_commerce_risk_assessor().call_assess_order(store, input),
             |output| verdict_from_guest(output, &loaded.plugin, &loaded.runtime.limits),
         )
     }
