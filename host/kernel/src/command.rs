@@ -399,6 +399,9 @@ pub enum Outcome {
     DeviceUpdated {
         /// The task it held and released, if any.
         released: Option<TaskId>,
+        /// The task it held and that this change finished, if any: its
+        /// units were already at the pack station.
+        finished: Option<TaskId>,
         /// An order that moved because the device's task was finished
         /// (its units were already at the pack station), and its status.
         order_moved: Option<(OrderNumber, OrderStatus)>,

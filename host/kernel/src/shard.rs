@@ -1001,14 +1001,15 @@ impl Shard {
     ) -> Result<Outcome, KernelError> {
         self.store_mut(store)?.revision += 1;
         Ok(match held {
-            None => Outcome::DeviceUpdated { released: None, order_moved: None },
+            None => Outcome::DeviceUpdated { released: None, finished: None, order_moved: None },
             Some(HeldTask::Released(task)) => {
-                Outcome::DeviceUpdated { released: Some(task), order_moved: None }
+                Outcome::DeviceUpdated { released: Some(task), finished: None, order_moved: None }
             }
-            Some(HeldTask::Finished { order, milestone, .. }) => {
+            Some(HeldTask::Finished { task, order, milestone }) => {
                 let status = self.reach_milestone(store, order, milestone, at_ms)?;
                 Outcome::DeviceUpdated {
                     released: None,
+                    finished: Some(task),
                     order_moved: status.map(|status| (order, status)),
                 }
             }

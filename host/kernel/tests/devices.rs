@@ -966,7 +966,10 @@ fn a_device_going_offline_releases_its_task_for_another_device_to_finish() {
     assert_eq!(floor.advance(task, lost, TaskStep::Picked), Some(OrderStatus::Picked));
 
     let outcome = floor.ok(floor.connection("agv-1", false));
-    assert_eq!(outcome, Outcome::DeviceUpdated { released: Some(task), order_moved: None });
+    assert_eq!(
+        outcome,
+        Outcome::DeviceUpdated { released: Some(task), finished: None, order_moved: None }
+    );
     let released = floor.task(task);
     assert_eq!((released.status, released.device.as_ref()), (TaskStatus::Pending, None));
     assert_eq!(released.attempt, 1, "the lost attempt counts");
@@ -1000,7 +1003,10 @@ fn a_quarantined_device_releases_its_task_and_its_late_steps_are_refused() {
     let (mut floor, order, task) = with_one_pending_task();
     let lost = floor.assign(task, "agv-1");
     let outcome = floor.ok(floor.quarantine("agv-1", Some("driver trapped")));
-    assert_eq!(outcome, Outcome::DeviceUpdated { released: Some(task), order_moved: None });
+    assert_eq!(
+        outcome,
+        Outcome::DeviceUpdated { released: Some(task), finished: None, order_moved: None }
+    );
     let released = floor.task(task);
     assert_eq!((released.status, released.attempt), (TaskStatus::Pending, 1));
     assert_eq!(released.last_release_reason.as_deref(), Some("device quarantined: driver trapped"));
@@ -1041,6 +1047,7 @@ fn a_device_going_offline_with_its_units_at_the_pack_station_finishes_the_task()
         outcome,
         Outcome::DeviceUpdated {
             released: None,
+            finished: Some(task),
             order_moved: Some((order, OrderStatus::Fulfilled))
         }
     );
@@ -1065,13 +1072,19 @@ fn removing_a_device_releases_its_task_or_finishes_it_at_the_pack_station() {
     floor.advance(second, attempt, TaskStep::Dropped);
 
     let outcome = floor.ok(floor.remove_device("agv-1"));
-    assert_eq!(outcome, Outcome::DeviceUpdated { released: Some(first), order_moved: None });
+    assert_eq!(
+        outcome,
+        Outcome::DeviceUpdated { released: Some(first), finished: None, order_moved: None }
+    );
     assert!(floor.store().floor().device(&device_id("agv-1")).is_none());
     assert_eq!(floor.task(first).status, TaskStatus::Pending);
 
     // The other task finishes, but the order waits for the released one.
     let outcome = floor.ok(floor.remove_device("agv-2"));
-    assert_eq!(outcome, Outcome::DeviceUpdated { released: None, order_moved: None });
+    assert_eq!(
+        outcome,
+        Outcome::DeviceUpdated { released: None, finished: Some(second), order_moved: None }
+    );
     assert_eq!(floor.tasks_of(order), [first]);
     assert_eq!(floor.order_status(order), OrderStatus::Paid);
 

@@ -854,6 +854,11 @@ impl BusCore {
     }
 
     fn handle_result(&mut self, result: CommandResult) {
+        // A device that went away with its units already at the pack
+        // station finished its task in the kernel without reporting it.
+        if let Ok(Outcome::DeviceUpdated { finished: Some(_), .. }) = &result.result {
+            self.counters.tasks_done.fetch_add(1, Ordering::Relaxed);
+        }
         match (result.purpose, result.result) {
             (Purpose::Assign { key, task }, Ok(Outcome::TaskAssigned { attempt, .. })) => {
                 self.counters.tasks_assigned.fetch_add(1, Ordering::Relaxed);
@@ -894,6 +899,13 @@ impl BusCore {
                 tracing::debug!(store = %key.0, device = %key.1, ?refused, "assignment refused");
             }
             (Purpose::Step { key, task, step }, Ok(_)) => {
+                // The kernel accepts a task's completion once, so it is
+                // counted here, whether or not the device still holds the
+                // job: one dropped by a reconnect while its completion was
+                // in flight is done all the same.
+                if step == TaskStep::Done {
+                    self.counters.tasks_done.fetch_add(1, Ordering::Relaxed);
+                }
                 let Some(runtime) = self.devices.get_mut(&key) else { return };
                 let Some(job) = runtime.job.as_mut().filter(|job| job.task.id == task) else {
                     return;
@@ -922,10 +934,7 @@ impl BusCore {
                         }
                     }
                     TaskStep::Dropped => job.phase = Phase::Finishing,
-                    TaskStep::Done => {
-                        runtime.job = None;
-                        self.counters.tasks_done.fetch_add(1, Ordering::Relaxed);
-                    }
+                    TaskStep::Done => runtime.job = None,
                 }
             }
             (Purpose::Step { key, task, step }, Err(error)) => {
