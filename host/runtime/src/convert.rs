@@ -9,8 +9,8 @@
 use std::fmt::Display;
 
 use bazaar_kernel::model::{
-    Address, Adjustment, Cart, CustomerSegment, PluginRef, Router, Shipment, ShipmentLine,
-    ShipmentPlan, Sku, WarehouseId,
+    Address, Adjustment, Cart, Coordinates, CustomerSegment, PluginRef, Router, Shipment,
+    ShipmentLine, ShipmentPlan, Sku, WarehouseId,
 };
 use bazaar_kernel::money::{AMOUNT_MINOR_MAX, Currency};
 
@@ -57,6 +57,16 @@ fn refill_list<S, T>(
     }
 }
 
+/// Where a fresh input's places are until they are filled.
+const NOWHERE: types::Coordinates = types::Coordinates { latitude_micro: 0, longitude_micro: 0 };
+
+fn guest_coordinates(location: &Coordinates) -> types::Coordinates {
+    types::Coordinates {
+        latitude_micro: location.latitude_micro,
+        longitude_micro: location.longitude_micro,
+    }
+}
+
 /// A cart with nothing in it, to be filled by [`refill_cart`].
 pub(crate) fn empty_cart() -> types::Cart {
     types::Cart {
@@ -70,7 +80,7 @@ pub(crate) fn empty_cart() -> types::Cart {
             city: String::new(),
             street: String::new(),
             postal_code: String::new(),
-            location: types::Coordinates { latitude_micro: 0, longitude_micro: 0 },
+            location: NOWHERE,
         },
         placed_at_ms: 0,
     }
@@ -119,10 +129,7 @@ fn refill_address(guest: &mut types::Address, address: &Address) {
     set_text(&mut guest.city, &address.city);
     set_text(&mut guest.street, &address.street);
     set_text(&mut guest.postal_code, &address.postal_code);
-    guest.location = types::Coordinates {
-        latitude_micro: address.location.latitude_micro,
-        longitude_micro: address.location.longitude_micro,
-    };
+    guest.location = guest_coordinates(&address.location);
 }
 
 /// A route request with nothing in it, to be filled by
@@ -139,16 +146,10 @@ pub(crate) fn refill_route_request(guest: &mut types::RouteRequest, request: &Ro
     refill_list(
         &mut guest.warehouses,
         request.warehouses.iter(),
-        || types::Warehouse {
-            id: String::new(),
-            location: types::Coordinates { latitude_micro: 0, longitude_micro: 0 },
-        },
+        || types::Warehouse { id: String::new(), location: NOWHERE },
         |guest_warehouse, warehouse| {
             set_text(&mut guest_warehouse.id, warehouse.id.as_str());
-            guest_warehouse.location = types::Coordinates {
-                latitude_micro: warehouse.location.latitude_micro,
-                longitude_micro: warehouse.location.longitude_micro,
-            };
+            guest_warehouse.location = guest_coordinates(&warehouse.location);
         },
     );
     refill_list(&mut guest.stock, request.stock.iter(), Vec::new, |guest_row, row| {

@@ -854,9 +854,16 @@ impl BusCore {
     }
 
     fn handle_result(&mut self, result: CommandResult) {
-        // A device that went away with its units already at the pack
-        // station finished its task in the kernel without reporting it.
-        if let Ok(Outcome::DeviceUpdated { finished: Some(_), .. }) = &result.result {
+        // Every task the kernel finished is counted here, once: by the
+        // device's `Done` (whether or not the bus still holds the job: one
+        // dropped by a reconnect while its completion was in flight is done
+        // all the same), or by a change that found the device gone with its
+        // units already at the pack station.
+        if matches!(
+            (&result.purpose, &result.result),
+            (Purpose::Step { step: TaskStep::Done, .. }, Ok(_))
+                | (_, Ok(Outcome::DeviceUpdated { finished: Some(_), .. }))
+        ) {
             self.counters.tasks_done.fetch_add(1, Ordering::Relaxed);
         }
         match (result.purpose, result.result) {
@@ -899,13 +906,6 @@ impl BusCore {
                 tracing::debug!(store = %key.0, device = %key.1, ?refused, "assignment refused");
             }
             (Purpose::Step { key, task, step }, Ok(_)) => {
-                // The kernel accepts a task's completion once, so it is
-                // counted here, whether or not the device still holds the
-                // job: one dropped by a reconnect while its completion was
-                // in flight is done all the same.
-                if step == TaskStep::Done {
-                    self.counters.tasks_done.fetch_add(1, Ordering::Relaxed);
-                }
                 let Some(runtime) = self.devices.get_mut(&key) else { return };
                 let Some(job) = runtime.job.as_mut().filter(|job| job.task.id == task) else {
                     return;
