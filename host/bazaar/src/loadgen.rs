@@ -32,6 +32,7 @@ use anyhow::{Context as _, bail};
 use bazaar_kernel::Command;
 use bazaar_kernel::model::{OrderRequest, Sku, StoreId};
 use bazaar_node::seed;
+use bazaar_server::ORDER_STAGES;
 use bazaar_server::order_json::{
     write_coupons_and_address, write_sku_quantities, write_str, write_u64,
 };
@@ -608,6 +609,11 @@ impl Step {
         self.arrival_latencies_us.push(micros(latency.arrived));
     }
 
+    fn mean_ms(&self) -> f64 {
+        let sum_us: u64 = self.latencies_us.iter().map(|&us| u64::from(us)).sum();
+        sum_us as f64 / 1000.0 / self.latencies_us.len().max(1) as f64
+    }
+
     fn percentile_ms(&self, q: f64) -> f64 {
         percentile_ms(&self.latencies_us, q)
     }
@@ -701,6 +707,52 @@ pub(crate) async fn load_step(
     Ok(total)
 }
 
+/// The node's running totals of the time its placed orders spent in each
+/// of [`ORDER_STAGES`]: seconds summed and orders counted, per stage.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct StageTotals([(f64, f64); ORDER_STAGES.len()]);
+
+impl StageTotals {
+    /// The totals in a `GET /metrics` text; a stage the text lacks is an
+    /// error, since the node always writes all of them.
+    fn parse(text: &str) -> anyhow::Result<Self> {
+        let mut totals = Self::default();
+        for (stage, (seconds, orders)) in ORDER_STAGES.iter().zip(&mut totals.0) {
+            let read = |series: &str| -> anyhow::Result<f64> {
+                let prefix = format!("bazaar_order_stage_seconds_{series}{{stage=\"{stage}\"}} ");
+                let value = text
+                    .lines()
+                    .find_map(|line| line.strip_prefix(&prefix))
+                    .with_context(|| format!("the node's metrics have no {prefix}"))?;
+                value.parse().with_context(|| format!("{prefix}{value} is not a number"))
+            };
+            *seconds = read("sum")?;
+            *orders = read("count")?;
+        }
+        Ok(totals)
+    }
+
+    /// The node's totals now.
+    async fn scrape(admin: &mut Connection) -> anyhow::Result<Self> {
+        let (status, body) = admin.send(Method::GET, "/metrics", None, None).await?;
+        if !status.is_success() {
+            bail!("GET /metrics answered {status}");
+        }
+        Self::parse(std::str::from_utf8(&body).context("the metrics are not UTF-8")?)
+    }
+
+    /// Each stage's mean in milliseconds over the orders placed between
+    /// `earlier` and these totals.
+    fn mean_ms_since(&self, earlier: &Self) -> [f64; ORDER_STAGES.len()] {
+        std::array::from_fn(|stage| {
+            let (seconds, orders) = self.0[stage];
+            let (seconds_before, orders_before) = earlier.0[stage];
+            let orders = orders - orders_before;
+            if orders > 0.0 { (seconds - seconds_before) * 1000.0 / orders } else { 0.0 }
+        })
+    }
+}
+
 /// Runs the benchmark and prints its figures.
 pub fn run(options: HttpBenchOptions) -> anyhow::Result<()> {
     let bench = Bench::start()?;
@@ -722,6 +774,7 @@ pub fn run(options: HttpBenchOptions) -> anyhow::Result<()> {
             for &connections in &options.connections {
                 load_step(server.address, authorization.clone(), *scenario, connections, WARM_UP_SECONDS, attempt).await?;
                 attempt += 10_000_000;
+                let stages_before = StageTotals::scrape(&mut admin).await?;
                 let step = load_step(
                     server.address,
                     authorization.clone(),
@@ -745,6 +798,21 @@ pub fn run(options: HttpBenchOptions) -> anyhow::Result<()> {
                     step.other,
                     step.window_rate_quantile(0.1),
                     step.window_rate_quantile(0.9),
+                );
+                let stages_ms =
+                    StageTotals::scrape(&mut admin).await?.mean_ms_since(&stages_before);
+                let in_node_ms: f64 = stages_ms.iter().sum();
+                let stages = ORDER_STAGES
+                    .iter()
+                    .zip(stages_ms)
+                    .map(|(stage, ms)| format!("{stage} {ms:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                println!(
+                    "{:>8}mean ms: {:.2} as the client saw it; in the node {stages}; the rest {:.2}",
+                    "",
+                    step.mean_ms(),
+                    step.mean_ms() - in_node_ms
                 );
                 println!("RESULT http_{name}_{connections}_orders_per_s {rate:.0}");
                 println!("RESULT http_{name}_{connections}_p99_ms {:.2}", step.percentile_ms(0.99));
@@ -830,6 +898,33 @@ mod tests {
         let head =
             b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nretry-after: 1\r\n\r\n";
         assert_eq!(response_head(head).unwrap(), (503, 0));
+    }
+
+    #[test]
+    fn the_stage_means_are_read_from_two_scrapes_of_the_node_s_metrics() {
+        let scrape = |sums: [&str; 3], counts: [u32; 3]| {
+            let mut text = String::from("bazaar_orders_placed_total 9\n");
+            for ((stage, sum), count) in ORDER_STAGES.iter().zip(sums).zip(counts) {
+                text += &format!(
+                    "bazaar_order_stage_seconds_bucket{{stage=\"{stage}\",le=\"+Inf\"}} {count}\n"
+                );
+                text += &format!("bazaar_order_stage_seconds_sum{{stage=\"{stage}\"}} {sum}\n");
+                text += &format!("bazaar_order_stage_seconds_count{{stage=\"{stage}\"}} {count}\n");
+            }
+            StageTotals::parse(&text).unwrap()
+        };
+        let before = scrape(["1", "0.5", "0"], [100, 100, 100]);
+        let after = scrape(["1.003", "0.52", "0.0015"], [102, 102, 102]);
+        let means = after.mean_ms_since(&before);
+        let expected = [1.5, 10.0, 0.75];
+        for (mean, expected) in means.iter().zip(expected) {
+            assert!((mean - expected).abs() < 1e-9, "{means:?}");
+        }
+        // No orders between the scrapes: no mean, rather than a division by zero.
+        assert_eq!(after.mean_ms_since(&after), [0.0; 3]);
+        // A node without the stages is an error that names the missing series.
+        let error = StageTotals::parse("bazaar_orders_placed_total 9\n").unwrap_err();
+        assert!(error.to_string().contains("bazaar_order_stage_seconds_sum"), "{error}");
     }
 
     #[test]

@@ -222,6 +222,22 @@ async fn metrics_parse_as_prometheus_text_and_count_the_orders_placed_through_th
         value(&families, "bazaar_http_requests_total", &[("route", "/metrics"), ("status", "401")]),
         1.0
     );
+    // Every order the node placed or found again went through each stage
+    // once (the refused one through none); the stages lie within the
+    // requests' own time.
+    let mut stage_seconds = 0.0;
+    for stage in ["shard", "journal", "reply"] {
+        let stage = [("stage", stage)];
+        assert_eq!(
+            value(&families, "bazaar_order_stage_seconds_count", &stage),
+            f64::from(orders) + 1.0,
+            "{stage:?}"
+        );
+        stage_seconds += value(&families, "bazaar_order_stage_seconds_sum", &stage);
+    }
+    assert!(value(&families, "bazaar_order_stage_seconds_sum", &[("stage", "journal")]) > 0.0);
+    let request_seconds = value(&families, "bazaar_http_request_seconds_sum", &route);
+    assert!(stage_seconds <= request_seconds, "{stage_seconds} > {request_seconds}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

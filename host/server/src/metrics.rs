@@ -42,6 +42,20 @@ pub const HTTP_LATENCY_US_BUCKETS: [u64; 13] = [
     5_000_000,
 ];
 
+/// The stages of a placed order's time in the node, as the handler that
+/// placed it saw them, by their label in `bazaar_order_stage_seconds`:
+/// - `shard`: from its submission until the shard writer applied it: the
+///   wait in the shard's queue, then the plugin calls and the kernel work
+///   of the orders before it in its batch and of its own;
+/// - `journal`: from then until its journal commit was durable: the rest
+///   of its batch, the wait for the commit under way, and its own;
+/// - `reply`: from then until the handler ran again on an HTTP thread to
+///   write the answer.
+///
+/// Each stage's share tells an operator what to look at when orders are
+/// slow: the plugins and the shard count, the disk, or the HTTP threads.
+pub const ORDER_STAGES: [&str; 3] = ["shard", "journal", "reply"];
+
 /// Shards of the HTTP counters: more than the worker threads of a small
 /// machine, so two threads seldom add to the same one; each shard costs
 /// about 400 bytes per route.
@@ -101,7 +115,26 @@ impl RouteCells {
     }
 }
 
-/// Requests and latency per HTTP route, status and method.
+/// The time placed orders spent in each of [`ORDER_STAGES`], in one shard.
+#[repr(align(64))]
+struct OrderStageCells {
+    /// Orders per stage and latency bucket, not cumulative.
+    buckets: [[AtomicU64; HTTP_LATENCY_US_BUCKETS.len() + 1]; ORDER_STAGES.len()],
+    /// Sum of every order's time in each stage, in microseconds.
+    sums_us: [AtomicU64; ORDER_STAGES.len()],
+}
+
+impl OrderStageCells {
+    fn new() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
+            sums_us: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+/// Requests and latency per HTTP route, status and method, and the stages
+/// of the orders placed through the API.
 pub struct HttpMetrics {
     /// Each route's labels: method and path template, then the two
     /// catch-alls ([`OTHER_ROUTE`], [`UNMATCHED_ROUTE`]).
@@ -110,6 +143,8 @@ pub struct HttpMetrics {
     by_template: HashMap<String, [Option<usize>; METHODS.len()]>,
     /// The counters: `SHARDS` rows of one [`RouteCells`] per route.
     shards: Box<[Box<[RouteCells]>]>,
+    /// The order stages, one [`OrderStageCells`] per shard.
+    order_stages: Box<[OrderStageCells]>,
 }
 
 impl HttpMetrics {
@@ -131,7 +166,8 @@ impl HttpMetrics {
         let shards = (0..SHARDS)
             .map(|_| labels.iter().map(|_| RouteCells::new()).collect::<Box<[_]>>())
             .collect();
-        Self { labels, by_template, shards }
+        let order_stages = (0..SHARDS).map(|_| OrderStageCells::new()).collect();
+        Self { labels, by_template, shards, order_stages }
     }
 
     /// The number of the route a request to `method` matched as
@@ -162,8 +198,21 @@ impl HttpMetrics {
         cells.latency_sum_us.fetch_add(latency_us, Ordering::Relaxed);
     }
 
+    /// Counts one placed order's time in each of [`ORDER_STAGES`], in
+    /// microseconds.
+    pub fn record_order_stages(&self, stages_us: [u64; ORDER_STAGES.len()]) {
+        let cells = &self.order_stages[shard_of_this_thread()];
+        for ((buckets, sum_us), stage_us) in cells.buckets.iter().zip(&cells.sums_us).zip(stages_us)
+        {
+            let bucket = HTTP_LATENCY_US_BUCKETS.partition_point(|&bound| bound < stage_us);
+            buckets[bucket].fetch_add(1, Ordering::Relaxed);
+            sum_us.fetch_add(stage_us, Ordering::Relaxed);
+        }
+    }
+
     /// Writes `bazaar_http_requests_total` and `bazaar_http_request_seconds`
-    /// for every route that served a request.
+    /// for every route that served a request, then
+    /// `bazaar_order_stage_seconds`.
     fn write(&self, out: &mut Exposition) {
         let routes = self.labels.len();
         let mut responses = vec![[0u64; STATUS_SLOTS]; routes];
@@ -217,6 +266,38 @@ impl HttpMetrics {
                     upper_bounds: &HTTP_LATENCY_US_BUCKETS,
                     counts: &buckets[route],
                     sum: sums_us[route],
+                    unit: Unit::MicrosecondsAsSeconds,
+                },
+            );
+        }
+        self.write_order_stages(out);
+    }
+
+    /// Writes `bazaar_order_stage_seconds`, one histogram per stage.
+    fn write_order_stages(&self, out: &mut Exposition) {
+        let mut buckets = [[0u64; HTTP_LATENCY_US_BUCKETS.len() + 1]; ORDER_STAGES.len()];
+        let mut sums_us = [0u64; ORDER_STAGES.len()];
+        for cells in self.order_stages.iter() {
+            for (stage, stage_cells) in cells.buckets.iter().enumerate() {
+                for (total, cell) in buckets[stage].iter_mut().zip(stage_cells) {
+                    *total += cell.load(Ordering::Relaxed);
+                }
+                sums_us[stage] += cells.sums_us[stage].load(Ordering::Relaxed);
+            }
+        }
+        out.family(
+            "bazaar_order_stage_seconds",
+            Kind::Histogram,
+            "Time placed orders spent in each stage in the node: shard (queue, plugins, kernel), journal (until durable), reply (until an HTTP thread resumed the handler).",
+        );
+        for (stage, label) in ORDER_STAGES.iter().enumerate() {
+            out.histogram(
+                "bazaar_order_stage_seconds",
+                &[("stage", label)],
+                &Buckets {
+                    upper_bounds: &HTTP_LATENCY_US_BUCKETS,
+                    counts: &buckets[stage],
+                    sum: sums_us[stage],
                     unit: Unit::MicrosecondsAsSeconds,
                 },
             );
@@ -766,6 +847,41 @@ mod tests {
             write_micros_as_seconds(&mut out, micros);
             assert_eq!(out, text);
         }
+    }
+
+    #[test]
+    fn an_order_s_stages_are_counted_each_in_its_own_histogram() {
+        let http = HttpMetrics::new(&[]);
+        http.record_order_stages([300, 2_000, 50]);
+        http.record_order_stages([100, 7_000, 1_000_000]);
+        let mut out = Exposition::default();
+        http.write(&mut out);
+        let text = out.text;
+        let sample = |name: &str, stage: &str, le: Option<&str>| {
+            let labels = match le {
+                Some(le) => format!("{{stage=\"{stage}\",le=\"{le}\"}}"),
+                None => format!("{{stage=\"{stage}\"}}"),
+            };
+            let prefix = format!("bazaar_order_stage_seconds_{name}{labels} ");
+            text.lines()
+                .find_map(|line| line.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+                .to_string()
+        };
+        for stage in ORDER_STAGES {
+            assert_eq!(sample("count", stage, None), "2", "{stage}");
+        }
+        assert_eq!(sample("sum", "shard", None), "0.0004");
+        assert_eq!(sample("sum", "journal", None), "0.009");
+        assert_eq!(sample("sum", "reply", None), "1.00005");
+        // 100 µs falls in the first bucket, its bound included; 300 µs not.
+        assert_eq!(sample("bucket", "shard", Some("0.0001")), "1");
+        assert_eq!(sample("bucket", "shard", Some("0.0005")), "2");
+        assert_eq!(sample("bucket", "journal", Some("0.0025")), "1");
+        assert_eq!(sample("bucket", "journal", Some("0.01")), "2");
+        assert_eq!(sample("bucket", "reply", Some("0.0001")), "1");
+        assert_eq!(sample("bucket", "reply", Some("0.25")), "1");
+        assert_eq!(sample("bucket", "reply", Some("1")), "2");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
 
 use axum::http::StatusCode;
 use bazaar_kernel::model::{OrderRequest, PluginId, StoreId};
@@ -473,21 +474,33 @@ impl AppState {
         let (after, viewed) = after_apply(view);
         let (reply, replied) = reply();
         self.node().submit_command_then(command, after, reply)?;
-        settle(replied, viewed).await
+        let (outcome, (view, _applied), _durable) = settle(replied, viewed).await?;
+        Ok((outcome, view))
     }
 
     /// Places an order; once it is durable, returns the outcome and what
-    /// `view` saw right after it was placed.
+    /// `view` saw right after it was placed. Counts the order's time in
+    /// each of its stages (see [`crate::metrics::ORDER_STAGES`]).
     pub async fn place_order<T: Send + 'static>(
         &self,
         store: StoreId,
         request: OrderRequest,
         view: impl FnOnce(&Shard, &Outcome) -> T + Send + 'static,
     ) -> Result<(Outcome, T), ApiError> {
+        let submitted = Instant::now();
         let (after, viewed) = after_apply(view);
         let (reply, replied) = reply();
         self.node().submit_order_then(store, request, after, reply)?;
-        settle(replied, viewed).await
+        let (outcome, (view, applied), durable) = settle(replied, viewed).await?;
+        let micros = |from: Instant, to: Instant| {
+            u64::try_from(to.saturating_duration_since(from).as_micros()).unwrap_or(u64::MAX)
+        };
+        self.http_metrics().record_order_stages([
+            micros(submitted, applied),
+            micros(applied, durable),
+            micros(durable, Instant::now()),
+        ]);
+        Ok((outcome, view))
     }
 
     /// Prices and routes an order without placing it.
@@ -508,15 +521,17 @@ impl AppState {
     }
 }
 
-type Viewed<T> = oneshot::Receiver<T>;
-type Replied = oneshot::Receiver<Result<Outcome, NodeError>>;
+/// What a change's `view` saw on the writer, and when it ran there.
+type Viewed<T> = oneshot::Receiver<(T, Instant)>;
+/// The node's answer once the change is durable, and when it came.
+type Replied = oneshot::Receiver<(Result<Outcome, NodeError>, Instant)>;
 
 fn after_apply<T: Send + 'static>(
     view: impl FnOnce(&Shard, &Outcome) -> T + Send + 'static,
 ) -> (bazaar_node::AfterApply, Viewed<T>) {
     let (sender, receiver) = oneshot::channel();
     let after: bazaar_node::AfterApply = Box::new(move |shard, outcome| {
-        let _ = sender.send(view(shard, outcome));
+        let _ = sender.send((view(shard, outcome), Instant::now()));
     });
     (after, receiver)
 }
@@ -524,19 +539,25 @@ fn after_apply<T: Send + 'static>(
 fn reply() -> (bazaar_node::Reply, Replied) {
     let (sender, receiver) = oneshot::channel();
     let reply: bazaar_node::Reply = Box::new(move |result| {
-        let _ = sender.send(result);
+        let _ = sender.send((result, Instant::now()));
     });
     (reply, receiver)
 }
 
-async fn settle<T>(replied: Replied, viewed: Viewed<T>) -> Result<(Outcome, T), ApiError> {
-    let outcome = replied.await.map_err(|_| NodeError::ShuttingDown)??;
+/// The outcome, the view with when it was taken, and when the change was
+/// durable.
+async fn settle<T>(
+    replied: Replied,
+    viewed: Viewed<T>,
+) -> Result<(Outcome, (T, Instant), Instant), ApiError> {
+    let (outcome, durable) = replied.await.map_err(|_| NodeError::ShuttingDown)?;
+    let outcome = outcome?;
     // The view ran before the reply (on the writer, at apply time), so it
     // is there whenever the reply says the change was applied.
     let view = viewed
         .await
         .map_err(|_| ApiError::internal("the node acknowledged a change without showing it"))?;
-    Ok((outcome, view))
+    Ok((outcome, view, durable))
 }
 
 /// Writes a secret to a new file readable by its owner only, replacing any
