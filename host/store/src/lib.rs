@@ -35,7 +35,7 @@ pub use journal::{
     JournalLimits, JournalStats, OnDurable, QUEUE_DEPTH_MAX_DEFAULT, RECORDS_PER_COMMIT_BUCKETS,
     RECORDS_PER_COMMIT_MAX_DEFAULT,
 };
-pub use redb_storage::RedbStorage;
+pub use redb_storage::{REDB_CACHE_BYTES, RedbStorage};
 #[cfg(feature = "sled")]
 pub use sled_storage::SledStorage;
 pub use storage::{

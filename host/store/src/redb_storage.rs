@@ -38,6 +38,18 @@ const REGISTRY: TableDefinition<&[u8], &[u8]> = TableDefinition::new("registry")
 /// Name of the engine in errors.
 const BACKEND: &str = "redb";
 
+/// The most memory redb's page cache holds, in bytes.
+///
+/// redb keeps every page a commit writes in its cache until the cache is
+/// full, and its default is 1 GiB. The journal is written once and read
+/// back at recovery and by the event consumers, which read what was just
+/// written and which the kernel's page cache holds as well. So a large
+/// cache is a second copy of the newest gigabyte of the file in the
+/// node's memory (about a third of its memory per order until it fills),
+/// and each commit faults in fresh pages for it. 64 MiB still holds the
+/// B-trees' branch pages and the latest commits.
+pub const REDB_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// Storage in a single redb database file.
 pub struct RedbStorage {
     /// The open database; redb serialises write transactions itself.
@@ -50,7 +62,10 @@ impl RedbStorage {
     /// Opens the database file at `path`, creating it if absent, and
     /// recovers every stream's position.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let database = Database::create(path).map_err(engine("opening the database"))?;
+        let database = Database::builder()
+            .set_cache_size(REDB_CACHE_BYTES)
+            .create(path)
+            .map_err(engine("opening the database"))?;
         // Tables are created up front so that a read transaction on a fresh
         // file never meets a missing table.
         let transaction = begin_write(&database)?;
