@@ -709,7 +709,7 @@ pub(crate) async fn load_step(
 
 /// The node's running totals of the time its placed orders spent in each
 /// of [`ORDER_STAGES`]: seconds summed and orders counted, per stage.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Debug, Default)]
 struct StageTotals([(f64, f64); ORDER_STAGES.len()]);
 
 impl StageTotals {
@@ -801,6 +801,7 @@ pub fn run(options: HttpBenchOptions) -> anyhow::Result<()> {
                 );
                 let stages_ms =
                     StageTotals::scrape(&mut admin).await?.mean_ms_since(&stages_before);
+                let client_ms = step.mean_ms();
                 let in_node_ms: f64 = stages_ms.iter().sum();
                 let stages = ORDER_STAGES
                     .iter()
@@ -811,8 +812,8 @@ pub fn run(options: HttpBenchOptions) -> anyhow::Result<()> {
                 println!(
                     "{:>8}mean ms: {:.2} as the client saw it; in the node {stages}; the rest {:.2}",
                     "",
-                    step.mean_ms(),
-                    step.mean_ms() - in_node_ms
+                    client_ms,
+                    client_ms - in_node_ms
                 );
                 println!("RESULT http_{name}_{connections}_orders_per_s {rate:.0}");
                 println!("RESULT http_{name}_{connections}_p99_ms {:.2}", step.percentile_ms(0.99));

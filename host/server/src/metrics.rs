@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use axum::http::Method;
 use bazaar_node::consumer::ConsumerLag;
@@ -94,44 +95,79 @@ fn method_slot(method: &Method) -> Option<usize> {
     METHODS.iter().position(|known| known == method)
 }
 
+/// `duration` in whole microseconds, as the latency histograms count it.
+pub(crate) fn whole_micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// One latency histogram over [`HTTP_LATENCY_US_BUCKETS`] in one shard.
+struct LatencyCells {
+    /// Observations per bucket, not cumulative.
+    buckets: [AtomicU64; HTTP_LATENCY_US_BUCKETS.len() + 1],
+    /// Sum of every observation, in microseconds.
+    sum_us: AtomicU64,
+}
+
+impl LatencyCells {
+    fn new() -> Self {
+        Self { buckets: std::array::from_fn(|_| AtomicU64::new(0)), sum_us: AtomicU64::new(0) }
+    }
+
+    fn observe(&self, latency_us: u64) {
+        let bucket = HTTP_LATENCY_US_BUCKETS.partition_point(|&bound| bound < latency_us);
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(latency_us, Ordering::Relaxed);
+    }
+
+    /// Adds this shard's counts to `totals`.
+    fn add_to(&self, totals: &mut LatencyTotals) {
+        for (total, cell) in totals.counts.iter_mut().zip(&self.buckets) {
+            *total += cell.load(Ordering::Relaxed);
+        }
+        totals.sum_us += self.sum_us.load(Ordering::Relaxed);
+    }
+}
+
+/// One latency histogram summed over the shards.
+#[derive(Clone, Copy, Default)]
+struct LatencyTotals {
+    counts: [u64; HTTP_LATENCY_US_BUCKETS.len() + 1],
+    sum_us: u64,
+}
+
+impl LatencyTotals {
+    fn is_empty(&self) -> bool {
+        self.counts.iter().all(|&count| count == 0)
+    }
+
+    fn buckets(&self) -> Buckets<'_> {
+        Buckets {
+            upper_bounds: &HTTP_LATENCY_US_BUCKETS,
+            counts: &self.counts,
+            sum: self.sum_us,
+            unit: Unit::MicrosecondsAsSeconds,
+        }
+    }
+}
+
 /// The counters of one route in one shard.
 #[repr(align(64))]
 struct RouteCells {
     /// Responses per status slot.
     responses: [AtomicU64; STATUS_SLOTS],
-    /// Requests per latency bucket, not cumulative.
-    latency_buckets: [AtomicU64; HTTP_LATENCY_US_BUCKETS.len() + 1],
-    /// Sum of every latency, in microseconds.
-    latency_sum_us: AtomicU64,
+    /// Its requests' latency.
+    latency: LatencyCells,
 }
 
 impl RouteCells {
     fn new() -> Self {
-        Self {
-            responses: std::array::from_fn(|_| AtomicU64::new(0)),
-            latency_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            latency_sum_us: AtomicU64::new(0),
-        }
+        Self { responses: std::array::from_fn(|_| AtomicU64::new(0)), latency: LatencyCells::new() }
     }
 }
 
 /// The time placed orders spent in each of [`ORDER_STAGES`], in one shard.
 #[repr(align(64))]
-struct OrderStageCells {
-    /// Orders per stage and latency bucket, not cumulative.
-    buckets: [[AtomicU64; HTTP_LATENCY_US_BUCKETS.len() + 1]; ORDER_STAGES.len()],
-    /// Sum of every order's time in each stage, in microseconds.
-    sums_us: [AtomicU64; ORDER_STAGES.len()],
-}
-
-impl OrderStageCells {
-    fn new() -> Self {
-        Self {
-            buckets: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
-            sums_us: std::array::from_fn(|_| AtomicU64::new(0)),
-        }
-    }
-}
+struct OrderStageCells([LatencyCells; ORDER_STAGES.len()]);
 
 /// Requests and latency per HTTP route, status and method, and the stages
 /// of the orders placed through the API.
@@ -166,7 +202,9 @@ impl HttpMetrics {
         let shards = (0..SHARDS)
             .map(|_| labels.iter().map(|_| RouteCells::new()).collect::<Box<[_]>>())
             .collect();
-        let order_stages = (0..SHARDS).map(|_| OrderStageCells::new()).collect();
+        let order_stages = (0..SHARDS)
+            .map(|_| OrderStageCells(std::array::from_fn(|_| LatencyCells::new())))
+            .collect();
         Self { labels, by_template, shards, order_stages }
     }
 
@@ -193,20 +231,15 @@ impl HttpMetrics {
     pub fn record(&self, route: usize, status: u16, latency_us: u64) {
         let Some(cells) = self.shards[shard_of_this_thread()].get(route) else { return };
         cells.responses[status_slot(status)].fetch_add(1, Ordering::Relaxed);
-        let bucket = HTTP_LATENCY_US_BUCKETS.partition_point(|&bound| bound < latency_us);
-        cells.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        cells.latency_sum_us.fetch_add(latency_us, Ordering::Relaxed);
+        cells.latency.observe(latency_us);
     }
 
     /// Counts one placed order's time in each of [`ORDER_STAGES`], in
     /// microseconds.
     pub fn record_order_stages(&self, stages_us: [u64; ORDER_STAGES.len()]) {
-        let cells = &self.order_stages[shard_of_this_thread()];
-        for ((buckets, sum_us), stage_us) in cells.buckets.iter().zip(&cells.sums_us).zip(stages_us)
-        {
-            let bucket = HTTP_LATENCY_US_BUCKETS.partition_point(|&bound| bound < stage_us);
-            buckets[bucket].fetch_add(1, Ordering::Relaxed);
-            sum_us.fetch_add(stage_us, Ordering::Relaxed);
+        let OrderStageCells(stages) = &self.order_stages[shard_of_this_thread()];
+        for (stage, stage_us) in stages.iter().zip(stages_us) {
+            stage.observe(stage_us);
         }
     }
 
@@ -216,17 +249,13 @@ impl HttpMetrics {
     fn write(&self, out: &mut Exposition) {
         let routes = self.labels.len();
         let mut responses = vec![[0u64; STATUS_SLOTS]; routes];
-        let mut buckets = vec![[0u64; HTTP_LATENCY_US_BUCKETS.len() + 1]; routes];
-        let mut sums_us = vec![0u64; routes];
+        let mut latencies = vec![LatencyTotals::default(); routes];
         for shard in self.shards.iter() {
             for (route, cells) in shard.iter().enumerate() {
                 for (total, cell) in responses[route].iter_mut().zip(&cells.responses) {
                     *total += cell.load(Ordering::Relaxed);
                 }
-                for (total, cell) in buckets[route].iter_mut().zip(&cells.latency_buckets) {
-                    *total += cell.load(Ordering::Relaxed);
-                }
-                sums_us[route] += cells.latency_sum_us.load(Ordering::Relaxed);
+                cells.latency.add_to(&mut latencies[route]);
             }
         }
         out.family(
@@ -255,19 +284,14 @@ impl HttpMetrics {
             Kind::Histogram,
             "HTTP latency by method and matched route template, until the response headers (a live stream counts until it starts).",
         );
-        for (route, (method, template)) in self.labels.iter().enumerate() {
-            if buckets[route].iter().all(|&count| count == 0) {
+        for ((method, template), latency) in self.labels.iter().zip(&latencies) {
+            if latency.is_empty() {
                 continue;
             }
             out.histogram(
                 "bazaar_http_request_seconds",
                 &[("method", method), ("route", template)],
-                &Buckets {
-                    upper_bounds: &HTTP_LATENCY_US_BUCKETS,
-                    counts: &buckets[route],
-                    sum: sums_us[route],
-                    unit: Unit::MicrosecondsAsSeconds,
-                },
+                &latency.buckets(),
             );
         }
         self.write_order_stages(out);
@@ -275,14 +299,10 @@ impl HttpMetrics {
 
     /// Writes `bazaar_order_stage_seconds`, one histogram per stage.
     fn write_order_stages(&self, out: &mut Exposition) {
-        let mut buckets = [[0u64; HTTP_LATENCY_US_BUCKETS.len() + 1]; ORDER_STAGES.len()];
-        let mut sums_us = [0u64; ORDER_STAGES.len()];
-        for cells in self.order_stages.iter() {
-            for (stage, stage_cells) in cells.buckets.iter().enumerate() {
-                for (total, cell) in buckets[stage].iter_mut().zip(stage_cells) {
-                    *total += cell.load(Ordering::Relaxed);
-                }
-                sums_us[stage] += cells.sums_us[stage].load(Ordering::Relaxed);
+        let mut totals = [LatencyTotals::default(); ORDER_STAGES.len()];
+        for OrderStageCells(stages) in self.order_stages.iter() {
+            for (stage, total) in stages.iter().zip(&mut totals) {
+                stage.add_to(total);
             }
         }
         out.family(
@@ -290,17 +310,8 @@ impl HttpMetrics {
             Kind::Histogram,
             "Time placed orders spent in each stage in the node: shard (queue, plugins, kernel), journal (until durable), reply (until an HTTP thread resumed the handler).",
         );
-        for (stage, label) in ORDER_STAGES.iter().enumerate() {
-            out.histogram(
-                "bazaar_order_stage_seconds",
-                &[("stage", label)],
-                &Buckets {
-                    upper_bounds: &HTTP_LATENCY_US_BUCKETS,
-                    counts: &buckets[stage],
-                    sum: sums_us[stage],
-                    unit: Unit::MicrosecondsAsSeconds,
-                },
-            );
+        for (label, total) in ORDER_STAGES.iter().zip(&totals) {
+            out.histogram("bazaar_order_stage_seconds", &[("stage", label)], &total.buckets());
         }
     }
 }

@@ -121,7 +121,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let Ok(response) = ready!(this.handling.as_mut().poll(cx));
-        let latency_us = u64::try_from(this.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let latency_us = crate::metrics::whole_micros(this.started.elapsed());
         let status = response.status().as_u16();
         this.state.http_metrics().record(*this.route, status, latency_us);
         this.handling.span().in_scope(|| tracing::debug!(status, latency_us, "served"));

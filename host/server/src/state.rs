@@ -26,7 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use crate::admission::{Rate, RateLimits};
 use crate::auth::{Role, TokenBook, TokenRequest};
 use crate::error::ApiError;
-use crate::metrics::{DeviceScrape, HttpMetrics, METRICS_SCRAPES_MAX, Scrape};
+use crate::metrics::{DeviceScrape, HttpMetrics, METRICS_SCRAPES_MAX, Scrape, whole_micros};
 
 /// Name of the file, in the data directory, that holds the first operator
 /// token (readable by its owner only).
@@ -492,9 +492,7 @@ impl AppState {
         let (reply, replied) = reply();
         self.node().submit_order_then(store, request, after, reply)?;
         let (outcome, (view, applied), durable) = settle(replied, viewed).await?;
-        let micros = |from: Instant, to: Instant| {
-            u64::try_from(to.saturating_duration_since(from).as_micros()).unwrap_or(u64::MAX)
-        };
+        let micros = |from: Instant, to: Instant| whole_micros(to.saturating_duration_since(from));
         self.http_metrics().record_order_stages([
             micros(submitted, applied),
             micros(applied, durable),
