@@ -141,6 +141,10 @@ struct ServeArgs {
     /// Requests queued per shard before the node answers 503 [default: 8192].
     #[arg(long, env = "BAZAAR_SHARD_QUEUE_DEPTH")]
     shard_queue_depth: Option<usize>,
+    /// Orders the node holds (all in memory) before it refuses new ones
+    /// with 507 [default: 4000000, about 7 GiB].
+    #[arg(long, env = "BAZAAR_ORDERS_HELD_MAX")]
+    orders_held_max: Option<u64>,
     /// Requests served at once before the server answers 503 [default: 4096].
     #[arg(long, env = "BAZAAR_IN_FLIGHT_MAX")]
     in_flight_max: Option<usize>,
@@ -203,6 +207,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         backend: args.backend,
         shards: args.shards,
         shard_queue_depth: args.shard_queue_depth,
+        orders_held_max: args.orders_held_max,
         in_flight_max: args.in_flight_max,
         connections_max: args.connections_max,
         store_rate_per_second: args.store_rate_per_second,

@@ -208,3 +208,40 @@ async fn rate_limits_from_the_config_file_and_environment_answer_429_with_retry_
     server.operator("POST", path, Some(order_body("patient", SKU, 1)), 201).await;
     assert_eq!(server.all_orders("limited").await.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_at_its_orders_held_max_refuses_new_orders_with_507_and_still_serves_its_orders() {
+    let server = Server::start_with(&[], &[("BAZAAR_ORDERS_HELD_MAX", "2")]);
+    server.seed_store("full", SKU, 100).await;
+    let path = "/v1/stores/full/orders";
+    let place = |customer: &str, key: &str| {
+        let body = order_body(customer, SKU, 1).to_string();
+        let (api, operator, key) = (server.api(), server.operator.clone(), key.to_string());
+        async move {
+            api.send("POST", path, Some(&operator), &[("Idempotency-Key", &key)], Some(body)).await
+        }
+    };
+    let first = place("first", "key-1").await;
+    assert_eq!(first.status.as_u16(), 201, "{}", first.text);
+    assert_eq!(place("second", "key-2").await.status.as_u16(), 201);
+
+    let refused = place("third", "key-3").await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.code()),
+        (507, "orders_held_full"),
+        "{}",
+        refused.text
+    );
+    assert!(refused.message().contains("orders_held_max 2"), "{}", refused.message());
+    // A retry of a placed order still gets it, and the orders are served.
+    let retry = place("first", "key-1").await;
+    assert_eq!(retry.status.as_u16(), 200, "{}", retry.text);
+    assert_eq!(retry.json["number"], first.json["number"]);
+    assert_eq!(server.all_orders("full").await.len(), 2);
+    let totals = server.stock_totals("full", SKU).await;
+    assert_eq!(totals["reserved"], 2, "the refused order reserved nothing");
+    let metrics = server.call("GET", "/metrics", Some(&server.operator), None).await;
+    for line in ["bazaar_orders_held 2", "bazaar_orders_held_max 2", "status=\"507\"} 1"] {
+        assert!(metrics.text.lines().any(|l| l.ends_with(line) || l == line), "no {line:?}");
+    }
+}

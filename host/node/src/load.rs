@@ -138,6 +138,7 @@ pub fn refusal_kind(error: &NodeError) -> &'static str {
         NodeError::Overloaded { .. } => "overloaded",
         NodeError::Journal(_) => "journal failure",
         NodeError::ShuttingDown => "shutting down",
+        NodeError::OrdersHeldFull { .. } => "node full",
         NodeError::Recovery(_) => "recovery failure",
         NodeError::RiskRejected { .. } => "rejected by risk check",
         NodeError::RiskUnavailable { .. } => "risk check unavailable",

@@ -50,6 +50,11 @@ pub const BATCH_REQUESTS_MAX_DEFAULT: usize = 64;
 /// Commands between two snapshots of a shard: bounds replay at start-up to
 /// about a second of work without snapshotting a large state too often.
 pub const SNAPSHOT_EVERY_COMMANDS_DEFAULT: u64 = 500_000;
+/// Default cap on the orders a node holds. Every order stays in memory
+/// (about 1.7 KiB each, `bench memory`), so without a cap a busy node grows
+/// until the system kills it, and then cannot even start again: replay
+/// rebuilds the same state. Four million orders are about 7 GiB.
+pub const ORDERS_HELD_MAX_DEFAULT: u64 = 4_000_000;
 /// Registry key holding the shard count the data directory was created with.
 const SHARD_COUNT_KEY: &[u8] = b"node/shard-count";
 
@@ -74,6 +79,10 @@ pub struct NodeConfig {
     pub keep_consumed_events: bool,
     /// Group-commit limits of the journal.
     pub journal: JournalLimits,
+    /// Most orders the node holds; beyond it new orders are refused with
+    /// [`NodeError::OrdersHeldFull`] (retries of placed orders are still
+    /// answered). Orders replayed at start-up count but are never refused.
+    pub orders_held_max: u64,
 }
 
 impl NodeConfig {
@@ -88,6 +97,7 @@ impl NodeConfig {
             snapshot_every_commands: SNAPSHOT_EVERY_COMMANDS_DEFAULT,
             keep_consumed_events: false,
             journal: JournalLimits::default(),
+            orders_held_max: ORDERS_HELD_MAX_DEFAULT,
         }
     }
 }
@@ -112,6 +122,18 @@ pub enum NodeError {
     /// The node is shutting down.
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// The node holds as many orders as it may: a new one is refused until
+    /// the operator raises the limit.
+    #[error(
+        "the node holds {held} orders, its limit (orders_held_max {limit}); it takes no new \
+         orders until the limit is raised, and still serves the orders it holds"
+    )]
+    OrdersHeldFull {
+        /// Orders held.
+        held: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The data directory could not be opened or replayed.
     #[error("recovery failed: {0}")]
     Recovery(String),
@@ -250,6 +272,53 @@ pub struct NodeStats {
     pub snapshots_written: AtomicU64,
 }
 
+/// The orders the node holds, against its limit. The shard writers share
+/// it: a writer takes a place just before it applies a new order and gives
+/// it back if the kernel refuses the order, so the limit holds exactly
+/// across shards.
+#[derive(Debug)]
+pub struct OrdersHeld {
+    held: AtomicU64,
+    limit: u64,
+}
+
+impl OrdersHeld {
+    /// Orders held now.
+    pub fn held(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// The most the node may hold.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Refuses at once when no place is left, before any plugin runs for
+    /// an order that cannot be placed.
+    fn check(&self) -> Result<(), NodeError> {
+        let held = self.held();
+        if held >= self.limit {
+            return Err(NodeError::OrdersHeldFull { held, limit: self.limit });
+        }
+        Ok(())
+    }
+
+    /// Takes a place for a new order.
+    fn take(&self) -> Result<(), NodeError> {
+        self.held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                (held < self.limit).then_some(held + 1)
+            })
+            .map(drop)
+            .map_err(|held| NodeError::OrdersHeldFull { held, limit: self.limit })
+    }
+
+    /// Gives back a place taken for an order that was not placed.
+    fn give_back(&self) {
+        self.held.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A running node.
 pub struct Node {
     /// Each shard's request queue.
@@ -265,6 +334,8 @@ pub struct Node {
     storage: Arc<dyn Storage>,
     /// Activity counters.
     stats: Arc<NodeStats>,
+    /// The orders held, against the limit.
+    orders_held: Arc<OrdersHeld>,
 }
 
 impl std::fmt::Debug for Node {
@@ -316,6 +387,15 @@ impl Node {
         let journal =
             Arc::new(Journal::start(storage.clone(), config.journal).map_err(|e| recovery(&e))?);
         let stats = Arc::new(NodeStats::default());
+        // Replayed orders count, even beyond a limit lowered since: they
+        // were acknowledged.
+        let held = recovered
+            .iter()
+            .flat_map(|(shard, _)| shard.stores().values())
+            .map(|state| state.orders().len() as u64)
+            .sum();
+        let orders_held =
+            Arc::new(OrdersHeld { held: AtomicU64::new(held), limit: config.orders_held_max });
         // One snapshot in flight per shard at most; a writer that finds the
         // queue full snapshots later rather than waiting.
         let (snapshot_sender, snapshot_jobs) = crossbeam_channel::bounded(shard_count as usize);
@@ -343,6 +423,7 @@ impl Node {
                 plugins: plugins.for_shard(),
                 journal: journal.clone(),
                 stats: stats.clone(),
+                orders_held: orders_held.clone(),
                 batch_requests_max: config.batch_requests_max.max(1),
                 snapshot_every_commands: config.snapshot_every_commands.max(1),
                 keep_consumed_events: config.keep_consumed_events,
@@ -362,12 +443,25 @@ impl Node {
             writers.push(handle);
         }
         drop(snapshot_sender);
-        Ok(Self { shards, writers, snapshotter: Some(snapshotter), journal, storage, stats })
+        Ok(Self {
+            shards,
+            writers,
+            snapshotter: Some(snapshotter),
+            journal,
+            storage,
+            stats,
+            orders_held,
+        })
     }
 
     /// The node's activity counters.
     pub fn stats(&self) -> &NodeStats {
         &self.stats
+    }
+
+    /// The orders the node holds, and its limit.
+    pub fn orders_held(&self) -> &OrdersHeld {
+        &self.orders_held
     }
 
     /// The journal (for its statistics).
@@ -752,6 +846,8 @@ struct ShardWriter {
     journal: Arc<Journal>,
     /// Node counters.
     stats: Arc<NodeStats>,
+    /// The orders the node holds, shared by every writer.
+    orders_held: Arc<OrdersHeld>,
     /// Most requests per batch.
     batch_requests_max: usize,
     /// Commands between snapshots.
@@ -1059,6 +1155,10 @@ impl ShardWriter {
             Decided::Duplicate(outcome) => return Ok((None, outcome)),
             Decided::New(decisions) => decisions,
         };
+        if let Err(error) = self.orders_held.take() {
+            events.refuse(&store, &request.lines, &error);
+            return Err(error);
+        }
         let command = Command::PlaceOrder(Box::new(PlaceOrder {
             store,
             request,
@@ -1072,6 +1172,7 @@ impl ShardWriter {
         match self.shard.apply(&command) {
             Ok(outcome) => Ok((Some(command), outcome)),
             Err(error) => {
+                self.orders_held.give_back();
                 let error = NodeError::from(error);
                 if let Command::PlaceOrder(place) = &command {
                     events.refuse(&place.store, &place.request.lines, &error);
@@ -1094,6 +1195,7 @@ impl ShardWriter {
                 .unwrap_or_default();
             return Ok(Decided::Duplicate(Outcome::OrderPlaced { order, totals, duplicate: true }));
         }
+        self.orders_held.check()?;
         let placed_at_ms = self.now_ms();
         let cart = self.shard.prepare_cart(store, request, placed_at_ms)?;
         let next_order = self.shard.store(store).map_or(1, |state| state.orders().next_number());

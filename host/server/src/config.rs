@@ -38,6 +38,9 @@ pub const CONNECTIONS_MAX_LIMIT: usize = 1_000_000;
 /// Largest configurable shard queue depth: a million queued orders is
 /// seconds of work, beyond which queueing only adds latency.
 pub const SHARD_QUEUE_DEPTH_LIMIT: usize = 1_000_000;
+/// Largest configurable cap on the orders a node holds: a billion orders
+/// would need well over a terabyte of memory.
+pub const ORDERS_HELD_MAX_LIMIT: u64 = 1_000_000_000;
 /// Most shards a new data directory may get: each is a writer thread, and
 /// far more threads than cores only contend.
 pub const SHARDS_LIMIT: u32 = 256;
@@ -77,6 +80,8 @@ pub struct ServeConfig {
     pub shards: u32,
     /// Depth of each shard's request queue.
     pub shard_queue_depth: usize,
+    /// Most orders the node holds; more are refused with 507.
+    pub orders_held_max: u64,
     /// Most requests served at once; more are refused with 503.
     pub in_flight_max: usize,
     /// Most open connections; more wait in the listen backlog.
@@ -181,6 +186,7 @@ impl Default for ServeConfig {
             backend: Backend::Redb,
             shards: bazaar_node::node::SHARD_COUNT_DEFAULT,
             shard_queue_depth: bazaar_node::node::SHARD_QUEUE_DEPTH_DEFAULT,
+            orders_held_max: bazaar_node::node::ORDERS_HELD_MAX_DEFAULT,
             in_flight_max: IN_FLIGHT_MAX_DEFAULT,
             connections_max: CONNECTIONS_MAX_DEFAULT,
             store_rate: Rate::OFF,
@@ -207,6 +213,8 @@ pub struct Settings {
     pub shards: Option<u32>,
     /// `shard_queue_depth`: requests queued per shard before 503.
     pub shard_queue_depth: Option<usize>,
+    /// `orders_held_max`: orders the node holds before new ones get 507.
+    pub orders_held_max: Option<u64>,
     /// `in_flight_max`: requests served at once before 503.
     pub in_flight_max: Option<usize>,
     /// `connections_max`: open connections.
@@ -269,6 +277,7 @@ impl Settings {
             backend: self.backend.or(lower.backend),
             shards: self.shards.or(lower.shards),
             shard_queue_depth: self.shard_queue_depth.or(lower.shard_queue_depth),
+            orders_held_max: self.orders_held_max.or(lower.orders_held_max),
             in_flight_max: self.in_flight_max.or(lower.in_flight_max),
             connections_max: self.connections_max.or(lower.connections_max),
             store_rate_per_second: self.store_rate_per_second.or(lower.store_rate_per_second),
@@ -325,6 +334,13 @@ impl Settings {
                 defaults.shard_queue_depth,
                 1,
                 SHARD_QUEUE_DEPTH_LIMIT,
+            )?,
+            orders_held_max: within(
+                "orders_held_max",
+                self.orders_held_max,
+                defaults.orders_held_max,
+                1,
+                ORDERS_HELD_MAX_LIMIT,
             )?,
             in_flight_max: within(
                 "in_flight_max",
@@ -507,7 +523,8 @@ mod tests {
     #[test]
     fn higher_sources_override_lower_ones_setting_by_setting() {
         let file: Settings = toml::from_str(
-            "listen = \"127.0.0.1:2222\"\nin_flight_max = 64\ncustomer_rate_per_second = 5\n",
+            "listen = \"127.0.0.1:2222\"\nin_flight_max = 64\ncustomer_rate_per_second = 5\n\
+             orders_held_max = 1000\n",
         )
         .unwrap();
         let env = Settings { in_flight_max: Some(32), ..Settings::default() };
@@ -516,6 +533,7 @@ mod tests {
         assert_eq!(config.listen.port(), 0);
         assert_eq!(config.in_flight_max, 32);
         assert_eq!(config.customer_rate, Rate { per_second: 5, burst: 5 });
+        assert_eq!(config.orders_held_max, 1000);
     }
 
     #[test]
@@ -529,6 +547,9 @@ mod tests {
         let error =
             Settings { in_flight_max: Some(0), ..Settings::default() }.resolve().unwrap_err();
         assert!(error.to_string().contains("in_flight_max must be 1 to"), "{error}");
+        let error =
+            Settings { orders_held_max: Some(0), ..Settings::default() }.resolve().unwrap_err();
+        assert!(error.to_string().contains("orders_held_max must be 1 to"), "{error}");
         let error = Settings { listen: Some("localhost".into()), ..Settings::default() }
             .resolve()
             .unwrap_err();

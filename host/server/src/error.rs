@@ -235,6 +235,9 @@ impl From<NodeError> for ApiError {
                 refused.code = "shutting_down";
                 refused
             }
+            NodeError::OrdersHeldFull { .. } => {
+                Self::new(StatusCode::INSUFFICIENT_STORAGE, "orders_held_full", error.to_string())
+            }
             NodeError::Journal(_) | NodeError::Recovery(_) => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "journal_failed", error.to_string())
             }

@@ -81,6 +81,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         backend: config.backend,
         shard_count: config.shards,
         queue_depth: config.shard_queue_depth,
+        orders_held_max: config.orders_held_max,
         ..NodeConfig::new(&config.data_dir)
     };
     let data_dir = config.data_dir.clone();

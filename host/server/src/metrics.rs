@@ -65,9 +65,9 @@ const SHARDS: usize = 8;
 /// The statuses counted under their own code: every status the API
 /// answers with, and the common ones of HTTP besides. Anything else is
 /// counted as `status="other"`.
-const STATUS_CODES: [u16; 31] = [
+const STATUS_CODES: [u16; 32] = [
     200, 201, 202, 204, 301, 302, 304, 400, 401, 403, 404, 405, 406, 408, 409, 410, 411, 412, 413,
-    414, 415, 416, 422, 425, 429, 431, 500, 501, 502, 503, 504,
+    414, 415, 416, 422, 425, 429, 431, 500, 501, 502, 503, 504, 507,
 ];
 
 /// One more slot than [`STATUS_CODES`]: the one of every other status.
@@ -339,6 +339,8 @@ pub struct Scrape {
     pub journal: JournalStats,
     /// Requests waiting in each shard's queue, by shard.
     pub queue_depths: Vec<usize>,
+    /// Orders the node holds, and the most it may (`orders_held_max`).
+    pub orders_held: (u64, u64),
     /// Each loaded plugin version's call counters.
     pub plugin_counters: Vec<CounterView>,
     /// Every circuit breaker that is not plainly closed.
@@ -511,6 +513,19 @@ pub fn render(scrape: &Scrape, http: &HttpMetrics) -> String {
     for (shard, depth) in scrape.queue_depths.iter().enumerate() {
         out.sample("bazaar_shard_queue_depth", &[("shard", &shard.to_string())], count(*depth));
     }
+    let (held, held_max) = scrape.orders_held;
+    out.family(
+        "bazaar_orders_held",
+        Kind::Gauge,
+        "Orders the node holds in memory; at bazaar_orders_held_max it refuses new ones (507).",
+    );
+    out.sample("bazaar_orders_held", &[], held);
+    out.family(
+        "bazaar_orders_held_max",
+        Kind::Gauge,
+        "The most orders the node may hold (orders_held_max).",
+    );
+    out.sample("bazaar_orders_held_max", &[], held_max);
     write_plugins(&mut out, scrape);
     out.family(
         "bazaar_http_requests_in_flight",

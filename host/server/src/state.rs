@@ -382,6 +382,7 @@ impl AppState {
                 commands_refused: stats.refused.load(Ordering::Relaxed),
                 journal: shared.node.journal().stats(),
                 queue_depths: shared.node.queue_depths(),
+                orders_held: (shared.node.orders_held().held(), shared.node.orders_held().limit()),
                 plugin_counters: shared.platform.call_counters(None),
                 breakers: shared.platform.breakers(None),
                 consumer_lag: shared.consumers.lag(),

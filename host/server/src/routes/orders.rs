@@ -118,6 +118,7 @@ fn shared_order(
         (status = 404, description = "No such store or SKU", body = ErrorBody),
         (status = 409, description = "Insufficient stock, purchase limit exceeded, or the key was used for another request", body = ErrorBody),
         (status = 422, description = "Invalid order: quantities, identifiers, address, currency", body = ErrorBody),
+        (status = 507, description = "The node holds as many orders as its `orders_held_max` allows (`orders_held_full`); the orders it holds, and retries of them, are still served", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
