@@ -37,7 +37,7 @@ pub use journal::{
 };
 pub use redb_storage::{REDB_CACHE_BYTES, RedbStorage};
 #[cfg(feature = "sled")]
-pub use sled_storage::SledStorage;
+pub use sled_storage::{SLED_CACHE_BYTES, SledStorage};
 pub use storage::{
     Commit, JournalRecord, KV_KEY_BYTES_MAX, KV_SCAN_BYTES_MAX, KV_VALUE_BYTES_MAX, KvEntry,
     RECORD_PAYLOAD_BYTES_MAX, SNAPSHOT_PAYLOAD_BYTES_MAX, Snapshot, Storage, StoreError,

@@ -52,6 +52,12 @@ const LOCK_RETRY_MS: u64 = 10;
 /// Name of the engine in errors.
 const BACKEND: &str = "sled";
 
+/// sled's cache, in bytes, instead of its 1 GiB default, which kept every
+/// record written in memory until it filled (as redb's did, see
+/// `REDB_CACHE_BYTES`). It bounds records of the size a shard batch writes
+/// (tens of KiB); values of 256 KiB were kept whole whatever the bound.
+pub const SLED_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// Storage in a sled database directory.
 pub struct SledStorage {
     /// The open database; its default tree holds everything.
@@ -71,7 +77,7 @@ impl SledStorage {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let deadline = Instant::now() + Duration::from_millis(LOCK_WAIT_MS);
         let database = loop {
-            match sled::open(path) {
+            match sled::Config::new().path(path).cache_capacity(SLED_CACHE_BYTES as u64).open() {
                 // sled reports a busy lock only in its message.
                 Err(sled::Error::Io(error))
                     if error.to_string().starts_with("could not acquire lock")
