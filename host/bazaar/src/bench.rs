@@ -20,7 +20,7 @@ use bazaar_store::Backend;
 use crate::load::{self, LoadProgress, LoadReport};
 use crate::loadgen::{self, HttpBenchOptions};
 use crate::scratch::{self, ScratchRun};
-use bazaar_node::node::{Node, NodeConfig};
+use bazaar_node::node::{Node, NodeConfig, ORDERS_HELD_MAX_DEFAULT};
 use bazaar_node::plugins::{PluginSet, plugin_ref, route_request};
 use bazaar_node::seed;
 use bazaar_runtime::{PluginCall, Runtime, RuntimeLimits};
@@ -110,7 +110,14 @@ fn drive_pipeline(
     orders: u64,
     progress: &Arc<LoadProgress>,
 ) -> anyhow::Result<LoadReport> {
-    let node = Arc::new(Node::open(NodeConfig { backend, ..NodeConfig::new(dir) }, plugins)?);
+    // Room for every order asked for, however many: the bench measures
+    // them all.
+    let config = NodeConfig {
+        backend,
+        orders_held_max: orders.max(ORDERS_HELD_MAX_DEFAULT),
+        ..NodeConfig::new(dir)
+    };
+    let node = Arc::new(Node::open(config, plugins)?);
     let stores: Vec<StoreId> =
         (0..PIPELINE_STORES).map(|i| StoreId::new(format!("store-{i}")).expect("valid")).collect();
     for store in &stores {
