@@ -17,19 +17,20 @@ fn resident_kib() -> usize {
         .expect("VmRSS in /proc/self/status")
 }
 
-/// Writes four times `cache_bytes` of journal to a fresh `backend`, in
+/// Writes `caches` times `cache_bytes` of journal to a fresh `backend`, in
 /// commits of `records_per_commit` records of `record_bytes`, requires the
 /// resident set to grow by less than half of the cache and the journal
 /// together, and reads every record back.
 pub fn a_journal_larger_than_the_cache_stays_out_of_memory(
     backend: Backend,
     cache_bytes: usize,
+    caches: usize,
     record_bytes: usize,
     records_per_commit: usize,
 ) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let storage = bazaar_store::open(backend, dir.path()).expect("open fresh storage");
-    let journal_bytes = 4 * cache_bytes;
+    let journal_bytes = caches * cache_bytes;
     let before_kib = resident_kib();
     let mut sequence = 0;
     while sequence * record_bytes < journal_bytes {
