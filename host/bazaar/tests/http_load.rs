@@ -211,21 +211,23 @@ async fn rate_limits_from_the_config_file_and_environment_answer_429_with_retry_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_at_its_orders_held_max_refuses_new_orders_with_507_and_still_serves_its_orders() {
-    let server = Server::start_with(&[], &[("BAZAAR_ORDERS_HELD_MAX", "2")]);
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let mut server = Server::start_in(&data_dir, &[], &[("BAZAAR_ORDERS_HELD_MAX", "2")]);
+    assert!(server.printed("2 shards, 0 of at most 2 orders held"), "{:?}", server.output);
     server.seed_store("full", SKU, 100).await;
-    let path = "/v1/stores/full/orders";
-    let place = |customer: &str, key: &str| {
+    async fn place(server: &Server, customer: &str, key: &str) -> common::Reply {
         let body = order_body(customer, SKU, 1).to_string();
-        let (api, operator, key) = (server.api(), server.operator.clone(), key.to_string());
-        async move {
-            api.send("POST", path, Some(&operator), &[("Idempotency-Key", &key)], Some(body)).await
-        }
-    };
-    let first = place("first", "key-1").await;
+        let headers = [("Idempotency-Key", key)];
+        server
+            .send("POST", "/v1/stores/full/orders", Some(&server.operator), &headers, Some(body))
+            .await
+    }
+    let first = place(&server, "first", "key-1").await;
     assert_eq!(first.status.as_u16(), 201, "{}", first.text);
-    assert_eq!(place("second", "key-2").await.status.as_u16(), 201);
+    assert_eq!(place(&server, "second", "key-2").await.status.as_u16(), 201);
 
-    let refused = place("third", "key-3").await;
+    let refused = place(&server, "third", "key-3").await;
     assert_eq!(
         (refused.status.as_u16(), refused.code()),
         (507, "orders_held_full"),
@@ -234,7 +236,7 @@ async fn a_node_at_its_orders_held_max_refuses_new_orders_with_507_and_still_ser
     );
     assert!(refused.message().contains("orders_held_max 2"), "{}", refused.message());
     // A retry of a placed order still gets it, and the orders are served.
-    let retry = place("first", "key-1").await;
+    let retry = place(&server, "first", "key-1").await;
     assert_eq!(retry.status.as_u16(), 200, "{}", retry.text);
     assert_eq!(retry.json["number"], first.json["number"]);
     assert_eq!(server.all_orders("full").await.len(), 2);
@@ -244,4 +246,13 @@ async fn a_node_at_its_orders_held_max_refuses_new_orders_with_507_and_still_ser
     for line in ["bazaar_orders_held 2", "bazaar_orders_held_max 2", "status=\"507\"} 1"] {
         assert!(metrics.text.lines().any(|l| l.ends_with(line) || l == line), "no {line:?}");
     }
+
+    // Restarted with room for one more, the node counts the orders it
+    // replayed and takes exactly one.
+    assert!(server.stop_gracefully().success());
+    let server = Server::start_in(&data_dir, &["--orders-held-max", "3"], &[]);
+    assert!(server.printed("2 of at most 3 orders held"), "{:?}", server.output);
+    assert_eq!(place(&server, "third", "key-3").await.status.as_u16(), 201);
+    assert_eq!(place(&server, "fourth", "key-4").await.status.as_u16(), 507);
+    assert_eq!(server.all_orders("full").await.len(), 3);
 }

@@ -149,10 +149,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
         writeln!(
             out,
-            "data: {} ({}, {} shards); API docs at http://{address}/docs",
+            "data: {} ({}, {} shards, {} of at most {} orders held); API docs at http://{address}/docs",
             config.data_dir.display(),
             config.backend,
-            node.shard_count()
+            node.shard_count(),
+            node.orders_held().held(),
+            node.orders_held().limit()
         )?;
         writeln!(
             out,
