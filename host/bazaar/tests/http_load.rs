@@ -234,7 +234,7 @@ async fn a_node_at_its_orders_held_max_refuses_new_orders_with_507_and_still_ser
         "{}",
         refused.text
     );
-    assert!(refused.message().contains("orders_held_max 2"), "{}", refused.message());
+    assert!(refused.message().contains("limit of 2 (orders_held_max)"), "{}", refused.message());
     // A retry of a placed order still gets it, and the orders are served.
     let retry = place(&server, "first", "key-1").await;
     assert_eq!(retry.status.as_u16(), 200, "{}", retry.text);

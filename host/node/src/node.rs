@@ -125,8 +125,8 @@ pub enum NodeError {
     /// The node holds as many orders as it may: a new one is refused until
     /// the operator raises the limit.
     #[error(
-        "the node holds {held} orders, its limit (orders_held_max {limit}); it takes no new \
-         orders until the limit is raised, and still serves the orders it holds"
+        "the node holds {held} orders, at or over its limit of {limit} (orders_held_max): it \
+         takes no new orders until the limit is raised; the orders it holds are still served"
     )]
     OrdersHeldFull {
         /// Orders held.
