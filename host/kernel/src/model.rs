@@ -586,6 +586,11 @@ pub enum OrderStatus {
 }
 
 /// An order as the kernel keeps it.
+///
+/// The lists fixed when the order is placed are boxed slices rather than
+/// vectors: 8 bytes less each keeps an order with its reference counts in
+/// the allocator's 512-byte class (a test checks it). They encode as the
+/// sequences they always were.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     /// Its number within the store.
@@ -597,18 +602,18 @@ pub struct Order {
     /// Lines with the catalogue prices at the time of the order.
     pub lines: Vec<CartLine>,
     /// Price adjustments applied, in order.
-    pub adjustments: Vec<Adjustment>,
+    pub adjustments: Box<[Adjustment]>,
     /// Pricing plugins whose output was ignored because they failed.
-    pub pricing_failures: Vec<PluginFailure>,
+    pub pricing_failures: Box<[PluginFailure]>,
     /// The risk plugins that approved it.
-    pub risk_checks: Vec<RiskCheck>,
+    pub risk_checks: Box<[RiskCheck]>,
     /// How it ships.
     pub shipment_plan: ShipmentPlan,
     /// Totals, in minor units of `currency`.
     pub totals: Totals,
     /// Units of purchase-limited SKUs this order holds against the
     /// customer's limits, returned when it is cancelled.
-    pub limited_units: Vec<LineRequest>,
+    pub limited_units: Box<[LineRequest]>,
     /// The store's currency at the time of the order.
     pub currency: Currency,
     /// Current status.
@@ -635,6 +640,15 @@ pub struct Totals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_order_and_its_reference_counts_fit_the_allocators_512_byte_class() {
+        // Every order lives in an `Arc` for as long as the node runs: one
+        // byte over 512 and the allocator hands out its 640-byte class,
+        // 128 bytes or about 8 % more memory per order (`bench memory`).
+        let counts_bytes = 2 * std::mem::size_of::<usize>();
+        assert!(std::mem::size_of::<Order>() + counts_bytes <= 512);
+    }
 
     #[test]
     fn a_cloned_identifier_shares_its_text() {

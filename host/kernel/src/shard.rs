@@ -1126,12 +1126,12 @@ impl Shard {
             request: place.request.clone(),
             request_fingerprint: fingerprint,
             lines,
-            adjustments: place.adjustments.clone(),
-            pricing_failures: place.pricing_failures.clone(),
-            risk_checks: place.risk_checks.clone(),
+            adjustments: place.adjustments.as_slice().into(),
+            pricing_failures: place.pricing_failures.as_slice().into(),
+            risk_checks: place.risk_checks.as_slice().into(),
             shipment_plan: place.shipment_plan.clone(),
             totals,
-            limited_units,
+            limited_units: limited_units.into(),
             currency: state.currency,
             status: OrderStatus::Reserved,
             placed_at_ms: place.placed_at_ms,
@@ -1164,7 +1164,7 @@ impl Shard {
         let shipments = order.shipment_plan.shipments.clone();
         let customer = order.request.customer.id.clone();
         let limited_units =
-            if to == OrderStatus::Cancelled { order.limited_units.clone() } else { Vec::new() };
+            if to == OrderStatus::Cancelled { order.limited_units.clone() } else { Box::default() };
         for shipment in &shipments {
             for line in &shipment.lines {
                 let units = u64::from(line.quantity);

@@ -404,7 +404,7 @@ mod tests {
                 },
                 CartLine { sku: Sku::new("case.2").unwrap(), quantity: 1, unit_price_minor: -5 },
             ],
-            adjustments: vec![
+            adjustments: Box::new([
                 Adjustment {
                     line_index: Some(0),
                     amount_off_minor: 10_000,
@@ -419,16 +419,16 @@ mod tests {
                     reason: String::new(),
                     plugin: plugin("bulk"),
                 },
-            ],
-            pricing_failures: vec![PluginFailure {
+            ]),
+            pricing_failures: Box::new([PluginFailure {
                 plugin: plugin("hostile-pricing"),
                 reason: "trap: \u{1f} unreachable".into(),
-            }],
-            risk_checks: vec![RiskCheck {
+            }]),
+            risk_checks: Box::new([RiskCheck {
                 plugin: plugin("risk-guard"),
                 code: "ok".into(),
                 reason: "fine".into(),
-            }],
+            }]),
             shipment_plan: ShipmentPlan {
                 shipments: vec![
                     Shipment {
@@ -461,7 +461,7 @@ mod tests {
                 shipping_minor: 1_200,
                 total_minor: 1_190_995,
             },
-            limited_units: Vec::new(),
+            limited_units: Box::default(),
             currency: Currency::parse("CNY").unwrap(),
             status: OrderStatus::Reserved,
             placed_at_ms: 1_700_000_000_000,
@@ -475,8 +475,8 @@ mod tests {
         order.request.idempotency_key = None;
         order.request.coupon_codes.clear();
         order.lines.clear();
-        order.adjustments.clear();
-        order.pricing_failures.clear();
+        order.adjustments = Box::default();
+        order.pricing_failures = Box::default();
         order.shipment_plan = ShipmentPlan {
             shipments: Vec::new(),
             routed_by: Router::BuiltIn,
