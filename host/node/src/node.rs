@@ -293,12 +293,17 @@ impl OrdersHeld {
         self.limit
     }
 
+    /// The refusal of a new order while `held` orders are held.
+    fn full(&self, held: u64) -> NodeError {
+        NodeError::OrdersHeldFull { held, limit: self.limit }
+    }
+
     /// Refuses at once when no place is left, before any plugin runs for
     /// an order that cannot be placed.
     fn check(&self) -> Result<(), NodeError> {
         let held = self.held();
         if held >= self.limit {
-            return Err(NodeError::OrdersHeldFull { held, limit: self.limit });
+            return Err(self.full(held));
         }
         Ok(())
     }
@@ -310,7 +315,7 @@ impl OrdersHeld {
                 (held < self.limit).then_some(held + 1)
             })
             .map(drop)
-            .map_err(|held| NodeError::OrdersHeldFull { held, limit: self.limit })
+            .map_err(|held| self.full(held))
     }
 
     /// Gives back a place taken for an order that was not placed.
