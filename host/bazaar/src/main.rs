@@ -142,7 +142,7 @@ struct ServeArgs {
     #[arg(long, env = "BAZAAR_SHARD_QUEUE_DEPTH")]
     shard_queue_depth: Option<usize>,
     /// Orders the node holds (all in memory) before it refuses new ones
-    /// with 507 [default: 4000000, about 6 GiB].
+    /// with 507 [default: 4000000, about 6.6 GiB].
     #[arg(long, env = "BAZAAR_ORDERS_HELD_MAX")]
     orders_held_max: Option<u64>,
     /// Requests served at once before the server answers 503 [default: 4096].

@@ -33,7 +33,7 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::model::CustomerId;
+use crate::model::{CustomerId, IdempotencyKey};
 
 /// A key with a fixed 64-bit hash; equal keys must hash equally, whichever
 /// of their borrowed forms is hashed.
@@ -49,6 +49,12 @@ impl IndexKey for str {
 }
 
 impl IndexKey for String {
+    fn index_hash(&self) -> u64 {
+        self.as_str().index_hash()
+    }
+}
+
+impl IndexKey for IdempotencyKey {
     fn index_hash(&self) -> u64 {
         self.as_str().index_hash()
     }

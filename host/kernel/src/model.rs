@@ -78,6 +78,70 @@ macro_rules! identifier {
     };
 }
 
+/// A client's idempotency key. Its text is shared, as an identifier's is:
+/// the order's request and the store's index of keys hold one allocation
+/// between them, not a copy each. Its length and characters are checked
+/// with the rest of the request.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IdempotencyKey(Arc<str>);
+
+impl IdempotencyKey {
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for IdempotencyKey {
+    fn from(text: &str) -> Self {
+        Self(Arc::from(text))
+    }
+}
+
+impl From<String> for IdempotencyKey {
+    fn from(text: String) -> Self {
+        Self(Arc::from(text))
+    }
+}
+
+impl std::ops::Deref for IdempotencyKey {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for IdempotencyKey {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for IdempotencyKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for IdempotencyKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(SharedTextVisitor).map(Self)
+    }
+}
+
 /// Reads a string into one shared allocation, with no `String` in between.
 struct SharedTextVisitor;
 
@@ -292,7 +356,7 @@ impl StockLevel {
 pub struct OrderRequest {
     /// The client's idempotency key: the same key and the same request give
     /// the same order; the same key with another request is refused.
-    pub idempotency_key: Option<String>,
+    pub idempotency_key: Option<IdempotencyKey>,
     /// The buyer.
     pub customer: Customer,
     /// SKUs and quantities.
@@ -656,6 +720,19 @@ mod tests {
         let copy = sku.clone();
         assert_eq!(copy, sku);
         assert!(std::ptr::eq(sku.as_str().as_ptr(), copy.as_str().as_ptr()));
+    }
+
+    #[test]
+    fn a_cloned_idempotency_key_shares_its_text_and_encodes_as_the_plain_string() {
+        // The order's request and the store's index of keys hold one copy.
+        let key = IdempotencyKey::from("checkout-7f3a");
+        let copy = key.clone();
+        assert!(std::ptr::eq(key.as_str().as_ptr(), copy.as_str().as_ptr()));
+        // Journals and snapshots written when the key was a `String` read
+        // back unchanged.
+        let as_string = postcard::to_allocvec(&Some(String::from("checkout-7f3a"))).unwrap();
+        assert_eq!(postcard::to_allocvec(&Some(key.clone())).unwrap(), as_string);
+        assert_eq!(postcard::from_bytes::<Option<IdempotencyKey>>(&as_string).unwrap(), Some(key));
     }
 
     #[test]

@@ -19,10 +19,10 @@ use crate::command::{
 use crate::device::{DeviceFloor, HeldTask, OrderMilestone};
 use crate::hash_index::HashIndex;
 use crate::model::{
-    COUPON_CODES_MAX, Cart, CartLine, CustomerId, IDEMPOTENCY_KEY_LEN_MAX, LINE_QUANTITY_MAX,
-    LineRequest, ORDER_LINES_MAX, Order, OrderNumber, OrderRequest, OrderStatus, PluginId, Product,
-    STOCK_QUANTITY_MAX, ShipmentPlan, Sku, StockLevel, StoreId, Totals, Warehouse, WarehouseId,
-    check_text,
+    COUPON_CODES_MAX, Cart, CartLine, CustomerId, IDEMPOTENCY_KEY_LEN_MAX, IdempotencyKey,
+    LINE_QUANTITY_MAX, LineRequest, ORDER_LINES_MAX, Order, OrderNumber, OrderRequest, OrderStatus,
+    PluginId, Product, STOCK_QUANTITY_MAX, ShipmentPlan, Sku, StockLevel, StoreId, Totals,
+    Warehouse, WarehouseId, check_text,
 };
 use crate::money::{AMOUNT_MINOR_MAX, Currency, add_amounts, line_amount};
 use crate::order_log::OrderLog;
@@ -98,7 +98,7 @@ pub struct StoreState {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct OrderIndexes {
     /// Idempotency key to the order it created.
-    idempotency: HashIndex<String, OrderNumber>,
+    idempotency: HashIndex<IdempotencyKey, OrderNumber>,
     /// Units of purchase-limited SKUs held by each customer's live orders,
     /// by SKU; encoded as one map keyed by (customer, SKU).
     #[serde(with = "flat_holdings")]
@@ -117,7 +117,7 @@ impl OrderIndexes {
         let mut indexes = Self::default();
         for order in orders.iter() {
             if let Some(key) = &order.request.idempotency_key {
-                indexes.idempotency.get_or_insert_with(key.as_str(), || order.number);
+                indexes.idempotency.get_or_insert_with(key, || order.number);
             }
             if order.status != OrderStatus::Cancelled {
                 indexes.add_live_order(&order.request.customer.id, &order.limited_units);
@@ -690,7 +690,7 @@ impl Shard {
         if earlier.request_fingerprint == request_fingerprint(request) {
             Ok(IdempotencyCheck::Duplicate(number))
         } else {
-            Err(KernelError::IdempotencyConflict { key: key.clone(), order: number })
+            Err(KernelError::IdempotencyConflict { key: key.to_string(), order: number })
         }
     }
 

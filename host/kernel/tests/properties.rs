@@ -101,7 +101,7 @@ fn step() -> impl Strategy<Value = Step> {
 
 fn request(customer: usize, lines: &[(usize, u32)], key: Option<u8>) -> OrderRequest {
     OrderRequest {
-        idempotency_key: key.map(|k| format!("key-{k}")),
+        idempotency_key: key.map(|k| format!("key-{k}").into()),
         customer: Customer {
             id: CustomerId::new(CUSTOMERS[customer]).unwrap(),
             segment: CustomerSegment::Regular,

@@ -121,11 +121,29 @@ pub fn mixed_plan(
         window_per_client,
         attempts,
         source: Arc::new(move |attempt| {
-            let (store, request) = mixed_order(attempt, stores.len());
+            let (store, mut request) = mixed_order(attempt, stores.len());
+            // Checkout traffic always carries a key (a storefront retries),
+            // so the node holds and checks one per order, as at a peak.
+            request.idempotency_key = Some(checkout_key(attempt).into());
             (stores[store].clone(), request)
         }),
         on_ack: None,
     }
+}
+
+/// The idempotency key of attempt `attempt`, shaped as the UUID a
+/// storefront would send.
+fn checkout_key(attempt: u64) -> String {
+    let high = splitmix64(attempt ^ 0x6b65_795f_6869_6768);
+    let low = splitmix64(attempt ^ 0x6b65_795f_6c6f_7700);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        high >> 32,
+        (high >> 16) & 0xffff,
+        high & 0xfff,
+        0x8000 | (low >> 48 & 0x3fff),
+        low & 0xffff_ffff_ffff
+    )
 }
 
 /// A short name for a refusal, for reports.

@@ -51,9 +51,10 @@ pub const BATCH_REQUESTS_MAX_DEFAULT: usize = 64;
 /// about a second of work without snapshotting a large state too often.
 pub const SNAPSHOT_EVERY_COMMANDS_DEFAULT: u64 = 500_000;
 /// Default cap on the orders a node holds. Every order stays in memory
-/// (about 1.6 KB each, `bench memory`), so without a cap a busy node grows
-/// until the system kills it, and then cannot even start again: replay
-/// rebuilds the same state. Four million orders are about 6 GiB.
+/// (about 1.8 KB each with its idempotency key, `bench memory`), so without
+/// a cap a busy node grows until the system kills it, and then cannot even
+/// start again: replay rebuilds the same state. Four million orders are
+/// about 6.6 GiB.
 pub const ORDERS_HELD_MAX_DEFAULT: u64 = 4_000_000;
 /// Registry key holding the shard count the data directory was created with.
 const SHARD_COUNT_KEY: &[u8] = b"node/shard-count";

@@ -4,8 +4,8 @@
 //! benchmarks and the tests, so all of them exercise the same shop.
 
 use bazaar_kernel::model::{
-    Address, Coordinates, Customer, CustomerId, CustomerSegment, LineRequest, OrderRequest,
-    PluginId, Product, Sku, StoreId, Warehouse, WarehouseId,
+    Address, Coordinates, Customer, CustomerId, CustomerSegment, IdempotencyKey, LineRequest,
+    OrderRequest, PluginId, Product, Sku, StoreId, Warehouse, WarehouseId,
 };
 use bazaar_kernel::money::Currency;
 use bazaar_kernel::{Command, KernelError};
@@ -177,7 +177,7 @@ pub fn order_request(
 ) -> OrderRequest {
     let (city, latitude_micro, longitude_micro) = CITIES[(customer % CITIES.len() as u64) as usize];
     OrderRequest {
-        idempotency_key,
+        idempotency_key: idempotency_key.map(IdempotencyKey::from),
         customer: Customer {
             id: CustomerId::new(format!("c{customer}")).expect("valid customer id"),
             segment: if customer.is_multiple_of(10) {

@@ -624,7 +624,10 @@ impl OrderInput {
     }
 
     /// The kernel request.
-    pub fn into_request(self, idempotency_key: Option<String>) -> Result<OrderRequest, ApiError> {
+    pub fn into_request(
+        self,
+        idempotency_key: Option<kernel::IdempotencyKey>,
+    ) -> Result<OrderRequest, ApiError> {
         let customer = kernel::Customer {
             id: parse_id("customer.id", CustomerId::new, self.customer.id)?,
             segment: self.customer.segment.into(),
@@ -893,7 +896,7 @@ impl Order {
             store: store.to_string(),
             number: order.number,
             status: order.status.into(),
-            idempotency_key: order.request.idempotency_key.clone(),
+            idempotency_key: order.request.idempotency_key.as_deref().map(str::to_owned),
             customer: Customer {
                 id: order.request.customer.id.to_string(),
                 segment: order.request.customer.segment.into(),

@@ -8,7 +8,9 @@ use axum::extract::State;
 use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bazaar_kernel::model::{IDEMPOTENCY_KEY_LEN_MAX, OrderNumber, OrderRequest, StoreId};
+use bazaar_kernel::model::{
+    IDEMPOTENCY_KEY_LEN_MAX, IdempotencyKey, OrderNumber, OrderRequest, StoreId,
+};
 use bazaar_kernel::money::Currency;
 use bazaar_kernel::{Command, Outcome};
 
@@ -28,7 +30,7 @@ pub const IDEMPOTENT_REPLAYED_HEADER: &str = "idempotent-replayed";
 /// The request's idempotency key: 1 to 128 visible ASCII characters.
 /// Checkout tokens must send one: a storefront retries, and a retry without
 /// a key would order twice.
-fn idempotency_key(headers: &HeaderMap, role: Role) -> Result<Option<String>, ApiError> {
+fn idempotency_key(headers: &HeaderMap, role: Role) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
         if role == Role::Checkout {
             return Err(ApiError::bad_request(
@@ -48,7 +50,7 @@ fn idempotency_key(headers: &HeaderMap, role: Role) -> Result<Option<String>, Ap
             ),
         ));
     }
-    Ok(Some(key.to_string()))
+    Ok(Some(IdempotencyKey::from(key)))
 }
 
 /// The order or cart of `body` as the kernel takes it, checked once, within
@@ -58,7 +60,7 @@ async fn admitted_request(
     state: &AppState,
     store: &StoreId,
     body: JsonBody,
-    idempotency_key: Option<String>,
+    idempotency_key: Option<IdempotencyKey>,
 ) -> Result<OrderRequest, ApiError> {
     let input: OrderInput = body.parse().await?;
     let expected_currency = input.expected_currency()?;
