@@ -494,6 +494,18 @@ async fn malformed_and_hostile_requests_are_refused_clearly_and_change_nothing()
     assert_eq!((reply.status.as_u16(), reply.code()), (404, "warehouse_not_found"));
     let reply = server.call("GET", "/v1/stores/nope/orders/1", operator, None).await;
     assert_eq!((reply.status.as_u16(), reply.code()), (404, "store_not_found"));
+    // A client's own text is quoted back in part, not whole.
+    let long_id = "s".repeat(20_000);
+    let reply = server.call("GET", &format!("/v1/stores/{long_id}/orders"), operator, None).await;
+    assert_eq!((reply.status.as_u16(), reply.code()), (404, "store_not_found"));
+    assert!(reply.message().contains("(20000 bytes)"), "{}", reply.message());
+    assert!(reply.text.len() < 1_000, "{} bytes", reply.text.len());
+    let reply = server.call("GET", &format!("/v1/no/{long_id}"), operator, None).await;
+    assert_eq!((reply.status.as_u16(), reply.code()), (404, "no_route"));
+    assert!(reply.text.len() < 1_000, "{} bytes", reply.text.len());
+    let reply = server.call("PATCH", &format!("/v1/stores/{long_id}"), operator, None).await;
+    assert_eq!((reply.status.as_u16(), reply.code()), (405, "method_not_allowed"));
+    assert!(reply.text.len() < 1_000, "{} bytes", reply.text.len());
     let reply = server.call("GET", "/v1/stores/acme/orders/999", operator, None).await;
     assert_eq!((reply.status.as_u16(), reply.code()), (404, "order_not_found"));
     let reply = server.call("GET", "/v1/stores/acme/orders/abc", operator, None).await;

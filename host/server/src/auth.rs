@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, echoed};
 use crate::state::AppState;
 
 /// Registry prefix of token records (`server/tokens/<id>`).
@@ -590,8 +590,9 @@ impl<P: Guard + Send + Sync> FromRequestParts<AppState> for Authorized<P> {
             };
             if !caller.reaches_plugin(raw) {
                 return Err(ApiError::forbidden(format!(
-                    "this {} token is not scoped to plugin {raw:?}",
-                    caller.role.name()
+                    "this {} token is not scoped to plugin {}",
+                    caller.role.name(),
+                    echoed(raw)
                 )));
             }
         }
@@ -605,12 +606,13 @@ impl<P: Guard + Send + Sync> FromRequestParts<AppState> for Authorized<P> {
             };
             if !caller.reaches_store(raw) {
                 return Err(ApiError::forbidden(format!(
-                    "this {} token is not scoped to store {raw:?}",
-                    caller.role.name()
+                    "this {} token is not scoped to store {}",
+                    caller.role.name(),
+                    echoed(raw)
                 )));
             }
             let id = StoreId::new(raw).map_err(|error| {
-                ApiError::not_found("store_not_found", format!("no store {raw:?}: {error}"))
+                ApiError::not_found("store_not_found", format!("no store {}: {error}", echoed(raw)))
             })?;
             state.rate_limits().admit_store(&id)?;
             store = Some(id);

@@ -19,6 +19,20 @@ use utoipa::ToSchema;
 /// counts whole seconds.
 pub const OVERLOAD_RETRY_AFTER_S: u64 = 1;
 
+/// Most characters of a client's own text (a path, a path parameter) an
+/// error message repeats: enough to recognise it, while a request line of
+/// hundreds of kilobytes is not echoed back whole.
+pub const ECHOED_TEXT_CHARS_MAX: usize = 128;
+
+/// `text` as an error message quotes it: the first
+/// [`ECHOED_TEXT_CHARS_MAX`] characters, and how long it was when longer.
+pub(crate) fn echoed(text: &str) -> String {
+    match text.char_indices().nth(ECHOED_TEXT_CHARS_MAX) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &text[..cut], text.len()),
+    }
+}
+
 /// A refused request: status, machine-readable code, human message, and
 /// where in the request the problem is when that is known.
 #[derive(Clone, Debug)]
@@ -288,5 +302,21 @@ impl From<PlatformError> for ApiError {
             refused.retry_after_s = Some(OVERLOAD_RETRY_AFTER_S);
         }
         refused
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoed_text_is_quoted_whole_when_short_and_cut_at_a_character_when_long() {
+        assert_eq!(echoed("acme"), "\"acme\"");
+        let at_limit = "é".repeat(ECHOED_TEXT_CHARS_MAX);
+        assert_eq!(echoed(&at_limit), format!("{at_limit:?}"));
+        let long = "é".repeat(ECHOED_TEXT_CHARS_MAX + 1);
+        let quoted = echoed(&long);
+        assert!(quoted.starts_with(&format!("{:?}", "é".repeat(ECHOED_TEXT_CHARS_MAX))));
+        assert!(quoted.ends_with(&format!("... ({} bytes)", long.len())));
     }
 }

@@ -32,7 +32,7 @@ pub use analytics::{
 pub use devices::{LAYOUT_BODY_BYTES_MAX, LAYOUT_BODY_READ_TIMEOUT_MS};
 pub use orders::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_REPLAYED_HEADER};
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, echoed};
 use crate::state::AppState;
 
 /// The document's fixed parts; the paths come from the handlers.
@@ -175,7 +175,7 @@ async fn no_route(method: Method, uri: Uri) -> ApiError {
         "no_route",
         format!(
             "no route {method} {}; the API is described at /v1/openapi.json and /docs",
-            uri.path()
+            echoed(uri.path())
         ),
     )
 }
@@ -184,7 +184,10 @@ async fn wrong_method(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        format!("{} does not accept {method}; the Allow header lists what it does", uri.path()),
+        format!(
+            "{} does not accept {method}; the Allow header lists what it does",
+            echoed(uri.path())
+        ),
     )
 }
 
