@@ -27,26 +27,16 @@ pub const COUPON_CODES_MAX: usize = 8;
 /// Most units one warehouse may hold of one SKU: bounds every sum of levels.
 pub const STOCK_QUANTITY_MAX: u64 = 1_000_000_000_000;
 
-macro_rules! identifier {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+/// A newtype over shared text: a clone is a reference count, not a copy;
+/// it prints, compares and encodes as the plain string.
+macro_rules! shared_text {
+    ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        ///
-        /// The text is shared: a clone is a reference count, not a copy, so
-        /// an order's lines, shipments, events and journal command hold one
-        /// allocation per identifier between them.
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(Arc<str>);
 
         impl $name {
-            /// Checks the text: 1 to [`ID_LEN_MAX`] characters of
-            /// `A-Z a-z 0-9 . _ -`.
-            pub fn new(text: impl AsRef<str>) -> Result<Self, KernelError> {
-                let text = text.as_ref();
-                check_identifier($what, text)?;
-                Ok(Self(Arc::from(text)))
-            }
-
-            /// The identifier as text.
+            /// The text.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -78,19 +68,36 @@ macro_rules! identifier {
     };
 }
 
-/// A client's idempotency key. Its text is shared, as an identifier's is:
-/// the order's request and the store's index of keys hold one allocation
-/// between them, not a copy each. Its length and characters are checked
-/// with the rest of the request.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct IdempotencyKey(Arc<str>);
+macro_rules! identifier {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        shared_text!(
+            $(#[$doc])*
+            ///
+            /// The text is shared: a clone is a reference count, not a copy, so
+            /// an order's lines, shipments, events and journal command hold one
+            /// allocation per identifier between them.
+            $name
+        );
 
-impl IdempotencyKey {
-    /// The key as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+        impl $name {
+            /// Checks the text: 1 to [`ID_LEN_MAX`] characters of
+            /// `A-Z a-z 0-9 . _ -`.
+            pub fn new(text: impl AsRef<str>) -> Result<Self, KernelError> {
+                let text = text.as_ref();
+                check_identifier($what, text)?;
+                Ok(Self(Arc::from(text)))
+            }
+        }
+    };
 }
+
+shared_text!(
+    /// A client's idempotency key. Its text is shared, as an identifier's
+    /// is: the order's request and the store's index of keys hold one
+    /// allocation between them, not a copy each. Its length and characters
+    /// are checked with the rest of the request.
+    IdempotencyKey
+);
 
 impl From<&str> for IdempotencyKey {
     fn from(text: &str) -> Self {
@@ -104,41 +111,9 @@ impl From<String> for IdempotencyKey {
     }
 }
 
-impl std::ops::Deref for IdempotencyKey {
-    type Target = str;
-
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
 impl std::borrow::Borrow<str> for IdempotencyKey {
     fn borrow(&self) -> &str {
         &self.0
-    }
-}
-
-impl fmt::Debug for IdempotencyKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-impl fmt::Display for IdempotencyKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Serialize for IdempotencyKey {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for IdempotencyKey {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_str(SharedTextVisitor).map(Self)
     }
 }
 

@@ -510,7 +510,7 @@ impl StoreState {
 }
 
 fn validate_request_shape(request: &OrderRequest) -> Result<(), KernelError> {
-    if let Some(key) = &request.idempotency_key
+    if let Some(key) = request.idempotency_key.as_ref().map(IdempotencyKey::as_str)
         && (key.is_empty() || key.len() > IDEMPOTENCY_KEY_LEN_MAX)
     {
         return Err(KernelError::InvalidIdentifier {

@@ -896,7 +896,7 @@ impl Order {
             store: store.to_string(),
             number: order.number,
             status: order.status.into(),
-            idempotency_key: order.request.idempotency_key.as_deref().map(str::to_owned),
+            idempotency_key: order.request.idempotency_key.as_ref().map(ToString::to_string),
             customer: Customer {
                 id: order.request.customer.id.to_string(),
                 segment: order.request.customer.segment.into(),

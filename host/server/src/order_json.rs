@@ -17,7 +17,7 @@ use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use bazaar_kernel::model::{
-    self as kernel, CustomerSegment, OrderNumber, OrderStatus, Router, StoreId,
+    self as kernel, CustomerSegment, IdempotencyKey, OrderNumber, OrderStatus, Router, StoreId,
 };
 use bazaar_kernel::money::Currency;
 
@@ -70,7 +70,7 @@ fn write_order(out: &mut Vec<u8>, store: &StoreId, order: &kernel::Order) {
     out.extend_from_slice(b",\"status\":\"");
     out.extend_from_slice(status_name(order.status).as_bytes());
     out.extend_from_slice(b"\",\"idempotency_key\":");
-    write_optional_str(out, request.idempotency_key.as_deref());
+    write_optional_str(out, request.idempotency_key.as_ref().map(IdempotencyKey::as_str));
     out.extend_from_slice(b",\"customer\":{\"id\":");
     write_str(out, request.customer.id.as_str());
     out.extend_from_slice(b",\"segment\":\"");
