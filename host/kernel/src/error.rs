@@ -169,6 +169,13 @@ pub enum KernelError {
         /// The store's cap for this cart.
         cap_minor: i64,
     },
+    /// An order committed against another state of its store than the one
+    /// it was checked against (a misuse of the check-then-commit API).
+    #[error("store {store} changed between checking the order and committing it")]
+    StaleCheck {
+        /// The store.
+        store: String,
+    },
     /// A plugin configuration over its limit.
     #[error("plugin configuration is larger than {limit} bytes")]
     ConfigTooLarge {

@@ -11,7 +11,7 @@ use crate::model::{
     WarehouseId,
 };
 use crate::money::Currency;
-use crate::shard::Shard;
+use crate::shard::{Shard, StoreState};
 
 /// One ordered line, as an event reports it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,49 +127,8 @@ pub struct Event {
 /// configuration change cause none.
 pub fn derive_events(shard: &Shard, command: &Command, outcome: &Outcome) -> Vec<EventKind> {
     let Some(state) = shard.store(command.store()) else { return Vec::new() };
-    let levels_of = |order: &Order| -> Vec<EventKind> {
-        order
-            .shipment_plan
-            .shipments
-            .iter()
-            .flat_map(|shipment| {
-                shipment.lines.iter().map(|line| EventKind::StockChanged {
-                    sku: line.sku.clone(),
-                    warehouse: shipment.warehouse.clone(),
-                    level: state.stock_level(&line.sku, &shipment.warehouse),
-                })
-            })
-            .collect()
-    };
     match (command, outcome) {
-        (Command::PlaceOrder(_), Outcome::OrderPlaced { order, duplicate: false, .. }) => {
-            let Some(order) = state.order(*order) else { return Vec::new() };
-            let mut events = vec![EventKind::OrderPlaced {
-                order: order.number,
-                customer: order.request.customer.id.clone(),
-                lines: order
-                    .lines
-                    .iter()
-                    .map(|line| EventLine {
-                        sku: line.sku.clone(),
-                        quantity: line.quantity,
-                        unit_price_minor: line.unit_price_minor,
-                    })
-                    .collect(),
-                totals: order.totals,
-                discounts: order
-                    .adjustments
-                    .iter()
-                    .map(|adjustment| EventDiscount {
-                        plugin: adjustment.plugin.id.clone(),
-                        code: adjustment.code.clone(),
-                        amount_minor: adjustment.amount_off_minor,
-                    })
-                    .collect(),
-            }];
-            events.extend(levels_of(order));
-            events
-        }
+        (Command::PlaceOrder(_), Outcome::OrderPlaced { .. }) => placed_events(state, outcome),
         (
             Command::PayOrder { order, .. }
             | Command::CancelOrder { order, .. }
@@ -189,7 +148,7 @@ pub fn derive_events(shard: &Shard, command: &Command, outcome: &Outcome) -> Vec
                 }
             };
             let mut events = vec![changed];
-            events.extend(levels_of(order));
+            events.extend(stock_levels(state, order));
             events
         }
         // Robots shipped an order: the same event as fulfilling it by hand.
@@ -208,7 +167,7 @@ pub fn derive_events(shard: &Shard, command: &Command, outcome: &Outcome) -> Vec
                 order: order.number,
                 total_minor: order.totals.total_minor,
             }];
-            events.extend(levels_of(order));
+            events.extend(stock_levels(state, order));
             events
         }
         (
@@ -222,4 +181,60 @@ pub fn derive_events(shard: &Shard, command: &Command, outcome: &Outcome) -> Vec
         }],
         _ => Vec::new(),
     }
+}
+
+/// The events of an order placed in `store` with `outcome`, read from the
+/// shard right after: what [`derive_events`] gives for the order's command,
+/// for a writer that moved the command into the shard
+/// ([`Shard::place_owned_order`](crate::Shard::place_owned_order)).
+pub fn order_placed_events(shard: &Shard, store: &StoreId, outcome: &Outcome) -> Vec<EventKind> {
+    shard.store(store).map(|state| placed_events(state, outcome)).unwrap_or_default()
+}
+
+/// A new order's placement and the stock levels it changed; nothing for a
+/// duplicate.
+fn placed_events(state: &StoreState, outcome: &Outcome) -> Vec<EventKind> {
+    let Outcome::OrderPlaced { order, duplicate: false, .. } = outcome else { return Vec::new() };
+    let Some(order) = state.order(*order) else { return Vec::new() };
+    let mut events = vec![EventKind::OrderPlaced {
+        order: order.number,
+        customer: order.request.customer.id.clone(),
+        lines: order
+            .lines
+            .iter()
+            .map(|line| EventLine {
+                sku: line.sku.clone(),
+                quantity: line.quantity,
+                unit_price_minor: line.unit_price_minor,
+            })
+            .collect(),
+        totals: order.totals,
+        discounts: order
+            .adjustments
+            .iter()
+            .map(|adjustment| EventDiscount {
+                plugin: adjustment.plugin.id.clone(),
+                code: adjustment.code.clone(),
+                amount_minor: adjustment.amount_off_minor,
+            })
+            .collect(),
+    }];
+    events.extend(stock_levels(state, order));
+    events
+}
+
+/// The stock levels now of every SKU and warehouse `order` ships from.
+fn stock_levels(state: &StoreState, order: &Order) -> Vec<EventKind> {
+    order
+        .shipment_plan
+        .shipments
+        .iter()
+        .flat_map(|shipment| {
+            shipment.lines.iter().map(|line| EventKind::StockChanged {
+                sku: line.sku.clone(),
+                warehouse: shipment.warehouse.clone(),
+                level: state.stock_level(&line.sku, &shipment.warehouse),
+            })
+        })
+        .collect()
 }

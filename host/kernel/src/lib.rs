@@ -18,14 +18,14 @@ mod order_log;
 mod shard;
 
 pub use command::{
-    Command, Outcome, PLUGIN_CONFIG_LEN_MAX, PLUGINS_PER_STORE_MAX, PlaceOrder, PluginSettings,
-    PricingRules, STATE_KEY_LEN_MAX, STATE_KEYS_MAX, STATE_VALUE_LEN_MAX,
+    Command, Outcome, PLUGIN_CONFIG_LEN_MAX, PLUGINS_PER_STORE_MAX, PlaceOrder, PlaceOrderCommand,
+    PluginSettings, PricingRules, STATE_KEY_LEN_MAX, STATE_KEYS_MAX, STATE_VALUE_LEN_MAX,
     STATE_WRITES_PER_ORDER_MAX, StateWrite,
 };
 pub use error::KernelError;
 pub use order_log::OrderLog;
 pub use shard::{
-    ADJUSTMENTS_MAX, Digest, IdempotencyCheck, PluginConfig, PluginStateMap,
+    ADJUSTMENTS_MAX, CheckedOrder, Digest, IdempotencyCheck, PluginConfig, PluginStateMap,
     SHIPMENT_FEE_MINOR_MAX, SHIPMENTS_MAX, Shard, SnapshotCopy, StoreState, order_totals,
     validate_adjustments,
 };

@@ -632,6 +632,29 @@ pub enum IdempotencyCheck {
     Duplicate(OrderNumber),
 }
 
+/// What [`Shard::check_order`] found an order would do, for
+/// [`Shard::commit_order`] to write.
+#[derive(Debug)]
+pub struct CheckedOrder {
+    /// The store's revision the check saw.
+    revision: u64,
+    /// The outcome it prepared.
+    checked: Checked,
+}
+
+#[derive(Debug)]
+enum Checked {
+    /// An earlier order with the same key and request: its answer.
+    Duplicate(Outcome),
+    /// A new order: what writing it takes.
+    New {
+        fingerprint: [u8; 32],
+        lines: Vec<CartLine>,
+        totals: Totals,
+        limited_units: Vec<LineRequest>,
+    },
+}
+
 /// The fingerprint of what a request asks for, without its key.
 fn request_fingerprint(request: &OrderRequest) -> [u8; 32] {
     let body =
@@ -1065,14 +1088,38 @@ impl Shard {
     }
 
     fn place_order(&mut self, place: &PlaceOrder) -> Result<Outcome, KernelError> {
+        let checked = self.check_order(place)?;
+        self.commit_order(Box::new(place.clone()), checked)
+    }
+
+    /// Places an order taken by value: checked as [`Shard::apply`] checks
+    /// it, then moved into the store, so its request, plan and adjustments
+    /// are not copied. On error nothing changed.
+    pub fn place_owned_order(&mut self, place: Box<PlaceOrder>) -> Result<Outcome, KernelError> {
+        let checked = self.check_order(&place)?;
+        self.commit_order(place, checked)
+    }
+
+    /// Everything placing `place` would check, without changing anything:
+    /// what [`Shard::commit_order`] needs to write it. A shard writer
+    /// checks, encodes the command for its journal, then commits the order
+    /// by value.
+    pub fn check_order(&self, place: &PlaceOrder) -> Result<CheckedOrder, KernelError> {
+        let state = self.store_ref(&place.store)?;
+        let revision = state.revision;
         if let IdempotencyCheck::Duplicate(order) =
             self.check_idempotency(&place.store, &place.request)?
         {
-            let totals =
-                self.store_ref(&place.store)?.order(order).map(|o| o.totals).unwrap_or_default();
-            return Ok(Outcome::OrderPlaced { order, totals, duplicate: true });
+            let totals = state.order(order).map(|o| o.totals).unwrap_or_default();
+            return Ok(CheckedOrder {
+                revision,
+                checked: Checked::Duplicate(Outcome::OrderPlaced {
+                    order,
+                    totals,
+                    duplicate: true,
+                }),
+            });
         }
-        let state = self.store_ref(&place.store)?;
         let fingerprint = request_fingerprint(&place.request);
         let lines = state.priced_lines(&place.request)?;
         let discount_minor = validate_adjustments(&lines, &place.adjustments)?;
@@ -1104,10 +1151,43 @@ impl Shard {
             })
             .cloned()
             .collect();
+        Ok(CheckedOrder {
+            revision,
+            checked: Checked::New { fingerprint, lines, totals, limited_units },
+        })
+    }
 
-        // Everything is validated: from here on the order is written.
+    /// Writes the order `check_order` checked. `checked` must come from
+    /// [`Shard::check_order`] of this `place` with nothing applied to its
+    /// store since; an order checked against an older state of the store is
+    /// refused ([`KernelError::StaleCheck`]) and nothing changes.
+    pub fn commit_order(
+        &mut self,
+        place: Box<PlaceOrder>,
+        checked: CheckedOrder,
+    ) -> Result<Outcome, KernelError> {
         let state = self.store_mut(&place.store)?;
-        for shipment in &place.shipment_plan.shipments {
+        if state.revision != checked.revision {
+            return Err(KernelError::StaleCheck { store: place.store.to_string() });
+        }
+        let (fingerprint, lines, totals, limited_units) = match checked.checked {
+            Checked::Duplicate(outcome) => return Ok(outcome),
+            Checked::New { fingerprint, lines, totals, limited_units } => {
+                (fingerprint, lines, totals, limited_units)
+            }
+        };
+        // Everything is validated: from here on the order is written.
+        let PlaceOrder {
+            store: _,
+            request,
+            placed_at_ms,
+            adjustments,
+            pricing_failures,
+            risk_checks,
+            shipment_plan,
+            state_writes,
+        } = *place;
+        for shipment in &shipment_plan.shipments {
             for line in &shipment.lines {
                 let level = state.level_mut(&line.sku, &shipment.warehouse);
                 level.available -= u64::from(line.quantity);
@@ -1115,27 +1195,27 @@ impl Shard {
                 debug_assert!(level.is_balanced());
             }
         }
-        state.indexes.add_live_order(&place.request.customer.id, &limited_units);
-        state.apply_state_writes(&place.state_writes);
+        state.indexes.add_live_order(&request.customer.id, &limited_units);
+        state.apply_state_writes(&state_writes);
         let number = state.orders.next_number();
-        if let Some(key) = &place.request.idempotency_key {
+        if let Some(key) = &request.idempotency_key {
             state.indexes.idempotency.insert(key.clone(), number);
         }
         state.orders.push(Order {
             number,
-            request: place.request.clone(),
+            request,
             request_fingerprint: fingerprint,
             lines,
-            adjustments: place.adjustments.as_slice().into(),
-            pricing_failures: place.pricing_failures.as_slice().into(),
-            risk_checks: place.risk_checks.as_slice().into(),
-            shipment_plan: place.shipment_plan.clone(),
+            adjustments: adjustments.into_boxed_slice(),
+            pricing_failures: pricing_failures.into_boxed_slice(),
+            risk_checks: risk_checks.into_boxed_slice(),
+            shipment_plan,
             totals,
             limited_units: limited_units.into(),
             currency: state.currency,
             status: OrderStatus::Reserved,
-            placed_at_ms: place.placed_at_ms,
-            updated_at_ms: place.placed_at_ms,
+            placed_at_ms,
+            updated_at_ms: placed_at_ms,
         });
         state.revision += 1;
         Ok(Outcome::OrderPlaced { order: number, totals, duplicate: false })

@@ -10,7 +10,7 @@ use bazaar_kernel::model::{
 use bazaar_kernel::money::Currency;
 use bazaar_kernel::{
     Command, IdempotencyCheck, KernelError, Outcome, PLUGINS_PER_STORE_MAX, PlaceOrder,
-    PluginSettings, PricingRules, Shard,
+    PlaceOrderCommand, PluginSettings, PricingRules, Shard,
 };
 use proptest::prelude::*;
 
@@ -280,6 +280,27 @@ proptest! {
         }
         prop_assert_eq!(replayed.digest(), shard.digest());
     }
+
+    #[test]
+    fn an_order_moved_in_leaves_what_its_command_applied_leaves(steps in prop::collection::vec(step(), 1..60)) {
+        let mut applied = setup();
+        let mut moved = setup();
+        for step in &steps {
+            let command = command_for(&applied, step);
+            let by_reference = applied.apply(&command);
+            let by_value = match &command {
+                Command::PlaceOrder(place) => {
+                    // The writer journals the order by reference.
+                    let journaled = postcard::to_allocvec(&PlaceOrderCommand(place)).unwrap();
+                    prop_assert_eq!(journaled, postcard::to_allocvec(&command).unwrap());
+                    moved.place_owned_order(place.clone())
+                }
+                command => moved.apply(command),
+            };
+            prop_assert_eq!(by_value, by_reference);
+            prop_assert_eq!(moved.digest(), applied.digest());
+        }
+    }
 }
 
 fn place(shard: &Shard, customer: usize, lines: &[(usize, u32)], key: Option<u8>) -> Command {
@@ -490,4 +511,20 @@ fn an_order_yields_its_placement_and_stock_events_and_a_duplicate_yields_none() 
     assert_eq!(events[0], EventKind::OrderCancelled { order: 1, total_minor: placed_total });
     let EventKind::StockChanged { level, .. } = &events[1] else { panic!("{:?}", events[1]) };
     assert_eq!((level.available, level.reserved), (10, 0));
+}
+
+#[test]
+fn an_order_checked_against_an_older_state_is_not_committed() {
+    let mut shard = stocked();
+    let Command::PlaceOrder(order) = place(&shard, 0, &[(1, 1)], Some(3)) else {
+        panic!("an order step makes a PlaceOrder command");
+    };
+    let checked = shard.check_order(&order).unwrap();
+    shard
+        .apply(&command_for(&shard, &Step::Receive { sku: 2, warehouse: 0, quantity: 1 }))
+        .unwrap();
+    let before = shard.digest();
+    let error = shard.commit_order(order, checked).unwrap_err();
+    assert!(matches!(error, KernelError::StaleCheck { .. }), "{error}");
+    assert_eq!(shard.digest(), before);
 }

@@ -13,13 +13,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bazaar_kernel::event::{EventKind, RefusalReason, derive_events};
+use bazaar_kernel::event::{EventKind, RefusalReason, derive_events, order_placed_events};
 use bazaar_kernel::model::{
     Cart, LineRequest, OrderNumber, OrderRequest, PluginKind, Sku, StoreId, Totals,
 };
 use bazaar_kernel::money::Currency;
 use bazaar_kernel::{
-    Command, IdempotencyCheck, KernelError, Outcome, PlaceOrder, Shard, SnapshotCopy, order_totals,
+    Command, IdempotencyCheck, KernelError, Outcome, PlaceOrder, PlaceOrderCommand, Shard,
+    SnapshotCopy, order_totals,
 };
 use bazaar_store::{Backend, Journal, JournalLimits, JournalRecord, Snapshot, Storage};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
@@ -252,6 +253,61 @@ pub type PreviewReply = Box<dyn FnOnce(Result<Preview, NodeError>) + Send>;
 enum JournalEntry {
     /// Format 1.
     V1(Vec<Command>),
+}
+
+/// A batch's journal record, encoded command by command as the writer
+/// applies them, so that an order is encoded before it is moved into the
+/// shard's state rather than copied there. The payload is the bytes of
+/// `JournalEntry::V1` of the same commands.
+#[derive(Default)]
+struct JournalBatch {
+    /// The commands' encodings, one after another.
+    commands_encoded: Vec<u8>,
+    /// How many commands.
+    commands: usize,
+}
+
+/// Where a batch stood before a command was added, to take it out again.
+struct JournalMark {
+    bytes: usize,
+}
+
+/// serde's number of `JournalEntry::V1`, its first variant.
+const JOURNAL_ENTRY_V1: u32 = 0;
+
+impl JournalBatch {
+    /// Adds `command` (a [`Command`], or a [`PlaceOrderCommand`] that
+    /// encodes as one).
+    fn push(&mut self, command: &impl Serialize) -> JournalMark {
+        let mark = JournalMark { bytes: self.commands_encoded.len() };
+        // Commands encode into a Vec; a failure is a bug that must not
+        // reach the journal as a broken record.
+        self.commands_encoded =
+            postcard::to_extend(command, std::mem::take(&mut self.commands_encoded))
+                .expect("commands encode");
+        self.commands += 1;
+        mark
+    }
+
+    /// Takes out the command added last, at `mark`.
+    fn take_back(&mut self, mark: JournalMark) {
+        self.commands_encoded.truncate(mark.bytes);
+        self.commands -= 1;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.commands == 0
+    }
+
+    /// The record: the variant of `JournalEntry::V1` and the number of
+    /// commands as postcard writes them, then the commands.
+    fn into_payload(self) -> Vec<u8> {
+        let header = Vec::with_capacity(self.commands_encoded.len() + 8);
+        let mut payload = postcard::to_extend(&(JOURNAL_ENTRY_V1, self.commands), header)
+            .expect("a variant and a count encode");
+        payload.extend_from_slice(&self.commands_encoded);
+        payload
+    }
 }
 
 /// Counters of the node's activity.
@@ -809,8 +865,13 @@ fn recover_shard(
         .read_journal(index, after, &mut |record| {
             match postcard::from_bytes::<JournalEntry>(&record.payload) {
                 Ok(JournalEntry::V1(commands)) => {
-                    for command in &commands {
-                        if let Err(error) = shard.apply(command) {
+                    for command in commands {
+                        // An order moves into the state, as when it was placed.
+                        let applied = match command {
+                            Command::PlaceOrder(place) => shard.place_owned_order(place),
+                            command => shard.apply(&command),
+                        };
+                        if let Err(error) = applied {
                             // A journaled command was accepted once; refusing it
                             // now means the journal and the kernel disagree.
                             replay_error.get_or_insert(format!(
@@ -884,11 +945,19 @@ struct BatchEvents {
 
 impl BatchEvents {
     fn add(&mut self, shard: &Shard, command: &Command, outcome: &Outcome) {
-        let events = derive_events(shard, command, outcome);
-        if let Some(state) = shard.store(command.store())
+        self.extend(shard, command.store(), derive_events(shard, command, outcome));
+    }
+
+    /// Adds the events of an order placed in `store` by value.
+    fn add_placed(&mut self, shard: &Shard, store: &StoreId, outcome: &Outcome) {
+        self.extend(shard, store, order_placed_events(shard, store, outcome));
+    }
+
+    fn extend(&mut self, shard: &Shard, store: &StoreId, events: Vec<EventKind>) {
+        if let Some(state) = shard.store(store)
             && !events.is_empty()
         {
-            self.group(command.store(), state.currency()).extend(events);
+            self.group(store, state.currency()).extend(events);
         }
     }
 
@@ -969,7 +1038,7 @@ impl ShardWriter {
         // A new plugin version takes effect between batches: every call of
         // this batch runs on the catalogue it started with.
         self.plugins.refresh();
-        let mut commands = Vec::new();
+        let mut journal = JournalBatch::default();
         let mut acknowledgements: Vec<Acknowledgement> = Vec::new();
         let mut events = BatchEvents::default();
         for work in batch.drain(..) {
@@ -984,7 +1053,7 @@ impl ShardWriter {
                             after(&self.shard, &outcome);
                         }
                         events.add(&self.shard, &command, &outcome);
-                        commands.push(command);
+                        journal.push(&command);
                         acknowledgements.push((reply, outcome, tracing::Span::none()));
                     }
                     Err(error) => {
@@ -1002,16 +1071,13 @@ impl ShardWriter {
                         shard = self.index,
                         order = tracing::field::Empty
                     );
-                    let placed = span.in_scope(|| self.place_order(store, request, &mut events));
+                    let placed = span
+                        .in_scope(|| self.place_order(store, request, &mut events, &mut journal));
                     match placed {
-                        Ok((command, outcome)) => {
+                        Ok(outcome) => {
                             if let Some(after) = after {
                                 after(&self.shard, &outcome);
                             }
-                            if let Some(command) = &command {
-                                events.add(&self.shard, command, &outcome);
-                            }
-                            commands.extend(command);
                             acknowledgements.push((reply, outcome, span));
                         }
                         Err(error) => {
@@ -1031,16 +1097,13 @@ impl ShardWriter {
         let mut records = Vec::new();
         let mut snapshot_due = None;
         let mut journal_sequence = None;
-        if !commands.is_empty() {
+        if !journal.is_empty() {
             let sequence = self.next_sequence;
             self.next_sequence += 1;
-            self.commands_since_snapshot += commands.len() as u64;
-            self.stats.commands_journaled.fetch_add(commands.len() as u64, Ordering::Relaxed);
+            self.commands_since_snapshot += journal.commands as u64;
+            self.stats.commands_journaled.fetch_add(journal.commands as u64, Ordering::Relaxed);
             journal_sequence = Some(sequence);
-            // Commands encode into a Vec; a failure is a bug that must not
-            // reach the journal as an empty record.
-            let payload =
-                postcard::to_allocvec(&JournalEntry::V1(commands)).expect("commands encode");
+            let payload = journal.into_payload();
             records.push(JournalRecord { stream: self.index, sequence, payload });
             if self.commands_since_snapshot >= self.snapshot_every_commands {
                 snapshot_due = Some(sequence);
@@ -1140,14 +1203,15 @@ impl ShardWriter {
         Ok(Preview { cart, outputs, totals })
     }
 
-    /// Prices, routes and applies one order; returns the command to journal
-    /// (none for a duplicate) and the outcome.
+    /// Prices, routes and applies one order, adding its command (none for
+    /// a duplicate) to the batch's `journal` and its events to `events`.
     fn place_order(
         &mut self,
         store: StoreId,
         request: OrderRequest,
         events: &mut BatchEvents,
-    ) -> Result<(Option<Command>, Outcome), NodeError> {
+        journal: &mut JournalBatch,
+    ) -> Result<Outcome, NodeError> {
         // A refusal is summarised from the request's lines, so only a
         // refused order pays for reading them.
         let decided = match self.decide(&store, &request) {
@@ -1158,14 +1222,14 @@ impl ShardWriter {
             }
         };
         let decisions = match decided {
-            Decided::Duplicate(outcome) => return Ok((None, outcome)),
+            Decided::Duplicate(outcome) => return Ok(outcome),
             Decided::New(decisions) => decisions,
         };
         if let Err(error) = self.orders_held.take() {
             events.refuse(&store, &request.lines, &error);
             return Err(error);
         }
-        let command = Command::PlaceOrder(Box::new(PlaceOrder {
+        let place = Box::new(PlaceOrder {
             store,
             request,
             placed_at_ms: decisions.placed_at_ms,
@@ -1174,16 +1238,30 @@ impl ShardWriter {
             risk_checks: decisions.risk_checks,
             shipment_plan: decisions.outputs.shipment_plan,
             state_writes: decisions.outputs.state_writes,
-        }));
-        match self.shard.apply(&command) {
-            Ok(outcome) => Ok((Some(command), outcome)),
+        });
+        // Checked, journaled, then moved into the shard: the order's
+        // request, plan and adjustments are never copied.
+        let checked = match self.shard.check_order(&place) {
+            Ok(checked) => checked,
             Err(error) => {
                 self.orders_held.give_back();
                 let error = NodeError::from(error);
-                if let Command::PlaceOrder(place) = &command {
-                    events.refuse(&place.store, &place.request.lines, &error);
-                }
-                Err(error)
+                events.refuse(&place.store, &place.request.lines, &error);
+                return Err(error);
+            }
+        };
+        let mark = journal.push(&PlaceOrderCommand(&place));
+        let store = place.store.clone();
+        match self.shard.commit_order(place, checked) {
+            Ok(outcome) => {
+                events.add_placed(&self.shard, &store, &outcome);
+                Ok(outcome)
+            }
+            // Nothing was written: the check saw this very state.
+            Err(error) => {
+                journal.take_back(mark);
+                self.orders_held.give_back();
+                Err(NodeError::from(error))
             }
         }
     }
@@ -1268,4 +1346,60 @@ fn order_seed(store: &StoreId, order: OrderNumber) -> u64 {
     let digest =
         Sha256::new().chain_update(store.as_str()).chain_update(order.to_le_bytes()).finalize();
     u64::from_le_bytes(digest[..8].try_into().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use bazaar_kernel::model::{Router, ShipmentPlan};
+
+    use super::*;
+    use crate::seed;
+
+    fn order(store: &StoreId, customer: u64) -> PlaceOrder {
+        PlaceOrder {
+            store: store.clone(),
+            request: seed::order_request(
+                customer,
+                vec![(seed::ordinary_sku(1), 2), (Sku::new(seed::HOT_SKU).unwrap(), 1)],
+                Some("D11-10"),
+                Some(format!("checkout-{customer}")),
+            ),
+            placed_at_ms: 1_700_000_000_000 + customer,
+            adjustments: Vec::new(),
+            pricing_failures: Vec::new(),
+            risk_checks: Vec::new(),
+            shipment_plan: ShipmentPlan {
+                shipments: Vec::new(),
+                routed_by: Router::BuiltIn,
+                fallback_reason: None,
+            },
+            state_writes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_batch_encoded_command_by_command_is_the_record_of_its_commands() {
+        let store = StoreId::new("encoded").unwrap();
+        let plain = seed::flagship_store(&store, 1_000);
+        // Past 127 commands the count takes a second byte.
+        for orders in [0, 1, 200] {
+            let mut batch = JournalBatch::default();
+            let mut commands = Vec::new();
+            for command in &plain {
+                batch.push(command);
+                commands.push(command.clone());
+            }
+            for customer in 0..orders {
+                let place = order(&store, customer);
+                batch.push(&PlaceOrderCommand(&place));
+                commands.push(Command::PlaceOrder(Box::new(place)));
+                // A command taken back leaves no trace.
+                let refused = order(&store, customer + 10_000);
+                let mark = batch.push(&PlaceOrderCommand(&refused));
+                batch.take_back(mark);
+            }
+            let expected = postcard::to_allocvec(&JournalEntry::V1(commands)).unwrap();
+            assert_eq!(batch.into_payload(), expected, "{orders} orders");
+        }
+    }
 }
