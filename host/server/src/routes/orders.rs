@@ -1,12 +1,15 @@
 //! Orders: place (idempotent with an `Idempotency-Key`), get, list, pay,
 //! cancel, fulfil; and the cart price preview that shows each plugin's part.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::FromRequestParts;
 use axum::extract::State;
 use axum::http::header::LOCATION;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bazaar_kernel::model::{
     IDEMPOTENCY_KEY_LEN_MAX, IdempotencyKey, OrderNumber, OrderRequest, StoreId,
@@ -30,8 +33,11 @@ pub const IDEMPOTENT_REPLAYED_HEADER: &str = "idempotent-replayed";
 /// The request's idempotency key: 1 to 128 visible ASCII characters.
 /// Checkout tokens must send one: a storefront retries, and a retry without
 /// a key would order twice.
-fn idempotency_key(headers: &HeaderMap, role: Role) -> Result<Option<IdempotencyKey>, ApiError> {
-    let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
+fn idempotency_key(
+    header: Option<&HeaderValue>,
+    role: Role,
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(value) = header else {
         if role == Role::Checkout {
             return Err(ApiError::bad_request(
                 "idempotency_key_required",
@@ -51,6 +57,18 @@ fn idempotency_key(headers: &HeaderMap, role: Role) -> Result<Option<Idempotency
         ));
     }
     Ok(Some(IdempotencyKey::from(key)))
+}
+
+/// The request's `Idempotency-Key` header alone: taking axum's `HeaderMap`
+/// would copy every header of every order.
+pub struct IdempotencyKeyHeader(Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        Ok(Self(parts.headers.get(IDEMPOTENCY_KEY_HEADER).cloned()))
+    }
 }
 
 /// The order or cart of `body` as the kernel takes it, checked once, within
@@ -127,11 +145,11 @@ fn shared_order(
 pub async fn create(
     auth: Authorized<perm::PlaceOrders>,
     State(state): State<AppState>,
-    headers: HeaderMap,
+    IdempotencyKeyHeader(key_header): IdempotencyKeyHeader,
     body: JsonBody,
 ) -> Result<Response, ApiError> {
     let store = auth.store()?.clone();
-    let key = idempotency_key(&headers, auth.caller.role)?;
+    let key = idempotency_key(key_header.as_ref(), auth.caller.role)?;
     let request = admitted_request(&state, &store, body, key).await?;
     let id = store.clone();
     let (outcome, copy) = state
@@ -144,7 +162,8 @@ pub async fn create(
     let body = order_json::order(&store, &order);
     let duplicate = matches!(outcome, Outcome::OrderPlaced { duplicate: true, .. });
     let location = format!("/v1/stores/{store}/orders/{}", order.number);
-    let location = HeaderValue::from_str(&location)
+    // From the `String` itself: `from_str` would copy it.
+    let location = HeaderValue::try_from(location)
         .map_err(|_| ApiError::internal("an order URL is not a header value"))?;
     if duplicate {
         let replayed = HeaderName::from_static(IDEMPOTENT_REPLAYED_HEADER);
