@@ -272,6 +272,19 @@ impl Address {
         }
         self.location.validate()
     }
+
+    /// Gives back the spare capacity of its texts.
+    fn shrink_to_fit(&mut self) {
+        for text in [
+            &mut self.country,
+            &mut self.region,
+            &mut self.city,
+            &mut self.street,
+            &mut self.postal_code,
+        ] {
+            text.shrink_to_fit();
+        }
+    }
 }
 
 /// A product of the catalogue.
@@ -340,6 +353,21 @@ pub struct OrderRequest {
     pub coupon_codes: Vec<String>,
     /// Where to ship.
     pub shipping_address: Address,
+}
+
+impl OrderRequest {
+    /// Gives back the spare capacity of its lists and texts: an order's
+    /// request is held as long as the order, whatever buffers it was built
+    /// in. Free when there is none (a request decoded from JSON or from the
+    /// journal has none).
+    pub fn shrink_to_fit(&mut self) {
+        self.lines.shrink_to_fit();
+        self.coupon_codes.shrink_to_fit();
+        for code in &mut self.coupon_codes {
+            code.shrink_to_fit();
+        }
+        self.shipping_address.shrink_to_fit();
+    }
 }
 
 /// One requested line.

@@ -1179,7 +1179,7 @@ impl Shard {
         // Everything is validated: from here on the order is written.
         let PlaceOrder {
             store: _,
-            request,
+            mut request,
             placed_at_ms,
             adjustments,
             pricing_failures,
@@ -1201,6 +1201,7 @@ impl Shard {
         if let Some(key) = &request.idempotency_key {
             state.indexes.idempotency.insert(key.clone(), number);
         }
+        request.shrink_to_fit();
         state.orders.push(Order {
             number,
             request,

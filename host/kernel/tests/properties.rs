@@ -528,3 +528,20 @@ fn an_order_checked_against_an_older_state_is_not_committed() {
     assert!(matches!(error, KernelError::StaleCheck { .. }), "{error}");
     assert_eq!(shard.digest(), before);
 }
+
+#[test]
+fn an_order_moved_in_is_held_without_the_spare_capacity_it_was_built_with() {
+    let mut shard = stocked();
+    let Command::PlaceOrder(mut order) = place(&shard, 0, &[(1, 1)], Some(4)) else {
+        panic!("an order step makes a PlaceOrder command");
+    };
+    order.request.lines.reserve(16);
+    order.request.shipping_address.street.reserve(100);
+    let Outcome::OrderPlaced { order: number, .. } = shard.place_owned_order(order).unwrap() else {
+        panic!("a new order is placed");
+    };
+    let held = &shard.store(&store()).unwrap().order(number).unwrap().request;
+    assert_eq!(held.lines.capacity(), held.lines.len());
+    let street = &held.shipping_address.street;
+    assert_eq!(street.capacity(), street.len());
+}
