@@ -169,8 +169,8 @@ pub enum KernelError {
         /// The store's cap for this cart.
         cap_minor: i64,
     },
-    /// An order committed against another state of its store than the one
-    /// it was checked against (a misuse of the check-then-commit API).
+    /// An order committed after its store's revision moved since it was
+    /// checked (a misuse of the check-then-commit API).
     #[error("store {store} changed between checking the order and committing it")]
     StaleCheck {
         /// The store.

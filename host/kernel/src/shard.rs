@@ -1157,10 +1157,12 @@ impl Shard {
         })
     }
 
-    /// Writes the order `check_order` checked. `checked` must come from
-    /// [`Shard::check_order`] of this `place` with nothing applied to its
-    /// store since; an order checked against an older state of the store is
-    /// refused ([`KernelError::StaleCheck`]) and nothing changes.
+    /// Writes the order [`Shard::check_order`] checked. The caller checks
+    /// and commits with nothing applied to the shard in between, as the
+    /// shard writer does. A commit after a command that moved the store's
+    /// revision (every change to its catalogue, stock, configuration or
+    /// orders) is refused with [`KernelError::StaleCheck`] and changes
+    /// nothing.
     pub fn commit_order(
         &mut self,
         place: Box<PlaceOrder>,
