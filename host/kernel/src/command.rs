@@ -352,8 +352,9 @@ pub struct PlaceOrder {
 pub struct PlaceOrderCommand<'a>(pub &'a PlaceOrder);
 
 /// The number serde gives `Command::PlaceOrder` among the variants (its
-/// position); `a_place_order_command_by_reference_encodes_as_the_command`
-/// holds the two encodings equal.
+/// position); the kernel's property test
+/// `an_order_moved_in_leaves_what_its_command_applied_leaves` holds the two
+/// encodings equal.
 const PLACE_ORDER_VARIANT_INDEX: u32 = 8;
 
 impl Serialize for PlaceOrderCommand<'_> {

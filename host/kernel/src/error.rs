@@ -169,13 +169,6 @@ pub enum KernelError {
         /// The store's cap for this cart.
         cap_minor: i64,
     },
-    /// An order committed after its store's revision moved since it was
-    /// checked (a misuse of the check-then-commit API).
-    #[error("store {store} changed between checking the order and committing it")]
-    StaleCheck {
-        /// The store.
-        store: String,
-    },
     /// A plugin configuration over its limit.
     #[error("plugin configuration is larger than {limit} bytes")]
     ConfigTooLarge {

@@ -25,7 +25,7 @@ pub use command::{
 pub use error::KernelError;
 pub use order_log::OrderLog;
 pub use shard::{
-    ADJUSTMENTS_MAX, CheckedOrder, Digest, IdempotencyCheck, PluginConfig, PluginStateMap,
+    ADJUSTMENTS_MAX, Digest, IdempotencyCheck, PluginConfig, PluginStateMap,
     SHIPMENT_FEE_MINOR_MAX, SHIPMENTS_MAX, Shard, SnapshotCopy, StoreState, order_totals,
     validate_adjustments,
 };

@@ -237,6 +237,61 @@ mod arc_state {
 }
 
 impl StoreState {
+    /// Writes an order that `Shard::check_order` checked against this very
+    /// state.
+    fn commit_order(&mut self, place: Box<PlaceOrder>, checked: Checked) -> Outcome {
+        let (fingerprint, lines, totals, limited_units) = match checked {
+            Checked::Duplicate(outcome) => return outcome,
+            Checked::New { fingerprint, lines, totals, limited_units } => {
+                (fingerprint, lines, totals, limited_units)
+            }
+        };
+        // Everything is validated: from here on the order is written.
+        let PlaceOrder {
+            store: _,
+            mut request,
+            placed_at_ms,
+            adjustments,
+            pricing_failures,
+            risk_checks,
+            shipment_plan,
+            state_writes,
+        } = *place;
+        for shipment in &shipment_plan.shipments {
+            for line in &shipment.lines {
+                let level = self.level_mut(&line.sku, &shipment.warehouse);
+                level.available -= u64::from(line.quantity);
+                level.reserved += u64::from(line.quantity);
+                debug_assert!(level.is_balanced());
+            }
+        }
+        self.indexes.add_live_order(&request.customer.id, &limited_units);
+        self.apply_state_writes(&state_writes);
+        let number = self.orders.next_number();
+        if let Some(key) = &request.idempotency_key {
+            self.indexes.idempotency.insert(key.clone(), number);
+        }
+        request.shrink_to_fit();
+        self.orders.push(Order {
+            number,
+            request,
+            request_fingerprint: fingerprint,
+            lines,
+            adjustments: adjustments.into_boxed_slice(),
+            pricing_failures: pricing_failures.into_boxed_slice(),
+            risk_checks: risk_checks.into_boxed_slice(),
+            shipment_plan,
+            totals,
+            limited_units: limited_units.into(),
+            currency: self.currency,
+            status: OrderStatus::Reserved,
+            placed_at_ms,
+            updated_at_ms: placed_at_ms,
+        });
+        self.revision += 1;
+        Outcome::OrderPlaced { order: number, totals, duplicate: false }
+    }
+
     /// A copy whose derived look-ups are empty (see [`OrderIndexes`]).
     fn copy_without_indexes(&self) -> Self {
         Self {
@@ -632,17 +687,7 @@ pub enum IdempotencyCheck {
     Duplicate(OrderNumber),
 }
 
-/// What [`Shard::check_order`] found an order would do, for
-/// [`Shard::commit_order`] to write.
-#[derive(Debug)]
-pub struct CheckedOrder {
-    /// The store's revision the check saw.
-    revision: u64,
-    /// The outcome it prepared.
-    checked: Checked,
-}
-
-#[derive(Debug)]
+/// What checking an order found it would do.
 enum Checked {
     /// An earlier order with the same key and request: its answer.
     Duplicate(Outcome),
@@ -1088,37 +1133,39 @@ impl Shard {
     }
 
     fn place_order(&mut self, place: &PlaceOrder) -> Result<Outcome, KernelError> {
-        let checked = self.check_order(place)?;
-        self.commit_order(Box::new(place.clone()), checked)
+        self.place_owned_order(Box::new(place.clone()), |_| {}).map_err(|(error, _)| error)
     }
 
     /// Places an order taken by value: checked as [`Shard::apply`] checks
-    /// it, then moved into the store, so its request, plan and adjustments
-    /// are not copied. On error nothing changed.
-    pub fn place_owned_order(&mut self, place: Box<PlaceOrder>) -> Result<Outcome, KernelError> {
-        let checked = self.check_order(&place)?;
-        self.commit_order(place, checked)
+    /// it, handed to `accepted` (a shard writer encodes it for its journal
+    /// there), then moved into the store, so its request, plan and
+    /// adjustments are never copied. A refused order comes back with the
+    /// error; then nothing changed and `accepted` was not called.
+    pub fn place_owned_order(
+        &mut self,
+        place: Box<PlaceOrder>,
+        accepted: impl FnOnce(&PlaceOrder),
+    ) -> Result<Outcome, (KernelError, Box<PlaceOrder>)> {
+        let checked = match self.check_order(&place) {
+            Ok(checked) => checked,
+            Err(error) => return Err((error, place)),
+        };
+        let state = match self.store_mut(&place.store) {
+            Ok(state) => state,
+            Err(error) => return Err((error, place)),
+        };
+        accepted(&place);
+        Ok(state.commit_order(place, checked))
     }
 
-    /// Everything placing `place` would check, without changing anything:
-    /// what [`Shard::commit_order`] needs to write it. A shard writer
-    /// checks, encodes the command for its journal, then commits the order
-    /// by value.
-    pub fn check_order(&self, place: &PlaceOrder) -> Result<CheckedOrder, KernelError> {
+    /// Everything placing `place` checks, without changing anything.
+    fn check_order(&self, place: &PlaceOrder) -> Result<Checked, KernelError> {
         let state = self.store_ref(&place.store)?;
-        let revision = state.revision;
         if let IdempotencyCheck::Duplicate(order) =
             self.check_idempotency(&place.store, &place.request)?
         {
             let totals = state.order(order).map(|o| o.totals).unwrap_or_default();
-            return Ok(CheckedOrder {
-                revision,
-                checked: Checked::Duplicate(Outcome::OrderPlaced {
-                    order,
-                    totals,
-                    duplicate: true,
-                }),
-            });
+            return Ok(Checked::Duplicate(Outcome::OrderPlaced { order, totals, duplicate: true }));
         }
         let fingerprint = request_fingerprint(&place.request);
         let lines = state.priced_lines(&place.request)?;
@@ -1151,77 +1198,7 @@ impl Shard {
             })
             .cloned()
             .collect();
-        Ok(CheckedOrder {
-            revision,
-            checked: Checked::New { fingerprint, lines, totals, limited_units },
-        })
-    }
-
-    /// Writes the order [`Shard::check_order`] checked. The caller checks
-    /// and commits with nothing applied to the shard in between, as the
-    /// shard writer does. A commit after a command that moved the store's
-    /// revision (every change to its catalogue, stock, configuration or
-    /// orders) is refused with [`KernelError::StaleCheck`] and changes
-    /// nothing.
-    pub fn commit_order(
-        &mut self,
-        place: Box<PlaceOrder>,
-        checked: CheckedOrder,
-    ) -> Result<Outcome, KernelError> {
-        let state = self.store_mut(&place.store)?;
-        if state.revision != checked.revision {
-            return Err(KernelError::StaleCheck { store: place.store.to_string() });
-        }
-        let (fingerprint, lines, totals, limited_units) = match checked.checked {
-            Checked::Duplicate(outcome) => return Ok(outcome),
-            Checked::New { fingerprint, lines, totals, limited_units } => {
-                (fingerprint, lines, totals, limited_units)
-            }
-        };
-        // Everything is validated: from here on the order is written.
-        let PlaceOrder {
-            store: _,
-            mut request,
-            placed_at_ms,
-            adjustments,
-            pricing_failures,
-            risk_checks,
-            shipment_plan,
-            state_writes,
-        } = *place;
-        for shipment in &shipment_plan.shipments {
-            for line in &shipment.lines {
-                let level = state.level_mut(&line.sku, &shipment.warehouse);
-                level.available -= u64::from(line.quantity);
-                level.reserved += u64::from(line.quantity);
-                debug_assert!(level.is_balanced());
-            }
-        }
-        state.indexes.add_live_order(&request.customer.id, &limited_units);
-        state.apply_state_writes(&state_writes);
-        let number = state.orders.next_number();
-        if let Some(key) = &request.idempotency_key {
-            state.indexes.idempotency.insert(key.clone(), number);
-        }
-        request.shrink_to_fit();
-        state.orders.push(Order {
-            number,
-            request,
-            request_fingerprint: fingerprint,
-            lines,
-            adjustments: adjustments.into_boxed_slice(),
-            pricing_failures: pricing_failures.into_boxed_slice(),
-            risk_checks: risk_checks.into_boxed_slice(),
-            shipment_plan,
-            totals,
-            limited_units: limited_units.into(),
-            currency: state.currency,
-            status: OrderStatus::Reserved,
-            placed_at_ms,
-            updated_at_ms: placed_at_ms,
-        });
-        state.revision += 1;
-        Ok(Outcome::OrderPlaced { order: number, totals, duplicate: false })
+        Ok(Checked::New { fingerprint, lines, totals, limited_units })
     }
 
     /// Moves an order to the status `next` gives for its current one,

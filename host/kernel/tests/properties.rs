@@ -290,10 +290,20 @@ proptest! {
             let by_reference = applied.apply(&command);
             let by_value = match &command {
                 Command::PlaceOrder(place) => {
-                    // The writer journals the order by reference.
-                    let journaled = postcard::to_allocvec(&PlaceOrderCommand(place)).unwrap();
-                    prop_assert_eq!(journaled, postcard::to_allocvec(&command).unwrap());
-                    moved.place_owned_order(place.clone())
+                    // The writer journals the order by reference, once it
+                    // is accepted.
+                    let mut journaled = None;
+                    let placed = moved.place_owned_order(place.clone(), |accepted| {
+                        journaled = Some(postcard::to_allocvec(&PlaceOrderCommand(accepted)).unwrap());
+                    });
+                    match &placed {
+                        Ok(_) => prop_assert_eq!(journaled, Some(postcard::to_allocvec(&command).unwrap())),
+                        Err((_, refused)) => {
+                            prop_assert!(journaled.is_none(), "a refused order reached the journal");
+                            prop_assert_eq!(refused, place);
+                        }
+                    }
+                    placed.map_err(|(error, _)| error)
                 }
                 command => moved.apply(command),
             };
@@ -514,18 +524,19 @@ fn an_order_yields_its_placement_and_stock_events_and_a_duplicate_yields_none() 
 }
 
 #[test]
-fn an_order_checked_against_an_older_state_is_not_committed() {
+fn a_refused_order_moved_in_comes_back_whole_and_never_reaches_the_journal() {
     let mut shard = stocked();
-    let Command::PlaceOrder(order) = place(&shard, 0, &[(1, 1)], Some(3)) else {
+    // Ten units are stocked of each SKU: eleven cannot be reserved.
+    let Command::PlaceOrder(order) = place(&shard, 0, &[(1, 11)], Some(3)) else {
         panic!("an order step makes a PlaceOrder command");
     };
-    let checked = shard.check_order(&order).unwrap();
-    shard
-        .apply(&command_for(&shard, &Step::Receive { sku: 2, warehouse: 0, quantity: 1 }))
-        .unwrap();
     let before = shard.digest();
-    let error = shard.commit_order(order, checked).unwrap_err();
-    assert!(matches!(error, KernelError::StaleCheck { .. }), "{error}");
+    let mut journaled = false;
+    let (error, refused) =
+        shard.place_owned_order(order.clone(), |_| journaled = true).unwrap_err();
+    assert!(matches!(error, KernelError::InsufficientStock { .. }), "{error}");
+    assert!(!journaled);
+    assert_eq!(refused, order);
     assert_eq!(shard.digest(), before);
 }
 
@@ -537,7 +548,9 @@ fn an_order_moved_in_is_held_without_the_spare_capacity_it_was_built_with() {
     };
     order.request.lines.reserve(16);
     order.request.shipping_address.street.reserve(100);
-    let Outcome::OrderPlaced { order: number, .. } = shard.place_owned_order(order).unwrap() else {
+    let Outcome::OrderPlaced { order: number, .. } =
+        shard.place_owned_order(order, |_| {}).unwrap()
+    else {
         panic!("a new order is placed");
     };
     let held = &shard.store(&store()).unwrap().order(number).unwrap().request;

@@ -267,32 +267,19 @@ struct JournalBatch {
     commands: usize,
 }
 
-/// Where a batch stood before a command was added, to take it out again.
-struct JournalMark {
-    bytes: usize,
-}
-
 /// serde's number of `JournalEntry::V1`, its first variant.
 const JOURNAL_ENTRY_V1: u32 = 0;
 
 impl JournalBatch {
     /// Adds `command` (a [`Command`], or a [`PlaceOrderCommand`] that
     /// encodes as one).
-    fn push(&mut self, command: &impl Serialize) -> JournalMark {
-        let mark = JournalMark { bytes: self.commands_encoded.len() };
+    fn push(&mut self, command: &impl Serialize) {
         // Commands encode into a Vec; a failure is a bug that must not
         // reach the journal as a broken record.
         self.commands_encoded =
             postcard::to_extend(command, std::mem::take(&mut self.commands_encoded))
                 .expect("commands encode");
         self.commands += 1;
-        mark
-    }
-
-    /// Takes out the command added last, at `mark`.
-    fn take_back(&mut self, mark: JournalMark) {
-        self.commands_encoded.truncate(mark.bytes);
-        self.commands -= 1;
     }
 
     fn is_empty(&self) -> bool {
@@ -868,7 +855,9 @@ fn recover_shard(
                     for command in commands {
                         // An order moves into the state, as when it was placed.
                         let applied = match command {
-                            Command::PlaceOrder(place) => shard.place_owned_order(place),
+                            Command::PlaceOrder(place) => {
+                                shard.place_owned_order(place, |_| {}).map_err(|(error, _)| error)
+                            }
                             command => shard.apply(&command),
                         };
                         if let Err(error) = applied {
@@ -1239,29 +1228,21 @@ impl ShardWriter {
             shipment_plan: decisions.outputs.shipment_plan,
             state_writes: decisions.outputs.state_writes,
         });
+        let store = place.store.clone();
         // Checked, journaled, then moved into the shard: the order's
         // request, plan and adjustments are never copied.
-        let checked = match self.shard.check_order(&place) {
-            Ok(checked) => checked,
-            Err(error) => {
-                self.orders_held.give_back();
-                let error = NodeError::from(error);
-                events.refuse(&place.store, &place.request.lines, &error);
-                return Err(error);
-            }
-        };
-        let mark = journal.push(&PlaceOrderCommand(&place));
-        let store = place.store.clone();
-        match self.shard.commit_order(place, checked) {
+        let placed =
+            self.shard.place_owned_order(place, |place| journal.push(&PlaceOrderCommand(place)));
+        match placed {
             Ok(outcome) => {
                 events.add_placed(&self.shard, &store, &outcome);
                 Ok(outcome)
             }
-            // Nothing was written: the check saw this very state.
-            Err(error) => {
-                journal.take_back(mark);
+            Err((error, place)) => {
                 self.orders_held.give_back();
-                Err(NodeError::from(error))
+                let error = NodeError::from(error);
+                events.refuse(&store, &place.request.lines, &error);
+                Err(error)
             }
         }
     }
@@ -1393,10 +1374,6 @@ mod tests {
                 let place = order(&store, customer);
                 batch.push(&PlaceOrderCommand(&place));
                 commands.push(Command::PlaceOrder(Box::new(place)));
-                // A command taken back leaves no trace.
-                let refused = order(&store, customer + 10_000);
-                let mark = batch.push(&PlaceOrderCommand(&refused));
-                batch.take_back(mark);
             }
             let expected = postcard::to_allocvec(&JournalEntry::V1(commands)).unwrap();
             assert_eq!(batch.into_payload(), expected, "{orders} orders");

@@ -212,7 +212,6 @@ impl From<KernelError> for ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid_identifier")
             }
             KernelError::InvalidShipmentPlan(_) => (StatusCode::CONFLICT, "unroutable"),
-            KernelError::StaleCheck { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             KernelError::InvalidPricingRules(_) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid_pricing_rules")
             }
