@@ -292,14 +292,25 @@ impl Fleet {
     /// and fail its running and pending actions, while staying connected.
     /// False if there is no such live vehicle.
     pub fn fail(&self, serial: &str, error_type: &str) -> bool {
+        self.control(serial, Control::Fail(error_type.to_owned()))
+    }
+
+    /// Makes the vehicle lose the next update of a running order (an
+    /// `orderUpdateId` above 0) as if it were lost in transit: it finishes
+    /// what it has and waits at its last node. False if there is no such
+    /// live vehicle.
+    pub fn lose_next_order_update(&self, serial: &str) -> bool {
+        self.control(serial, Control::LoseNextOrderUpdate)
+    }
+
+    /// Hands `command` to a live vehicle; false if there is none.
+    fn control(&self, serial: &str, command: Control) -> bool {
         let Some(slot) = self.slot(serial) else {
             return false;
         };
         let running = lock(&slot.running);
         match running.as_ref() {
-            Some(running) if !running.killed => {
-                running.control.try_send(Control::Fail(error_type.to_owned())).is_ok()
-            }
+            Some(running) if !running.killed => running.control.try_send(command).is_ok(),
             _ => false,
         }
     }

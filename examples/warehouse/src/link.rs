@@ -57,6 +57,8 @@ pub(crate) enum Control {
     Kill,
     /// Report a FATAL error of this type and stop.
     Fail(String),
+    /// Lose the next update of a running order, as if lost in transit.
+    LoseNextOrderUpdate,
     /// Publish OFFLINE, disconnect and stop.
     Shutdown,
 }
@@ -286,6 +288,7 @@ pub(crate) async fn run(
                             unit.vehicle.advance(unit.clock.sim_us(Instant::now()));
                             unit.vehicle.fail(&error_type);
                         }
+                        Some(Control::LoseNextOrderUpdate) => unit.vehicle.lose_next_order_update(),
                         Some(Control::Kill) => break Outcome::Kill,
                         Some(Control::Shutdown) | None => break Outcome::Shutdown,
                     },

@@ -422,6 +422,8 @@ pub(crate) struct Vehicle {
     state_changed: bool,
     /// Whether master control asked for the factsheet.
     factsheet_requested: bool,
+    /// An injected fault: the next update of a running order is lost.
+    losing_next_order_update: bool,
 }
 
 impl Vehicle {
@@ -462,6 +464,7 @@ impl Vehicle {
             errors: Vec::new(),
             state_changed: true,
             factsheet_requested: false,
+            losing_next_order_update: false,
         }
     }
 
@@ -788,6 +791,11 @@ impl Vehicle {
                 return;
             }
         };
+        if self.losing_next_order_update && message.order_update_id > 0 {
+            // As if lost on the way: no error, no state change.
+            self.losing_next_order_update = false;
+            return;
+        }
         let order_references = vec![
             reference("headerId", &message.header_id.to_string()),
             reference("topic", "order"),
@@ -1329,6 +1337,13 @@ impl Vehicle {
             "the vehicle failed and needs an operator".to_owned(),
             references,
         );
+    }
+
+    /// An injected fault: the next update of a running order (an
+    /// `orderUpdateId` above 0) never arrives; the vehicle finishes what it
+    /// has and waits at its last node, reporting it in every state.
+    pub(crate) fn lose_next_order_update(&mut self) {
+        self.losing_next_order_update = true;
     }
 
     /// Power lost (the vehicle was killed): it stops where it is.

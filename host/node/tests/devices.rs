@@ -331,6 +331,22 @@ fn orders_ship_across_a_restart_of_the_broker() {
 }
 
 #[test]
+fn a_lost_order_update_is_noticed_and_the_task_offered_again() {
+    // The robot picks, then never hears of its drop stop and waits at the
+    // pick node, naming that node in every state. Repeating a node is not
+    // taking the update, so the accept timeout takes the job back.
+    let settings = BusSettings { job_accept_timeout_ms: 3_000, ..BusSettings::default() };
+    let floor = Floor::start(1, 100, None, settings);
+    let serial = floor.bus().fleet()[0].device.spec.serial_number.clone();
+    assert!(floor.fleet().lose_next_order_update(&serial));
+    let orders = place_paid_orders(floor.node(), &floor.store, 1, 1);
+    wait_shipped(floor.node(), &floor.store, &orders, Duration::from_secs(90));
+    let released = floor.bus().counters().tasks_released.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(released >= 1, "the job without its drop stop was taken back");
+    floor.node().check_invariants().unwrap();
+}
+
+#[test]
 fn a_robot_killed_mid_task_has_its_task_reassigned_and_the_order_ships() {
     let floor = Floor::start(3, 100, None, BusSettings::default());
     let orders = place_paid_orders(floor.node(), &floor.store, 1, 1);

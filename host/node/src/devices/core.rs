@@ -49,6 +49,13 @@ pub const INBOUND_QUEUE_FRAMES_MAX: usize = 4096;
 /// flood the log.
 const MALFORMED_LOG_LINES_PER_SECOND: u32 = 10;
 
+/// How far a device must move, along either axis, for the move to count
+/// as progress on its job. A vehicle reports its position every state,
+/// jittering by millimetres while it stands; a metre is real travel, so a
+/// long drive between two nodes is not taken for a stall, and a vehicle
+/// blocked in place is.
+pub const JOB_PROGRESS_MOVE_MM: i64 = 1_000;
+
 /// An inbound message for the worker.
 #[derive(Debug)]
 pub enum Inbound {
@@ -199,11 +206,45 @@ struct JobInFlight {
     phase: Phase,
     /// A step submitted and not yet answered.
     awaiting: Option<TaskStep>,
-    /// Last progress, for the timeout.
+    /// Last progress, for the timeout: a node reached, a step, or a move
+    /// of [`JOB_PROGRESS_MOVE_MM`].
     last_progress: Instant,
-    /// Whether the device has named the job in a report since it (or its
-    /// latest extension) was sent.
+    /// Where the device stood when a move last counted, to measure the
+    /// next move from.
+    progress_position: Option<(String, i64, i64)>,
+    /// The last node the device reported reaching on this job. A vehicle
+    /// repeats its last node in every state, so only a different one is
+    /// progress (and names a newly sent part of the job).
+    last_node: Option<String>,
+    /// Whether the device has shown it holds the job (or its latest
+    /// extension) since it was sent: it reached a new node of it, or
+    /// listed the action of its newest stop.
     acknowledged: bool,
+}
+
+impl JobInFlight {
+    /// Counts a move as progress once it reaches [`JOB_PROGRESS_MOVE_MM`]
+    /// from where the device stood at its last progress.
+    fn moved_to(&mut self, position: &DevicePosition) {
+        match &self.progress_position {
+            Some(from) if !is_progress_move(from, position) => {}
+            from => {
+                if from.is_some() {
+                    self.last_progress = Instant::now();
+                }
+                self.progress_position =
+                    Some((position.map_id.clone(), position.x_mm, position.y_mm));
+            }
+        }
+    }
+}
+
+/// Whether going from `from` (map, x, y) to `to` is a move of at least
+/// [`JOB_PROGRESS_MOVE_MM`] along an axis, or onto another map.
+fn is_progress_move((map_id, x_mm, y_mm): &(String, i64, i64), to: &DevicePosition) -> bool {
+    *map_id != to.map_id
+        || x_mm.abs_diff(to.x_mm) >= JOB_PROGRESS_MOVE_MM.unsigned_abs()
+        || y_mm.abs_diff(to.y_mm) >= JOB_PROGRESS_MOVE_MM.unsigned_abs()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -668,7 +709,12 @@ impl BusCore {
         let mut decisions = Vec::new();
         for event in events {
             match event {
-                DeviceEvent::Position(position) => runtime.position = Some(position),
+                DeviceEvent::Position(position) => {
+                    if let Some(job) = runtime.job.as_mut() {
+                        job.moved_to(&position);
+                    }
+                    runtime.position = Some(position);
+                }
                 DeviceEvent::Battery { charge_permille, charging } => {
                     runtime.battery_permille = Some(charge_permille);
                     runtime.charging = charging;
@@ -761,10 +807,16 @@ impl BusCore {
                     );
                 }
             }
-            DeviceEvent::NodeReached { job_id, .. } => {
+            DeviceEvent::NodeReached { job_id, node_id } => {
+                // Only a node the job has not seen yet: the same node in
+                // every state while the device waits there (for an
+                // extension that never came, say) is neither progress nor
+                // a sign that it holds the extension.
                 if let Some(job) = runtime.job.as_mut()
                     && job.job_id == job_id
+                    && job.last_node.as_deref() != Some(node_id.as_str())
                 {
+                    job.last_node = Some(node_id);
                     job.last_progress = Instant::now();
                     job.acknowledged = true;
                 }
@@ -879,6 +931,8 @@ impl BusCore {
                     phase: Phase::ToPick,
                     awaiting: None,
                     last_progress: Instant::now(),
+                    progress_position: None,
+                    last_node: None,
                     acknowledged: false,
                 };
                 let command = DeviceCommand::StartJob(Job {
@@ -1351,5 +1405,26 @@ fn distance_squared(position: Option<&DevicePosition>, node: &MapNode) -> i128 {
             dx * dx + dy * dy
         }
         None => i128::MAX,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(map_id: &str, x_mm: i64, y_mm: i64) -> DevicePosition {
+        DevicePosition { x_mm, y_mm, theta_mrad: 0, map_id: map_id.into(), last_node_id: None }
+    }
+
+    #[test]
+    fn a_move_is_progress_from_a_metre_along_an_axis_or_onto_another_map() {
+        let from = ("floor-1".to_owned(), 5_000, -2_000);
+        assert!(!is_progress_move(&from, &at("floor-1", 5_000, -2_000)));
+        assert!(!is_progress_move(&from, &at("floor-1", 5_999, -1_001)), "jitter and creep");
+        assert!(!is_progress_move(&from, &at("floor-1", 4_001, -2_999)));
+        assert!(is_progress_move(&from, &at("floor-1", 6_000, -2_000)));
+        assert!(is_progress_move(&from, &at("floor-1", 5_000, -3_000)));
+        assert!(is_progress_move(&from, &at("floor-2", 5_000, -2_000)));
+        assert!(is_progress_move(&from, &at("floor-1", i64::MIN, i64::MAX)), "no overflow");
     }
 }
