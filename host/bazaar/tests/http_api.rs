@@ -1,5 +1,6 @@
 //! The HTTP API end to end against a real `bazaar serve` process over TCP:
-//! the merchant walk-through, graceful shutdown and restart, idempotent
+//! the merchant walk-through (and the README's, run with curl as written),
+//! graceful shutdown and restart, idempotent
 //! retries, malformed and hostile requests, the device bus's routes (maps,
 //! devices, tasks, emergency stops, with and without a bus), and the
 //! OpenAPI document.
@@ -16,6 +17,54 @@ use serde_json::{Value, json};
 
 /// The flash-sale SKU the seeded promotions know.
 const PHONE: &str = "D11-PHONE";
+
+/// The README's walk-through, run as written by bash and curl against a
+/// real server in a fresh working directory. Only the port differs: a test
+/// must not take the fixed default.
+#[test]
+fn the_readme_walk_through_runs_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("the README");
+    let section = readme.split("\n## Walk-through\n").nth(1).expect("a walk-through section");
+    let script = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("a sh block in the walk-through");
+    let work_dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(&work_dir.path().join("bazaar-data"), &["--mqtt-disabled"], &[]);
+    assert!(script.contains("http://127.0.0.1:1111"), "the walk-through names the default port");
+    let script = script.replace("http://127.0.0.1:1111", &server.base);
+    let run = std::process::Command::new("bash")
+        .args(["-e", "-c", &script])
+        .current_dir(work_dir.path())
+        .output()
+        .expect("bash runs");
+    let output = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{output}\n{}", String::from_utf8_lossy(&run.stderr));
+    let answers: Vec<Value> = output
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    for answer in &answers {
+        assert!(answer.get("error").is_none(), "a step was refused: {answer}");
+    }
+    let order = answers.iter().find(|answer| answer.get("number").is_some()).expect("the order");
+    assert_eq!((order["number"].as_u64(), order["status"].as_str()), (Some(1), Some("reserved")));
+    let reason = order["adjustments"][0]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("20.00 CNY off"), "the promotion applied: {order}");
+    let stock: Vec<(u64, u64)> = answers
+        .iter()
+        .filter(|answer| answer["sku"] == "LONGJING-250G" && answer.get("totals").is_some())
+        .map(|answer| {
+            let totals = &answer["totals"];
+            (totals["available"].as_u64().unwrap(), totals["reserved"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(stock.last(), Some(&(10, 0)), "cancelled: every unit available again: {stock:?}");
+    assert!(stock.contains(&(7, 3)), "the order reserved 3 of 10: {stock:?}");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merchant_walks_through_store_stock_and_orders() {
@@ -90,7 +139,7 @@ async fn a_merchant_walks_through_store_stock_and_orders() {
             "POST",
             "/v1/stores/acme/orders",
             Some(&server.operator),
-            &[("Idempotency-Key", "walk-1")],
+            &[("Idempotency-Key", "walk-1"), ("Content-Type", "application/json; charset=utf-8")],
             Some(cart.to_string()),
         )
         .await;
@@ -106,6 +155,20 @@ async fn a_merchant_walks_through_store_stock_and_orders() {
     assert_eq!(amount("total"), amount("subtotal") - amount("discount") + amount("shipping"));
     assert_eq!(totals, &priced["totals"], "the order costs what the cart price said");
     assert!(order["placed_at_ms"].as_u64().unwrap() > 0);
+    // A body sent with no Content-Type is read as JSON: the retry is the
+    // same order again.
+    let retry = server
+        .api()
+        .client
+        .post(format!("{}/v1/stores/acme/orders", server.base))
+        .bearer_auth(&server.operator)
+        .header("Idempotency-Key", "walk-1")
+        .body(cart.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status().as_u16(), 200);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
     let stock = server.stock_totals("acme", PHONE).await;
     assert_eq!((stock["available"].as_u64(), stock["reserved"].as_u64()), (Some(13), Some(2)));
     let fetched = server.operator("GET", "/v1/stores/acme/orders/1", None, 200).await;
@@ -385,6 +448,19 @@ async fn malformed_and_hostile_requests_are_refused_clearly_and_change_nothing()
     assert_eq!((reply.status.as_u16(), reply.code()), (400, "malformed_json"), "{}", reply.text);
     assert_eq!(reply.json["error"]["line"], 2);
     assert!(reply.json["error"]["column"].as_u64().unwrap() > 0);
+    // A body declared as something else than JSON: 415, whatever it holds.
+    let valid = order_body("frank", PHONE, 1).to_string();
+    for declared in ["application/x-www-form-urlencoded", "text/plain"] {
+        let headers = [("content-type", declared)];
+        let reply = server.send("POST", orders, operator, &headers, Some(valid.clone())).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.code()),
+            (415, "unsupported_media_type"),
+            "{}",
+            reply.text
+        );
+        assert!(reply.message().contains(declared), "{}", reply.message());
+    }
     // Empty body.
     let reply = server.send("POST", orders, operator, &[], Some(String::new())).await;
     assert_eq!((reply.status.as_u16(), reply.code()), (400, "malformed_json"));

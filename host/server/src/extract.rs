@@ -5,19 +5,22 @@
 //! hard byte limit checked against `Content-Length` before a byte is read
 //! and enforced again while streaming, so a 10 MB upload is refused without
 //! being buffered. Syntax errors answer 400 with line and column; well-formed
-//! JSON of the wrong shape answers 422 with the path of the bad field.
+//! JSON of the wrong shape answers 422 with the path of the bad field. A
+//! body declared as something else than JSON answers 415; one declared as
+//! nothing is read as JSON.
 
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::HeaderValue;
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_LENGTH;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::request::Parts;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, echoed};
 
 /// Largest request body: an order of 100 lines with addresses and coupons
 /// is a few KiB, and a plugin configuration is at most 64 KiB (the kernel's
@@ -55,6 +58,8 @@ pub struct JsonBody {
     body: Body,
     /// The `Content-Length` the client declared, if any.
     declared_len_bytes: Option<u64>,
+    /// The `Content-Type` the client declared, when it is not JSON.
+    declared_other_media_type: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
@@ -66,8 +71,24 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .get(CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok())
             .and_then(|text| text.parse().ok());
-        Ok(Self { body: request.into_body(), declared_len_bytes })
+        let declared_other_media_type = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .filter(|value| !is_json_media_type(value))
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+        Ok(Self { body: request.into_body(), declared_len_bytes, declared_other_media_type })
     }
+}
+
+/// Whether a `Content-Type` declares JSON: `application/json` or a
+/// structured `application/...+json` type, with any parameters (a charset).
+/// A form (curl's `-d` without a type) or text is not read as JSON, since
+/// the client meant something else by it.
+fn is_json_media_type(value: &HeaderValue) -> bool {
+    let Ok(text) = value.to_str() else { return false };
+    let essence = text.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json"
+        || essence.strip_prefix("application/").is_some_and(|subtype| subtype.ends_with("+json"))
 }
 
 fn too_large(limit_bytes: usize) -> ApiError {
@@ -94,6 +115,16 @@ impl JsonBody {
         limit_bytes: usize,
         timeout_ms: u64,
     ) -> Result<Bytes, ApiError> {
+        if let Some(declared) = &self.declared_other_media_type {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!(
+                    "the request body must be JSON, sent with `Content-Type: application/json`; this one was declared as {}",
+                    echoed(declared)
+                ),
+            ));
+        }
         if self.declared_len_bytes.is_some_and(|len| len > limit_bytes as u64) {
             return Err(too_large(limit_bytes));
         }
@@ -224,6 +255,31 @@ mod tests {
     #[serde(deny_unknown_fields)]
     struct Order {
         lines: Vec<Line>,
+    }
+
+    #[test]
+    fn json_and_structured_json_media_types_are_json_and_forms_and_text_are_not() {
+        for json in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            " application/json ;charset=UTF-8",
+            "application/merge-patch+json",
+        ] {
+            assert!(is_json_media_type(&HeaderValue::from_static(json)), "{json}");
+        }
+        for other in [
+            "application/x-www-form-urlencoded",
+            "text/plain",
+            "text/json+json",
+            "application/jsonx",
+            "multipart/form-data; boundary=x",
+            "",
+        ] {
+            assert!(!is_json_media_type(&HeaderValue::from_static(other)), "{other}");
+        }
+        let not_text = HeaderValue::from_bytes(b"application/json\xff").unwrap();
+        assert!(!is_json_media_type(&not_text));
     }
 
     #[test]

@@ -242,6 +242,7 @@ fn add_shared_responses(
     if has_body {
         add("400", error("Malformed JSON (with line and column) or request header", false));
         add("413", error("Body over the 64 KiB limit", false));
+        add("415", error("The body's Content-Type is not JSON", false));
         add("422", error("Well-formed JSON of the wrong shape (the field is named)", false));
     }
     if secured {
