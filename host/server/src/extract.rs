@@ -86,9 +86,13 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 /// the client meant something else by it.
 fn is_json_media_type(value: &HeaderValue) -> bool {
     let Ok(text) = value.to_str() else { return false };
-    let essence = text.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    essence == "application/json"
-        || essence.strip_prefix("application/").is_some_and(|subtype| subtype.ends_with("+json"))
+    // Compared in place: every order carries this header.
+    let essence = text.split(';').next().unwrap_or_default().trim().as_bytes();
+    let (kind, subtype) = essence.split_at(essence.len().min(b"application/".len()));
+    kind.eq_ignore_ascii_case(b"application/")
+        && (subtype.eq_ignore_ascii_case(b"json")
+            || (subtype.len() > b"+json".len()
+                && subtype[subtype.len() - b"+json".len()..].eq_ignore_ascii_case(b"+json")))
 }
 
 fn too_large(limit_bytes: usize) -> ApiError {
@@ -265,6 +269,7 @@ mod tests {
             "application/json; charset=utf-8",
             " application/json ;charset=UTF-8",
             "application/merge-patch+json",
+            "APPLICATION/VND.API+JSON",
         ] {
             assert!(is_json_media_type(&HeaderValue::from_static(json)), "{json}");
         }
@@ -273,6 +278,9 @@ mod tests {
             "text/plain",
             "text/json+json",
             "application/jsonx",
+            "application/+json",
+            "application/",
+            "json",
             "multipart/form-data; boundary=x",
             "",
         ] {

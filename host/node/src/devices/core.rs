@@ -224,7 +224,8 @@ struct JobInFlight {
 
 impl JobInFlight {
     /// Counts a move as progress once it reaches [`JOB_PROGRESS_MOVE_MM`]
-    /// from where the device stood at its last progress.
+    /// from where a move last counted (the first position reported on the
+    /// job only sets where to measure from).
     fn moved_to(&mut self, position: &DevicePosition) {
         match &self.progress_position {
             Some(from) if !is_progress_move(from, position) => {}
