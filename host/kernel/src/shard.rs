@@ -237,8 +237,64 @@ mod arc_state {
 }
 
 impl StoreState {
-    /// Writes an order that `Shard::check_order` checked against this very
-    /// state.
+    /// Whether a request is new or repeats an earlier order of this store;
+    /// an error when its key was used for a different request.
+    fn check_idempotency(&self, request: &OrderRequest) -> Result<IdempotencyCheck, KernelError> {
+        let Some(key) = &request.idempotency_key else {
+            return Ok(IdempotencyCheck::New);
+        };
+        let Some(&number) = self.indexes.idempotency.get(key.as_str()) else {
+            return Ok(IdempotencyCheck::New);
+        };
+        let earlier = self.order(number).ok_or(KernelError::UnknownOrder(number))?;
+        if earlier.request_fingerprint == request_fingerprint(request) {
+            Ok(IdempotencyCheck::Duplicate(number))
+        } else {
+            Err(KernelError::IdempotencyConflict { key: key.to_string(), order: number })
+        }
+    }
+
+    /// Everything placing `place` checks, without changing anything.
+    fn check_order(&self, place: &PlaceOrder) -> Result<Checked, KernelError> {
+        if let IdempotencyCheck::Duplicate(order) = self.check_idempotency(&place.request)? {
+            let totals = self.order(order).map(|o| o.totals).unwrap_or_default();
+            return Ok(Checked::Duplicate(Outcome::OrderPlaced { order, totals, duplicate: true }));
+        }
+        let fingerprint = request_fingerprint(&place.request);
+        let lines = self.priced_lines(&place.request)?;
+        let discount_minor = validate_adjustments(&lines, &place.adjustments)?;
+        let subtotal_minor = order_totals(&lines, 0, 0)?.subtotal_minor;
+        if let Some(cap_minor) = self.pricing_rules.discount_cap(subtotal_minor)
+            && discount_minor > cap_minor
+        {
+            return Err(KernelError::DiscountOverCap { discount_minor, cap_minor });
+        }
+        for failure in &place.pricing_failures {
+            check_text("plugin failure reason", &failure.reason)?;
+        }
+        for check in &place.risk_checks {
+            check_text("risk check code", &check.code)?;
+            check_text("risk check reason", &check.reason)?;
+        }
+        let shipping_minor = self.validate_plan(&lines, &place.shipment_plan)?;
+        self.validate_state_writes(&place.state_writes)?;
+        let totals = order_totals(&lines, discount_minor, shipping_minor)?;
+        let limited_units: Vec<LineRequest> = place
+            .request
+            .lines
+            .iter()
+            .filter(|line| {
+                self.products
+                    .get(&line.sku)
+                    .is_some_and(|p| p.purchase_limit_per_customer.is_some())
+            })
+            .cloned()
+            .collect();
+        Ok(Checked::New { fingerprint, lines, totals, limited_units })
+    }
+
+    /// Writes an order that [`StoreState::check_order`] checked against
+    /// this very state.
     fn commit_order(&mut self, place: Box<PlaceOrder>, checked: Checked) -> Outcome {
         let (fingerprint, lines, totals, limited_units) = match checked {
             Checked::Duplicate(outcome) => return outcome,
@@ -747,19 +803,7 @@ impl Shard {
         store: &StoreId,
         request: &OrderRequest,
     ) -> Result<IdempotencyCheck, KernelError> {
-        let state = self.store_ref(store)?;
-        let Some(key) = &request.idempotency_key else {
-            return Ok(IdempotencyCheck::New);
-        };
-        let Some(&number) = state.indexes.idempotency.get(key.as_str()) else {
-            return Ok(IdempotencyCheck::New);
-        };
-        let earlier = state.order(number).ok_or(KernelError::UnknownOrder(number))?;
-        if earlier.request_fingerprint == request_fingerprint(request) {
-            Ok(IdempotencyCheck::Duplicate(number))
-        } else {
-            Err(KernelError::IdempotencyConflict { key: key.to_string(), order: number })
-        }
+        self.store_ref(store)?.check_idempotency(request)
     }
 
     /// Validates a request (shape, SKUs, purchase limits, total stock) and
@@ -1146,59 +1190,15 @@ impl Shard {
         place: Box<PlaceOrder>,
         accepted: impl FnOnce(&PlaceOrder),
     ) -> Result<Outcome, (KernelError, Box<PlaceOrder>)> {
-        let checked = match self.check_order(&place) {
-            Ok(checked) => checked,
-            Err(error) => return Err((error, place)),
-        };
-        let state = match self.store_mut(&place.store) {
-            Ok(state) => state,
-            Err(error) => return Err((error, place)),
-        };
-        accepted(&place);
-        Ok(state.commit_order(place, checked))
-    }
-
-    /// Everything placing `place` checks, without changing anything.
-    fn check_order(&self, place: &PlaceOrder) -> Result<Checked, KernelError> {
-        let state = self.store_ref(&place.store)?;
-        if let IdempotencyCheck::Duplicate(order) =
-            self.check_idempotency(&place.store, &place.request)?
-        {
-            let totals = state.order(order).map(|o| o.totals).unwrap_or_default();
-            return Ok(Checked::Duplicate(Outcome::OrderPlaced { order, totals, duplicate: true }));
+        let checked =
+            self.store_mut(&place.store).and_then(|state| Ok((state.check_order(&place)?, state)));
+        match checked {
+            Ok((checked, state)) => {
+                accepted(&place);
+                Ok(state.commit_order(place, checked))
+            }
+            Err(error) => Err((error, place)),
         }
-        let fingerprint = request_fingerprint(&place.request);
-        let lines = state.priced_lines(&place.request)?;
-        let discount_minor = validate_adjustments(&lines, &place.adjustments)?;
-        let subtotal_minor = order_totals(&lines, 0, 0)?.subtotal_minor;
-        if let Some(cap_minor) = state.pricing_rules.discount_cap(subtotal_minor)
-            && discount_minor > cap_minor
-        {
-            return Err(KernelError::DiscountOverCap { discount_minor, cap_minor });
-        }
-        for failure in &place.pricing_failures {
-            check_text("plugin failure reason", &failure.reason)?;
-        }
-        for check in &place.risk_checks {
-            check_text("risk check code", &check.code)?;
-            check_text("risk check reason", &check.reason)?;
-        }
-        let shipping_minor = state.validate_plan(&lines, &place.shipment_plan)?;
-        state.validate_state_writes(&place.state_writes)?;
-        let totals = order_totals(&lines, discount_minor, shipping_minor)?;
-        let limited_units: Vec<LineRequest> = place
-            .request
-            .lines
-            .iter()
-            .filter(|line| {
-                state
-                    .products
-                    .get(&line.sku)
-                    .is_some_and(|p| p.purchase_limit_per_customer.is_some())
-            })
-            .cloned()
-            .collect();
-        Ok(Checked::New { fingerprint, lines, totals, limited_units })
     }
 
     /// Moves an order to the status `next` gives for its current one,

@@ -227,16 +227,13 @@ impl JobInFlight {
     /// from where a move last counted (the first position reported on the
     /// job only sets where to measure from).
     fn moved_to(&mut self, position: &DevicePosition) {
-        match &self.progress_position {
-            Some(from) if !is_progress_move(from, position) => {}
-            from => {
-                if from.is_some() {
-                    self.last_progress = Instant::now();
-                }
-                self.progress_position =
-                    Some((position.map_id.clone(), position.x_mm, position.y_mm));
+        if let Some(from) = &self.progress_position {
+            if !is_progress_move(from, position) {
+                return;
             }
+            self.last_progress = Instant::now();
         }
+        self.progress_position = Some((position.map_id.clone(), position.x_mm, position.y_mm));
     }
 }
 
