@@ -116,7 +116,8 @@ pub fn run() -> anyhow::Result<()> {
         );
         println!("RESULT dashboard_freshness_p99 {:.0} ms", at(0.99));
         anyhow::Ok(())
-    })
+    })?;
+    bench.finish()
 }
 
 /// The order body the API takes.

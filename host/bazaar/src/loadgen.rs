@@ -66,6 +66,11 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 /// The same under a [`NODE_WRAPPER_ENV`] command: an instruction-counting
 /// profiler runs the compiler fifty times slower or more.
 const STARTUP_WRAPPED_TIMEOUT: Duration = Duration::from_secs(3_600);
+/// How long a stopped node may take to finish in-flight requests and flush
+/// its journal before it is killed: the server's own grace, and a margin.
+const SHUTDOWN_WAIT: Duration = Duration::from_millis(bazaar_server::SHUTDOWN_GRACE_MS + 5_000);
+/// How often to look whether the stopped node has exited.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(20);
 /// Environment variable naming a command (split on whitespace) to start the
 /// node under, such as `valgrind --tool=callgrind --instr-atstart=no`, to
 /// profile the node while the benchmark drives it.
@@ -91,7 +96,8 @@ pub struct HttpBenchOptions {
     pub scenarios: Vec<Scenario>,
 }
 
-/// A `bazaar serve` child process, killed when dropped.
+/// A `bazaar serve` child process, stopped (see [`Server::stop`]) when
+/// dropped.
 pub(crate) struct Server {
     /// The process.
     pub(crate) child: Child,
@@ -156,10 +162,57 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Stops the node as an operator would: SIGTERM, so that it finishes
+    /// the requests in flight, flushes its journal and exits through its
+    /// own shutdown (an instrumented build writes its profile then, which
+    /// `scripts/build-optimised` trains on); killed if it has not exited
+    /// within [`SHUTDOWN_WAIT`]. An error says how it ended otherwise.
+    pub(crate) fn stop(&mut self) -> anyhow::Result<()> {
+        // A reaped child's pid may be another process's by now: it is
+        // signalled only while it has not been waited for.
+        let mut status = self.child.try_wait()?;
+        if status.is_none() && self.ask_to_stop() {
+            let deadline = Instant::now() + SHUTDOWN_WAIT;
+            while status.is_none() && Instant::now() < deadline {
+                std::thread::sleep(SHUTDOWN_POLL);
+                status = self.child.try_wait()?;
+            }
+        }
+        match status {
+            Some(status) if status.success() => Ok(()),
+            Some(status) => bail!("the node exited with {status} when asked to stop"),
+            None => {
+                self.child.kill()?;
+                self.child.wait()?;
+                bail!(
+                    "the node had not stopped {} s after SIGTERM and was killed",
+                    SHUTDOWN_WAIT.as_secs()
+                )
+            }
+        }
+    }
+
+    /// Sends the node SIGTERM; whether it was sent.
+    #[cfg(target_os = "linux")]
+    fn ask_to_stop(&self) -> bool {
+        use rustix::process::{Pid, Signal, kill_process};
+        let pid = i32::try_from(self.child.id()).ok().and_then(Pid::from_raw);
+        pid.is_some_and(|pid| kill_process(pid, Signal::TERM).is_ok())
+    }
+
+    /// No signal to ask with here: the node is killed.
+    #[cfg(not(target_os = "linux"))]
+    fn ask_to_stop(&self) -> bool {
+        false
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // A run that failed or was interrupted still stops its node; the
+        // error that ended the run is the one reported.
+        let _ = self.stop();
     }
 }
 
@@ -167,7 +220,7 @@ impl Drop for Server {
 /// directory, the operator's `Authorization` header, and the client's
 /// one-thread runtime (the node gets the other core).
 pub(crate) struct Bench {
-    /// The server; dropped (killed) before its directory.
+    /// The server; stopped before its directory is removed.
     pub(crate) server: Server,
     /// `Bearer <operator token>`.
     pub(crate) authorization: Arc<str>,
@@ -195,6 +248,14 @@ impl Bench {
             .build()
             .context("starting the client runtime")?;
         Ok(Self { server, authorization, runtime, _scratch: scratch })
+    }
+
+    /// Stops the node after a run, and says that it stopped cleanly: a node
+    /// that cannot shut down after a benchmark fails the benchmark.
+    pub(crate) fn finish(mut self) -> anyhow::Result<()> {
+        self.server.stop()?;
+        println!("node: stopped on SIGTERM, journal flushed");
+        Ok(())
     }
 
     /// Runs `work` on the client runtime until it ends, or until SIGINT or
@@ -827,7 +888,8 @@ pub fn run(options: HttpBenchOptions) -> anyhow::Result<()> {
         println!("RESULT http_node_rss_mib {rss}");
         println!("RESULT http_node_peak_rss_mib {peak}");
         anyhow::Ok(())
-    })
+    })?;
+    bench.finish()
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
-//! A benchmark stopped by SIGINT or SIGTERM leaves no data directory
-//! behind: the in-process pipeline removes its own, and the HTTP benchmark
-//! stops its `bazaar serve` child and removes the child's, also when the
-//! in-process benchmarks ran before it in the same process.
+//! How a benchmark ends. One stopped by SIGINT or SIGTERM leaves no data
+//! directory behind: the in-process pipeline removes its own, and the HTTP
+//! benchmark stops its `bazaar serve` child and removes the child's, also
+//! when the in-process benchmarks ran before it in the same process. One
+//! that runs to its end stops its node the way an operator does, and the
+//! node shuts down cleanly.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -108,4 +110,23 @@ fn an_http_bench_interrupted_after_the_in_process_ones_stops_its_node_and_remove
         "seeded",
         "INT",
     );
+}
+
+#[test]
+fn a_finished_http_bench_stops_its_node_through_the_node_s_own_shutdown() {
+    let temporary = tempfile::tempdir().expect("a temporary directory");
+    let output = Command::new(env!("CARGO_BIN_EXE_bazaar"))
+        .args(["bench", "http", "--scenarios", "hot", "--connections", "4", "--seconds", "1"])
+        .env("TMPDIR", temporary.path())
+        .output()
+        .expect("run bazaar bench http");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the bench failed: {stdout}\n{stderr}");
+    assert!(stdout.contains("RESULT http_hot_4_orders_per_s"), "it measured: {stdout}");
+    // Said only once the node exited with success, which it does only at
+    // the end of its graceful shutdown: a signal's default action or a
+    // kill would have ended it with a failure.
+    assert!(stdout.contains("node: stopped on SIGTERM, journal flushed"), "{stdout}\n{stderr}");
+    assert_eq!(entries(temporary.path()), Vec::<String>::new(), "left behind; stderr: {stderr}");
 }
