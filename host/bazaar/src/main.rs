@@ -263,8 +263,33 @@ fn no_transparent_huge_pages() {
     }
 }
 
+/// Raises this process's soft limit on open files to its hard limit. A
+/// node holds a socket per connection (up to `connections_max`, 4,096 by
+/// default) beside its data files, and `bench http` opens 1,024
+/// connections at once; the soft limit many systems start processes with,
+/// 1,024, would refuse accepts and connects well before either. The hard
+/// limit stays the operator's to set.
+fn open_files_up_to_the_hard_limit() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        // An unlimited hard limit cannot be the soft one for open files
+        // (the kernel caps it at `fs.nr_open`): the soft limit then stays.
+        if let (Some(current), Some(maximum)) = (limit.current, limit.maximum)
+            && current < maximum
+        {
+            let raised = Rlimit { current: Some(maximum), maximum: Some(maximum) };
+            if let Err(error) = setrlimit(Resource::Nofile, raised) {
+                eprintln!("warning: could not raise the open files limit: {error}");
+            }
+        }
+    }
+}
+
 fn main() -> ExitCode {
     no_transparent_huge_pages();
+    open_files_up_to_the_hard_limit();
     let command = Cli::parse().command;
     // `serve` sets up its logs once its configuration says in which format.
     if !matches!(command, Commands::Serve(_)) {

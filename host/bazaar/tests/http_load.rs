@@ -1,7 +1,8 @@
 //! Load over HTTP against a real `bazaar serve` process: a flash sale sells
 //! exactly its stock, an overload is refused fast with `Retry-After` and
-//! loses no acknowledged order, and rate limits answer 429. The tests count
-//! outcomes and check headers; they never assert on time.
+//! loses no acknowledged order, rate limits answer 429, and a node started
+//! under a low soft limit on open files still holds more connections than
+//! it. The tests count outcomes and check headers; they never assert on time.
 
 mod common;
 
@@ -255,4 +256,124 @@ async fn a_node_at_its_orders_held_max_refuses_new_orders_with_507_and_still_ser
     assert_eq!(place(&server, "third", "key-3").await.status.as_u16(), 201);
     assert_eq!(place(&server, "fourth", "key-4").await.status.as_u16(), 507);
     assert_eq!(server.all_orders("full").await.len(), 3);
+}
+
+/// Open files the node is started with as its soft limit: far below the
+/// connections the test holds.
+const LOW_OPEN_FILES_SOFT_LIMIT: u32 = 256;
+/// Connections held open at once, each with a request in flight.
+const CONNECTIONS_HELD: usize = 600;
+/// What each of them asks, twice.
+const HEALTH_REQUEST: &[u8] = b"GET /v1/health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n";
+
+#[test]
+fn a_node_started_under_a_low_open_files_soft_limit_serves_more_connections_than_it() {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::net::TcpStream;
+    use std::process::{Command, Stdio};
+
+    let data = tempfile::tempdir().expect("a temporary directory");
+    // The shell lowers only the soft limit and then becomes the node.
+    let mut node = Command::new("bash");
+    // Settings from the environment of whoever runs the tests must not
+    // leak into the node under test.
+    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("BAZAAR_")) {
+        node.env_remove(key);
+    }
+    let node = node
+        .arg("-c")
+        .arg(format!("ulimit -Sn {LOW_OPEN_FILES_SOFT_LIMIT} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_bazaar"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--mqtt-disabled", "--data-dir"])
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start bazaar serve under bash");
+    let mut node = KilledOnDrop(node);
+    let stdout = node.0.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let address = loop {
+        let line = lines.next().expect("the node reports where it listens").expect("a line");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+
+    // The node raised its soft limit to the hard one as it started.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", node.0.id()))
+        .expect("read the node's limits");
+    let open_files: Vec<&str> = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .expect("an open files line")
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .collect();
+    assert_eq!(open_files[0], open_files[1], "soft and hard open files limits: {open_files:?}");
+
+    // Every connection is opened and sent its request before any answer
+    // is read, so the node holds them all at once. A connection the node
+    // could not accept would wait in the listen backlog until the node
+    // closed others (after `IDLE_TIMEOUT_MS` of silence): the read timeout
+    // turns a long wait into a failure, and the second round finds any
+    // connection that was closed to make room.
+    let mut connections: Vec<TcpStream> = (0..CONNECTIONS_HELD)
+        .map(|_| {
+            let stream = TcpStream::connect(&address).expect("connect to the node");
+            stream.set_read_timeout(Some(Duration::from_secs(60))).expect("a read timeout");
+            stream
+        })
+        .collect();
+    for round in 1..=2 {
+        for stream in &mut connections {
+            stream.write_all(HEALTH_REQUEST).expect("send a request");
+        }
+        for (index, stream) in connections.iter_mut().enumerate() {
+            let mut head = vec![0u8; 12];
+            stream.read_exact(&mut head).unwrap_or_else(|error| {
+                panic!(
+                    "round {round}: connection {index} of {CONNECTIONS_HELD} got no answer: {error}"
+                )
+            });
+            assert_eq!(&head, b"HTTP/1.1 200", "round {round}: connection {index}");
+            // The rest of the answer: its head up to the body's length,
+            // then the body.
+            let mut answer = head;
+            while !answer.ends_with(b"\r\n\r\n") {
+                let mut byte = [0u8; 1];
+                stream.read_exact(&mut byte).expect("the answer's head");
+                answer.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+            let body_len: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|length| length.trim().parse().ok())
+                .expect("a content-length");
+            let mut body = vec![0u8; body_len];
+            stream.read_exact(&mut body).expect("the answer's body");
+        }
+    }
+    drop(connections);
+    let stopped = Command::new("kill")
+        .args(["-s", "TERM", &node.0.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(stopped.success());
+    assert!(node.0.wait().expect("wait for the node").success(), "the node stops cleanly");
+}
+
+/// A child process killed if the test fails before it stops it.
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
