@@ -160,9 +160,7 @@ impl Server {
         };
         (field("VmRSS:"), field("VmHWM:"))
     }
-}
 
-impl Server {
     /// Stops the node as an operator would: SIGTERM, so that it finishes
     /// the requests in flight, flushes its journal and exits through its
     /// own shutdown (an instrumented build writes its profile then, which
