@@ -40,6 +40,8 @@ pub enum Benchmark {
     Http,
     /// Time from an order's acknowledgement to the live dashboard stream.
     Freshness,
+    /// A crowd four times a node's caps: how fast the refused hear so.
+    Overload,
     /// Every benchmark in turn.
     All,
 }
@@ -72,6 +74,7 @@ pub fn run(benchmark: Benchmark, options: BenchOptions) -> anyhow::Result<()> {
         Benchmark::Memory => memory(&options),
         Benchmark::Http => loadgen::run(options.http),
         Benchmark::Freshness => crate::freshness::run(),
+        Benchmark::Overload => crate::overload::run(),
         Benchmark::All => {
             pipeline(&options)?;
             hot_sku(&options)?;

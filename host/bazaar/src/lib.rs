@@ -8,6 +8,7 @@ pub mod demo;
 pub mod freshness;
 pub use bazaar_node::load;
 pub mod loadgen;
+pub mod overload;
 pub mod plugin_cli;
 mod scratch;
 pub mod soak;

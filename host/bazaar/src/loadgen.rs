@@ -57,9 +57,9 @@ const WARM_UP_SECONDS: u64 = 1;
 /// rate moved within a step.
 const RATE_WINDOW: Duration = Duration::from_millis(100);
 /// Stores of the mixed scenario.
-const MIXED_STORES: usize = 4;
+pub(crate) const MIXED_STORES: usize = 4;
 /// Units of the hot SKU: enough that no step sells out.
-const HOT_STOCK: u64 = 100_000_000;
+pub(crate) const HOT_STOCK: u64 = 100_000_000;
 /// How long to wait for the node to start listening: it compiles the
 /// first-party plugins first, which takes seconds.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
@@ -106,7 +106,7 @@ pub(crate) struct Server {
 }
 
 impl Server {
-    pub(crate) fn start(data_dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn start(data_dir: &Path, node_args: &[&str]) -> anyhow::Result<Self> {
         let node = std::env::current_exe()?;
         let wrapper = std::env::var(NODE_WRAPPER_ENV).unwrap_or_default();
         let mut wrapper = wrapper.split_whitespace();
@@ -124,6 +124,7 @@ impl Server {
         let mut child = process
             .args(["serve", "--listen", "127.0.0.1:0", "--mqtt-disabled", "--data-dir"])
             .arg(data_dir)
+            .args(node_args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -230,11 +231,17 @@ pub(crate) struct Bench {
 }
 
 impl Bench {
-    /// Starts the node and reads its operator token.
+    /// Starts the node with its default settings and reads its operator
+    /// token.
     pub(crate) fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// Starts the node with `node_args` added to `bazaar serve`'s.
+    pub(crate) fn start_with(node_args: &[&str]) -> anyhow::Result<Self> {
         // `run` below watches for the signal itself.
         let scratch = ScratchRun::new(|| {})?;
-        let server = Server::start(scratch.path())?;
+        let server = Server::start(scratch.path(), node_args)?;
         let token = std::fs::read_to_string(scratch.path().join("operator-token"))
             .context("reading the operator token the node wrote")?;
         let authorization: Arc<str> = Arc::from(format!("Bearer {}", token.trim()));
@@ -399,7 +406,7 @@ fn write_order_body(out: &mut Vec<u8>, request: &OrderRequest) {
 }
 
 /// Where a scenario's orders go, by the store index of [`scenario_order`].
-fn order_paths(scenario: Scenario) -> Vec<String> {
+pub(crate) fn order_paths(scenario: Scenario) -> Vec<String> {
     match scenario {
         Scenario::Mixed => {
             (0..MIXED_STORES).map(|store| format!("/v1/stores/mixed-{store}/orders")).collect()
@@ -442,7 +449,7 @@ const READ_CHUNK_BYTES: usize = 4 * 1024;
 /// builder, header map, body channel and connection task cost about as
 /// many instructions per order as the rest of the client, on the cores the
 /// node needs.
-struct OrderClient {
+pub(crate) struct OrderClient {
     /// The connection.
     stream: tokio::net::TcpStream,
     /// The request head up to the idempotency key's value, the same for
@@ -462,7 +469,7 @@ struct OrderClient {
 }
 
 /// How long one order took, from its first byte sent.
-struct Latency {
+pub(crate) struct Latency {
     /// Until the client read the response's last byte.
     read: Duration,
     /// Until that byte arrived at the client's socket; the same as `read`
@@ -474,7 +481,7 @@ struct Latency {
 impl OrderClient {
     /// Connects to the node, with Nagle's algorithm off so each request
     /// leaves at once.
-    async fn open(address: SocketAddr, authorization: &str) -> anyhow::Result<Self> {
+    pub(crate) async fn open(address: SocketAddr, authorization: &str) -> anyhow::Result<Self> {
         let stream = tokio::net::TcpStream::connect(address).await?;
         stream.set_nodelay(true)?;
         arrival::enable(&stream).context("asking for arrival times")?;
@@ -495,7 +502,7 @@ impl OrderClient {
 
     /// Builds attempt `attempt`'s order, then sends it and reads the whole
     /// response; its status, and how long it took.
-    async fn order(
+    pub(crate) async fn order(
         &mut self,
         scenario: Scenario,
         paths: &[String],
@@ -711,7 +718,7 @@ impl Step {
 }
 
 /// The `q` quantile of sorted microseconds, in milliseconds.
-fn percentile_ms(sorted_us: &[u32], q: f64) -> f64 {
+pub(crate) fn percentile_ms(sorted_us: &[u32], q: f64) -> f64 {
     if sorted_us.is_empty() {
         return 0.0;
     }

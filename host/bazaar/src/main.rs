@@ -148,7 +148,7 @@ struct ServeArgs {
     /// Requests served at once before the server answers 503 [default: 4096].
     #[arg(long, env = "BAZAAR_IN_FLIGHT_MAX")]
     in_flight_max: Option<usize>,
-    /// Open connections at once; more wait to be accepted [default: 4096].
+    /// Open connections at once; more are answered 503 and closed [default: 4096].
     #[arg(long, env = "BAZAAR_CONNECTIONS_MAX")]
     connections_max: Option<usize>,
     /// Requests per second to one store's routes, 0 = no limit [default: 0].

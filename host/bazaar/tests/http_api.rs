@@ -281,6 +281,21 @@ async fn sigterm_finishes_cleanly_and_a_restart_keeps_orders_and_tokens() {
     assert!(server.printed("stopped: journal flushed"));
     let operator = server.operator.clone();
     drop(server);
+    // Tokens are kept as digests: the merchant's secret is in no file.
+    let mut directories = vec![dir.clone()];
+    while let Some(directory) = directories.pop() {
+        for entry in std::fs::read_dir(&directory).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                directories.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                let found =
+                    bytes.windows(merchant.len()).any(|window| window == merchant.as_bytes());
+                assert!(!found, "{} holds the merchant's secret", path.display());
+            }
+        }
+    }
 
     let server = Server::start_in(&dir, &[], &[]);
     assert!(server.printed("operator token: in"), "no second token is generated");
@@ -301,6 +316,114 @@ async fn sigterm_finishes_cleanly_and_a_restart_keeps_orders_and_tokens() {
         .await;
     assert_eq!(replay.status.as_u16(), 200, "the key is remembered across restarts");
     assert_eq!(replay.json["number"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_given_no_data_directory_keeps_its_data_in_bazaar_data_where_it_runs() {
+    let working_dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with_default_data_dir(working_dir.path());
+    assert!(server.printed("data: bazaar-data ("), "{:?}", server.output);
+    assert!(working_dir.path().join("bazaar-data").join("operator-token").is_file());
+    // The first-party plugins are there, and take part in orders.
+    let listing = server.operator("GET", "/v1/plugins", None, 200).await;
+    let listed: BTreeSet<&str> = listing["plugins"]
+        .as_array()
+        .expect("a plugin list")
+        .iter()
+        .filter_map(|plugin| plugin["id"].as_str())
+        .collect();
+    for first_party in ["pricing-promotions", "logistics-router", "risk-guard", "analytics-live"] {
+        assert!(listed.contains(first_party), "{first_party} missing from {listed:?}");
+    }
+    server.seed_store("acme", PHONE, 10).await;
+    server.configure_plugins("acme").await;
+    let order = server
+        .operator("POST", "/v1/stores/acme/orders", Some(order_body("erin", PHONE, 1)), 201)
+        .await;
+    assert_eq!(order["shipment_plan"]["routed_by"]["plugin"]["id"], "logistics-router", "{order}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_stream_of_orders_answers_the_orders_it_took_and_keeps_exactly_those() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    /// Clients each sending one order after another until the node stops.
+    const CLIENTS: usize = 32;
+    /// Orders acknowledged before the signal.
+    const ACKNOWLEDGED_BEFORE_SIGNAL: usize = 300;
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("data");
+    let mut server = Server::start_in(&dir, &[], &[]);
+    server.seed_store("acme", PHONE, 1_000_000).await;
+    server.configure_plugins("acme").await;
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..CLIENTS {
+        let (api, operator, acknowledged) =
+            (server.api(), server.operator.clone(), acknowledged.clone());
+        clients.spawn(async move {
+            // (key, when its 201 arrived) of each acknowledged order; the
+            // first answer that is not a 201 ends the client.
+            let mut placed = Vec::new();
+            for order in 0.. {
+                let key = format!("stream-{client}-{order}");
+                let body = order_body(&format!("buyer-{client}"), PHONE, 1).to_string();
+                let headers = [("Idempotency-Key", key.as_str())];
+                let sent = api
+                    .try_send(
+                        "POST",
+                        "/v1/stores/acme/orders",
+                        Some(&operator),
+                        &headers,
+                        Some(body),
+                    )
+                    .await;
+                match sent {
+                    Ok(reply) if reply.status.as_u16() == 201 => {
+                        placed.push((key, Instant::now()));
+                        acknowledged.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(reply) => {
+                        assert_eq!(reply.status.as_u16(), 503, "{}", reply.text);
+                        break;
+                    }
+                    // No server any more, or a connection it closed before
+                    // reading the request.
+                    Err(_) => break,
+                }
+            }
+            placed
+        });
+    }
+    while acknowledged.load(Ordering::Relaxed) < ACKNOWLEDGED_BEFORE_SIGNAL {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.ask_to_stop();
+    let signalled = Instant::now();
+    let placed: Vec<(String, Instant)> = clients.join_all().await.into_iter().flatten().collect();
+    let status = tokio::task::block_in_place(|| server.wait_for_exit());
+    assert!(status.success(), "exit status {status}");
+    assert!(server.printed("stopped: journal flushed"));
+    // Orders under way when the signal came were finished and answered,
+    // not dropped.
+    let answered_after_signal = placed.iter().filter(|(_, at)| *at > signalled).count();
+    assert!(answered_after_signal > 0, "no order in flight at the signal was answered");
+    drop(server);
+
+    // The restarted node holds exactly the acknowledged orders: none lost,
+    // and none placed whose answer was cut off by the stop.
+    let server = Server::start_in(&dir, &[], &[]);
+    let kept: BTreeSet<String> = server
+        .all_orders("acme")
+        .await
+        .iter()
+        .map(|order| order["idempotency_key"].as_str().expect("a key").to_string())
+        .collect();
+    let acknowledged: BTreeSet<String> = placed.into_iter().map(|(key, _)| key).collect();
+    assert!(acknowledged.len() >= ACKNOWLEDGED_BEFORE_SIGNAL);
+    assert_eq!(kept, acknowledged);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -586,6 +709,19 @@ async fn malformed_and_hostile_requests_are_refused_clearly_and_change_nothing()
     assert_eq!((reply.status.as_u16(), reply.code()), (404, "order_not_found"));
     let reply = server.call("GET", "/v1/stores/acme/orders/abc", operator, None).await;
     assert_eq!(reply.status.as_u16(), 404);
+    // A path parameter that is not UTF-8 names nothing that could exist,
+    // whichever extractor reads it: a store's, an order's or a plugin's.
+    for path in [
+        "/v1/stores/%FF/stock",
+        "/v1/stores/%FF/orders/1",
+        "/v1/stores/acme/orders/%FF",
+        "/v1/plugins/%FF/stats",
+        "/v1/plugins/%FF/shadow",
+    ] {
+        let reply = server.call("GET", path, operator, None).await;
+        assert_eq!(reply.status.as_u16(), 404, "{path}: {}", reply.text);
+        assert!(reply.message().contains("UTF-8"), "{path}: {}", reply.text);
+    }
     let reply = server.call("GET", "/v1/no/such/route", operator, None).await;
     assert_eq!((reply.status.as_u16(), reply.code()), (404, "no_route"));
     let reply = server.call("PATCH", "/v1/stores/acme", operator, None).await;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Server, order_body};
-use tokio::sync::Semaphore;
+use tokio::sync::{Barrier, Semaphore};
 
 /// The flash-sale SKU.
 const SKU: &str = "D11-PHONE";
@@ -31,17 +31,22 @@ enum Attempt {
 async fn ten_thousand_concurrent_checkouts_sell_exactly_the_thousand_units_in_stock() {
     const ATTEMPTS: usize = 10_000;
     const UNITS: u64 = 1_000;
-    const CLIENTS_IN_FLIGHT: usize = 256;
+    // Every attempt has a connection of its own (the test client keeps
+    // none idle), and each end of one is a file descriptor.
+    open_files_up_to_the_hard_limit(ATTEMPTS + 1_000);
+    // With its default settings: attempts past its 4,096 connections are
+    // answered 503 with `Retry-After` and come back.
     let server = Server::start(&[]);
     server.seed_store("flash", SKU, UNITS).await;
     server.configure_plugins("flash").await;
     let (checkout, _) = server.issue_token("checkout", &["flash"], &[]).await;
-    let in_flight = Arc::new(Semaphore::new(CLIENTS_IN_FLIGHT));
+    // All attempts start together, as a flash sale's opening second does.
+    let start = Arc::new(Barrier::new(ATTEMPTS));
     let mut tasks = tokio::task::JoinSet::new();
     for attempt in 0..ATTEMPTS {
-        let (api, checkout, in_flight) = (server.api(), checkout.clone(), in_flight.clone());
+        let (api, checkout, start) = (server.api(), checkout.clone(), start.clone());
         tasks.spawn(async move {
-            let _permit = in_flight.acquire_owned().await.expect("the semaphore stays open");
+            start.wait().await;
             let key = format!("flash-{attempt}");
             let body = order_body(&format!("buyer-{attempt}"), SKU, 1).to_string();
             for _ in 0..RETRIES_MAX {
@@ -211,6 +216,48 @@ async fn rate_limits_from_the_config_file_and_environment_answer_429_with_retry_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_store_rate_limit_refuses_the_busy_store_with_429_and_leaves_the_others_alone() {
+    // One request a second after a burst of 20: seeding a store takes 5 of
+    // its burst, and the loop below asks more than the rest at once.
+    const BURST: usize = 20;
+    let server = Server::start(&["--store-rate-per-second", "1", "--store-rate-burst", "20"]);
+    server.seed_store("busy", SKU, 10).await;
+    server.seed_store("quiet", SKU, 10).await;
+    let stock = |store: &str| format!("/v1/stores/{store}/stock/{SKU}");
+    let mut answered = 0;
+    let refused = loop {
+        let reply = server.call("GET", &stock("busy"), Some(&server.operator), None).await;
+        if reply.status.as_u16() != 200 {
+            break reply;
+        }
+        answered += 1;
+        assert!(answered <= BURST, "the store's burst was never used up");
+    };
+    assert_eq!(
+        (refused.status.as_u16(), refused.code()),
+        (429, "rate_limited"),
+        "{}",
+        refused.text
+    );
+    assert!(refused.retry_after_s().is_some_and(|s| s >= 1), "{:?}", refused.headers);
+    assert!(refused.message().contains("store busy"), "{}", refused.message());
+    // Orders to the busy store are refused too, and place nothing.
+    let order = order_body("late", SKU, 1);
+    let order =
+        server.call("POST", "/v1/stores/busy/orders", Some(&server.operator), Some(order)).await;
+    assert_eq!(order.status.as_u16(), 429, "{}", order.text);
+    // Another store has a bucket of its own.
+    server.operator("GET", &stock("quiet"), None, 200).await;
+    server.operator("POST", "/v1/stores/quiet/orders", Some(order_body("calm", SKU, 1)), 201).await;
+    // Routes outside any store are not counted against one.
+    server.operator("GET", "/v1/stores", None, 200).await;
+    // Once the bucket has refilled, the busy store answers again.
+    tokio::time::sleep(Duration::from_secs(order.retry_after_s().expect("a Retry-After"))).await;
+    let busy = server.operator("GET", "/v1/stores/busy", None, 200).await;
+    assert_eq!(busy["orders"], 0, "{busy}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_at_its_orders_held_max_refuses_new_orders_with_507_and_still_serves_its_orders() {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
@@ -268,41 +315,16 @@ const HEALTH_REQUEST: &[u8] = b"GET /v1/health HTTP/1.1\r\nhost: 127.0.0.1\r\n\r
 
 #[test]
 fn a_node_started_under_a_low_open_files_soft_limit_serves_more_connections_than_it() {
-    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::io::Write as _;
     use std::net::TcpStream;
-    use std::process::{Command, Stdio};
 
-    let data = tempfile::tempdir().expect("a temporary directory");
     // The shell lowers only the soft limit and then becomes the node.
-    let mut node = Command::new("bash");
-    // Settings from the environment of whoever runs the tests must not
-    // leak into the node under test.
-    for (key, _) in std::env::vars().filter(|(key, _)| key.starts_with("BAZAAR_")) {
-        node.env_remove(key);
-    }
-    let node = node
-        .arg("-c")
-        .arg(format!("ulimit -Sn {LOW_OPEN_FILES_SOFT_LIMIT} && exec \"$0\" \"$@\""))
-        .arg(env!("CARGO_BIN_EXE_bazaar"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--mqtt-disabled", "--data-dir"])
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start bazaar serve under bash");
-    let mut node = KilledOnDrop(node);
-    let stdout = node.0.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let address = loop {
-        let line = lines.next().expect("the node reports where it listens").expect("a line");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let lower_the_limit = format!("ulimit -Sn {LOW_OPEN_FILES_SOFT_LIMIT} && exec \"$0\" \"$@\"");
+    let mut node = Server::start_wrapped(&["bash", "-c", &lower_the_limit], &["--mqtt-disabled"]);
+    let address = node.base.strip_prefix("http://").expect("an http address").to_string();
 
     // The node raised its soft limit to the hard one as it started.
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", node.0.id()))
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", node.pid()))
         .expect("read the node's limits");
     let open_files: Vec<&str> = limits
         .lines()
@@ -332,48 +354,132 @@ fn a_node_started_under_a_low_open_files_soft_limit_serves_more_connections_than
             stream.write_all(HEALTH_REQUEST).expect("send a request");
         }
         for (index, stream) in connections.iter_mut().enumerate() {
-            let mut head = vec![0u8; 12];
-            stream.read_exact(&mut head).unwrap_or_else(|error| {
+            let (head, _) = read_answer(stream).unwrap_or_else(|error| {
                 panic!(
                     "round {round}: connection {index} of {CONNECTIONS_HELD} got no answer: {error}"
                 )
             });
-            assert_eq!(&head, b"HTTP/1.1 200", "round {round}: connection {index}");
-            // The rest of the answer: its head up to the body's length,
-            // then the body.
-            let mut answer = head;
-            while !answer.ends_with(b"\r\n\r\n") {
-                let mut byte = [0u8; 1];
-                stream.read_exact(&mut byte).expect("the answer's head");
-                answer.push(byte[0]);
-            }
-            let head = String::from_utf8_lossy(&answer).to_ascii_lowercase();
-            let body_len: usize = head
-                .lines()
-                .find_map(|line| line.strip_prefix("content-length:"))
-                .and_then(|length| length.trim().parse().ok())
-                .expect("a content-length");
-            let mut body = vec![0u8; body_len];
-            stream.read_exact(&mut body).expect("the answer's body");
+            assert!(head.starts_with("http/1.1 200"), "round {round}: connection {index}: {head}");
         }
     }
     drop(connections);
-    let stopped = Command::new("kill")
-        .args(["-s", "TERM", &node.0.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(stopped.success());
-    assert!(node.0.wait().expect("wait for the node").success(), "the node stops cleanly");
+    assert!(node.stop_gracefully().success(), "the node stops cleanly");
 }
 
-/// A child process killed if the test fails before it stops it.
-struct KilledOnDrop(std::process::Child);
+/// Raises this process's soft limit on open files to its hard limit, which
+/// must allow `needed`.
+fn open_files_up_to_the_hard_limit(needed: usize) {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    let hard = limit.maximum.map_or(usize::MAX, |hard| usize::try_from(hard).unwrap_or(usize::MAX));
+    assert!(hard >= needed, "the hard limit on open files is {hard}; this test needs {needed}");
+    limit.current = limit.maximum;
+    setrlimit(Resource::Nofile, limit).expect("raise the soft limit on open files");
+}
 
-impl Drop for KilledOnDrop {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_beyond_connections_max_is_answered_503_at_once_and_closed() {
+    use std::io::Write as _;
+    use std::net::TcpStream;
+
+    const CONNECTIONS_MAX: usize = 4;
+    const REFUSED: usize = 20;
+    let server = Server::start(&["--connections-max", &CONNECTIONS_MAX.to_string()]);
+    let address = server.base.strip_prefix("http://").expect("an http address").to_string();
+    // The kernel queues a crowd's connections before the node accepts
+    // them: the listen backlog is the node's own, within the system's cap
+    // (`ss` reports a listening socket's backlog as its send queue).
+    let port = address.rsplit(':').next().expect("a port");
+    let listening = std::process::Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{port}")])
+        .output()
+        .expect("run ss");
+    let listening = String::from_utf8_lossy(&listening.stdout);
+    let backlog: u32 = listening
+        .split_whitespace()
+        .nth(2)
+        .and_then(|backlog| backlog.parse().ok())
+        .unwrap_or_else(|| panic!("no listening socket on port {port}: {listening:?}"));
+    let system_cap: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .expect("read somaxconn")
+        .trim()
+        .parse()
+        .expect("a number");
+    assert_eq!(backlog, bazaar_server::LISTEN_BACKLOG.min(system_cap));
+    // Every slot is held by a keep-alive connection that has been served,
+    // so the node has surely accepted it.
+    let mut held: Vec<TcpStream> = (0..CONNECTIONS_MAX)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&address).expect("connect to the node");
+            stream.set_read_timeout(Some(Duration::from_secs(60))).expect("a read timeout");
+            stream.write_all(HEALTH_REQUEST).expect("send a request");
+            let (head, _) = read_answer(&mut stream).expect("an answer");
+            assert!(head.starts_with("http/1.1 200"), "{head}");
+            stream
+        })
+        .collect();
+
+    // One more connection gets the API's 503 and is closed: the answer is
+    // whole, not cut off by a reset, whatever the client had sent.
+    let mut extra = TcpStream::connect(&address).expect("connect to the node");
+    extra.set_read_timeout(Some(Duration::from_secs(60))).expect("a read timeout");
+    extra.write_all(HEALTH_REQUEST).expect("send a request");
+    let (head, body) = read_answer(&mut extra).expect("an answer");
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    assert!(head.contains("retry-after: 1\r\n"), "{head}");
+    assert!(head.contains("connection: close\r\n"), "{head}");
+    let body: serde_json::Value = serde_json::from_slice(&body).expect("a JSON body");
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    let message = body["error"]["message"].as_str().expect("a message");
+    assert!(message.contains("4 open connections"), "{message}");
+    let mut rest = Vec::new();
+    assert_eq!(
+        std::io::Read::read_to_end(&mut extra, &mut rest).expect("the node closes cleanly"),
+        0
+    );
+    // So does an ordinary HTTP client, every time.
+    for _ in 1..REFUSED {
+        let reply = server.call("GET", "/v1/health", None, None).await;
+        assert_eq!((reply.status.as_u16(), reply.code()), (503, "overloaded"), "{}", reply.text);
+        assert_eq!(reply.retry_after_s(), Some(1));
     }
+
+    // Once a held connection closes, its slot serves again.
+    held.pop();
+    let served = loop {
+        let reply = server.call("GET", "/metrics", Some(&server.operator), None).await;
+        if reply.status.as_u16() != 503 {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(served.status.as_u16(), 200, "{}", served.text);
+    let refused: u64 = served
+        .text
+        .lines()
+        .find_map(|line| line.strip_prefix("bazaar_http_connections_refused_total "))
+        .and_then(|count| count.parse().ok())
+        .expect("the refused connections' counter");
+    assert!(refused >= REFUSED as u64, "{refused} connections counted as refused");
+}
+
+/// Reads one HTTP/1.1 answer with a `Content-Length` body: its head, in
+/// lower case, and its body.
+fn read_answer(stream: &mut std::net::TcpStream) -> std::io::Result<(String, Vec<u8>)> {
+    use std::io::Read as _;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte)?;
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let body_len: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|length| length.trim().parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no content-length in {head}")))?;
+    let mut body = vec![0u8; body_len];
+    stream.read_exact(&mut body)?;
+    Ok((head, body))
 }

@@ -3,7 +3,10 @@
 //!
 //! A token is 32 random bytes shown once to whoever asked for it; the
 //! registry keeps only its SHA-256 with its role, scope and label, so a
-//! copy of the data directory holds no usable credential. Every handler
+//! copy of the registry holds no usable credential. (The first operator
+//! token is also written to `operator-token` in the data directory, for the
+//! operator to read once; a copy of the whole directory holds that one.)
+//! Every handler
 //! takes an [`Authorized<P>`] whose permission `P` names what it does; the
 //! extractor refuses before the handler runs (and before the body is read)
 //! unless the token's role grants `P` and, for a store's routes, the token
@@ -14,6 +17,7 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -582,9 +586,7 @@ impl<P: Guard + Send + Sync> FromRequestParts<AppState> for Authorized<P> {
         let permission = P::PERMISSION;
         let caller = authorize(&parts.headers, state, permission)?;
         if permission.is_plugin_scoped() {
-            let params = RawPathParams::from_request_parts(parts, state)
-                .await
-                .map_err(|rejection| ApiError::internal(rejection.body_text()))?;
+            let params = raw_path_params(parts, state).await?;
             let Some((_, raw)) = params.iter().find(|(name, _)| *name == "plugin") else {
                 return Err(ApiError::internal("plugin-scoped route without a {plugin} parameter"));
             };
@@ -598,9 +600,7 @@ impl<P: Guard + Send + Sync> FromRequestParts<AppState> for Authorized<P> {
         }
         let mut store = None;
         if permission.is_store_scoped() {
-            let params = RawPathParams::from_request_parts(parts, state)
-                .await
-                .map_err(|rejection| ApiError::internal(rejection.body_text()))?;
+            let params = raw_path_params(parts, state).await?;
             let Some((_, raw)) = params.iter().find(|(name, _)| *name == "store") else {
                 return Err(ApiError::internal("store-scoped route without a {store} parameter"));
             };
@@ -619,6 +619,18 @@ impl<P: Guard + Send + Sync> FromRequestParts<AppState> for Authorized<P> {
         }
         Ok(Self { caller, store, permission: PhantomData })
     }
+}
+
+/// The request's path parameters as sent. One that is not UTF-8 (`%FF`)
+/// names nothing that could exist: 404, as [`crate::extract::PathParams`]
+/// answers.
+async fn raw_path_params(parts: &mut Parts, state: &AppState) -> Result<RawPathParams, ApiError> {
+    RawPathParams::from_request_parts(parts, state).await.map_err(|rejection| match rejection {
+        RawPathParamsRejection::InvalidUtf8InPathParam(_) => {
+            ApiError::not_found("not_found", format!("no such resource: {}", rejection.body_text()))
+        }
+        _ => ApiError::internal(rejection.body_text()),
+    })
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ pub struct ServeConfig {
     pub orders_held_max: u64,
     /// Most requests served at once; more are refused with 503.
     pub in_flight_max: usize,
-    /// Most open connections; more wait in the listen backlog.
+    /// Most open connections; more are answered 503 and closed at once.
     pub connections_max: usize,
     /// Rate limit of every request to one store's routes.
     pub store_rate: Rate,

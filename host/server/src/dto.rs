@@ -448,11 +448,13 @@ impl SkuStock {
         let mut warehouses = Vec::new();
         for (warehouse, level) in state.stock().get(sku).into_iter().flatten() {
             let KernelLevel { on_hand, available, reserved, sold, shipped } = *level;
-            totals.on_hand += on_hand;
-            totals.available += available;
-            totals.reserved += reserved;
-            totals.sold += sold;
-            totals.shipped += shipped;
+            // Each level is bounded by the kernel, but a store may have
+            // many warehouses: the sum saturates rather than wrap.
+            totals.on_hand = totals.on_hand.saturating_add(on_hand);
+            totals.available = totals.available.saturating_add(available);
+            totals.reserved = totals.reserved.saturating_add(reserved);
+            totals.sold = totals.sold.saturating_add(sold);
+            totals.shipped = totals.shipped.saturating_add(shipped);
             warehouses.push(WarehouseStock {
                 warehouse: warehouse.to_string(),
                 on_hand,

@@ -50,9 +50,13 @@ pub use config::{
     ServeConfig, Settings,
 };
 pub use device_dto::{DEVICES_PAGE_LIMIT_DEFAULT, DEVICES_PAGE_LIMIT_MAX};
-pub use error::ApiError;
+pub use error::{ApiError, OVERLOAD_RETRY_AFTER_S};
 pub use extract::{
     BODY_BYTES_MAX, BODY_READ_TIMEOUT_MS, PLUGIN_UPLOAD_BYTES_MAX, PLUGIN_UPLOAD_READ_TIMEOUT_MS,
+};
+pub use listener::{
+    IDLE_TIMEOUT_MS, LISTEN_BACKLOG, REFUSAL_DRAIN_BYTES_MAX, REFUSAL_LINGER_MS,
+    REFUSALS_AT_ONCE_MAX,
 };
 pub use metrics::{HTTP_LATENCY_US_BUCKETS, METRICS_SCRAPES_MAX, ORDER_STAGES};
 pub use routes::{
@@ -128,9 +132,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         })
         .await??
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
+    let listener =
+        listener::bind(config.listen).with_context(|| format!("listening on {}", config.listen))?;
     let address = listener.local_addr()?;
     {
         let mut out = std::io::stdout().lock();
@@ -172,7 +175,8 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let streams = state.clone();
     let server = {
         let mut stopped = stopped.clone();
-        let listener = listener::Bounded::new(listener, config.connections_max);
+        let refused = state.http_metrics().connections_refused();
+        let listener = listener::Bounded::new(listener, config.connections_max, refused);
         tokio::spawn(
             axum::serve(listener, app(state))
                 .with_graceful_shutdown(async move {

@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -181,6 +182,9 @@ pub struct HttpMetrics {
     shards: Box<[Box<[RouteCells]>]>,
     /// The order stages, one [`OrderStageCells`] per shard.
     order_stages: Box<[OrderStageCells]>,
+    /// Connections answered 503 at once for want of a connection slot;
+    /// the listener counts them.
+    connections_refused: Arc<AtomicU64>,
 }
 
 impl HttpMetrics {
@@ -205,7 +209,13 @@ impl HttpMetrics {
         let order_stages = (0..SHARDS)
             .map(|_| OrderStageCells(std::array::from_fn(|_| LatencyCells::new())))
             .collect();
-        Self { labels, by_template, shards, order_stages }
+        Self { labels, by_template, shards, order_stages, connections_refused: Arc::default() }
+    }
+
+    /// The counter of connections refused beyond `connections_max`, for
+    /// the listener to add to.
+    pub fn connections_refused(&self) -> Arc<AtomicU64> {
+        self.connections_refused.clone()
     }
 
     /// The number of the route a request to `method` matched as
@@ -294,6 +304,16 @@ impl HttpMetrics {
                 &latency.buckets(),
             );
         }
+        out.family(
+            "bazaar_http_connections_refused_total",
+            Kind::Counter,
+            "Connections answered 503 and closed at once because connections_max were open.",
+        );
+        out.sample(
+            "bazaar_http_connections_refused_total",
+            &[],
+            self.connections_refused.load(Ordering::Relaxed),
+        );
         self.write_order_stages(out);
     }
 

@@ -103,6 +103,18 @@ pub const DRIVER_PLUGIN: &str = "driver-vda5050";
 /// What the server prints before the address of its embedded MQTT broker.
 const MQTT_LINE_PREFIX: &str = "device bus: embedded MQTT broker listening on ";
 
+/// Where a server keeps its data.
+enum DataDir<'a> {
+    /// The directory named with `--data-dir`.
+    Given(&'a Path),
+    /// None named: the server's default, under its working directory.
+    Default { working_dir: &'a Path },
+}
+
+/// The data directory a server uses when none is named, under its working
+/// directory.
+const DATA_DIR_DEFAULT: &str = "bazaar-data";
+
 /// A running `bazaar serve` child process, killed when dropped (also when
 /// a test panics).
 pub struct Server {
@@ -168,29 +180,65 @@ impl Server {
 
     /// Like [`Server::start`], with extra environment variables.
     pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let temp = tempfile::tempdir().expect("a temporary directory");
-        let dir = temp.path().join("data");
-        let mut server = Self::start_in(&dir, args, env);
-        server._temp = Some(temp);
-        server
+        Self::start_temporary(&[], args, env)
+    }
+
+    /// Like [`Server::start`], with the server's command line run by
+    /// `wrapper`: a program and its arguments that end by running the
+    /// command line appended to them in the same process, such as `bash -c
+    /// 'ulimit -Sn 256 && exec "$0" "$@"'`.
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Server {
+        Self::start_temporary(wrapper, args, &[])
     }
 
     /// Starts a server on `data_dir` (which the caller keeps).
     pub fn start_in(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_bazaar"));
-        command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--mqtt-listen",
-                "127.0.0.1:0",
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        Self::launch(&[], DataDir::Given(data_dir), args, env)
+    }
+
+    /// Starts a server in `working_dir` without naming a data directory,
+    /// so that it uses its default one there.
+    pub fn start_with_default_data_dir(working_dir: &Path) -> Server {
+        Self::launch(&[], DataDir::Default { working_dir }, &[], &[])
+    }
+
+    /// Starts a server on a fresh temporary data directory that lives as
+    /// long as it.
+    fn start_temporary(wrapper: &[&str], args: &[&str], env: &[(&str, &str)]) -> Server {
+        let temp = tempfile::tempdir().expect("a temporary directory");
+        let dir = temp.path().join("data");
+        let mut server = Self::launch(wrapper, DataDir::Given(&dir), args, env);
+        server._temp = Some(temp);
+        server
+    }
+
+    fn launch(
+        wrapper: &[&str],
+        data_dir: DataDir<'_>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        let bazaar = env!("CARGO_BIN_EXE_bazaar");
+        let mut command = match wrapper {
+            [] => Command::new(bazaar),
+            [program, wrapper_args @ ..] => {
+                let mut command = Command::new(program);
+                command.args(wrapper_args).arg(bazaar);
+                command
+            }
+        };
+        command.args(["serve", "--listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0"]);
+        let data_dir = match data_dir {
+            DataDir::Given(data_dir) => {
+                command.arg("--data-dir").arg(data_dir);
+                data_dir.to_path_buf()
+            }
+            DataDir::Default { working_dir } => {
+                command.current_dir(working_dir);
+                working_dir.join(DATA_DIR_DEFAULT)
+            }
+        };
+        command.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         // Settings from the environment of whoever runs the tests must not
         // leak into the server under test.
         for (key, _) in std::env::vars() {
@@ -260,17 +308,7 @@ impl Server {
             .pool_max_idle_per_host(0)
             .build()
             .expect("an HTTP client");
-        Server {
-            child,
-            base,
-            operator,
-            data_dir: data_dir.to_path_buf(),
-            mqtt,
-            _temp: None,
-            output,
-            errors,
-            client,
-        }
+        Server { child, base, operator, data_dir, mqtt, _temp: None, output, errors, client }
     }
 
     /// The process id.
@@ -280,11 +318,21 @@ impl Server {
 
     /// Sends SIGTERM and waits for the process to exit.
     pub fn stop_gracefully(&mut self) -> ExitStatus {
+        self.ask_to_stop();
+        self.wait_for_exit()
+    }
+
+    /// Sends SIGTERM, as an operator stopping the node does.
+    pub fn ask_to_stop(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits for the process to exit after [`Server::ask_to_stop`].
+    pub fn wait_for_exit(&mut self) -> ExitStatus {
         let deadline = Instant::now() + STOP_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().expect("waiting for the server") {
@@ -523,6 +571,19 @@ impl Api {
         headers: &[(&str, &str)],
         body: Option<String>,
     ) -> Reply {
+        self.try_send(method, path, token, headers, body).await.expect("the server answers")
+    }
+
+    /// Like [`Api::send`], for a test that expects some requests to find
+    /// no server (one that is stopping, say).
+    pub async fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<String>,
+    ) -> Result<Reply, reqwest::Error> {
         let method = Method::from_bytes(method.as_bytes()).expect("a method");
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
@@ -538,12 +599,12 @@ impl Api {
             }
             request = request.body(body);
         }
-        let response = request.send().await.expect("the server answers");
+        let response = request.send().await?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response.text().await.expect("a body");
+        let text = response.text().await?;
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply { status, headers, json, text }
+        Ok(Reply { status, headers, json, text })
     }
 }
 
