@@ -6,12 +6,11 @@
 //! copy of the registry holds no usable credential. (The first operator
 //! token is also written to `operator-token` in the data directory, for the
 //! operator to read once; a copy of the whole directory holds that one.)
-//! Every handler
-//! takes an [`Authorized<P>`] whose permission `P` names what it does; the
-//! extractor refuses before the handler runs (and before the body is read)
-//! unless the token's role grants `P` and, for a store's routes, the token
-//! is scoped to that store. A merchant token therefore cannot reach another
-//! store's data by any route.
+//! Every handler takes an [`Authorized<P>`] whose permission `P` names
+//! what it does; the extractor refuses before the handler runs (and before
+//! the body is read) unless the token's role grants `P` and, for a store's
+//! routes, the token is scoped to that store. A merchant token therefore
+//! cannot reach another store's data by any route.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
