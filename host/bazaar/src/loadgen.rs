@@ -57,7 +57,9 @@ const WARM_UP_SECONDS: u64 = 1;
 /// rate moved within a step.
 const RATE_WINDOW: Duration = Duration::from_millis(100);
 /// Stores of the mixed scenario.
-pub(crate) const MIXED_STORES: usize = 4;
+const MIXED_STORES: usize = 4;
+/// The store of the hot scenario.
+pub(crate) const HOT_STORE: &str = "hot-store";
 /// Units of the hot SKU: enough that no step sells out.
 pub(crate) const HOT_STOCK: u64 = 100_000_000;
 /// How long to wait for the node to start listening: it compiles the
@@ -411,7 +413,7 @@ pub(crate) fn order_paths(scenario: Scenario) -> Vec<String> {
         Scenario::Mixed => {
             (0..MIXED_STORES).map(|store| format!("/v1/stores/mixed-{store}/orders")).collect()
         }
-        Scenario::Hot => vec!["/v1/stores/hot-store/orders".into()],
+        Scenario::Hot => vec![format!("/v1/stores/{HOT_STORE}/orders")],
     }
 }
 
@@ -827,7 +829,7 @@ pub fn run(options: HttpBenchOptions) -> anyhow::Result<()> {
         let mut admin = Connection::open(server.address, authorization.clone()).await?;
         let mut stores: Vec<(StoreId, u64)> =
             (0..MIXED_STORES).map(|i| (StoreId::new(format!("mixed-{i}")).expect("valid"), 0)).collect();
-        stores.push((StoreId::new("hot-store").expect("valid"), HOT_STOCK));
+        stores.push((StoreId::new(HOT_STORE).expect("valid"), HOT_STOCK));
         seed_stores(&mut admin, &stores).await?;
         let (rss, _) = server.memory_mib();
         println!("seeded {} stores; node RSS {rss} MiB\n", stores.len());

@@ -23,7 +23,8 @@ use bazaar_kernel::model::StoreId;
 use tokio::sync::watch;
 
 use crate::loadgen::{
-    Bench, Connection, HOT_STOCK, OrderClient, Scenario, order_paths, percentile_ms, seed_stores,
+    Bench, Connection, HOT_STOCK, HOT_STORE, OrderClient, Scenario, order_paths, percentile_ms,
+    seed_stores,
 };
 
 /// The cap each step sets, on connections or on requests in flight.
@@ -32,8 +33,6 @@ const CAP: usize = 256;
 const CLIENTS: usize = 4 * CAP;
 /// Seconds of load per step.
 const STEP_SECONDS: u64 = 10;
-/// The store of the hot SKU, as `bench http` seeds it.
-const HOT_STORE: &str = "hot-store";
 /// An attempt unanswered for longer than this is stalled: an admitted
 /// order takes tens of milliseconds, a refusal less.
 const STALLED_AFTER: Duration = Duration::from_secs(1);

@@ -157,33 +157,38 @@ fn refusal_answer(connections_max: usize) -> Vec<u8> {
 /// head because an HTTP client takes an answer that comes before its
 /// request for a broken connection.
 async fn answer_and_close(mut stream: TcpStream, answer: &[u8]) {
+    const HEAD_END: &[u8] = b"\r\n\r\n";
     let linger = async {
         let mut discarded = [0u8; 4096];
         let mut drained = 0;
-        // The last bytes read, so a head's end split across reads is seen.
-        let mut tail = [0u8; 3];
-        let mut answered = false;
+        // How much of `HEAD_END` the bytes read so far end with, so an end
+        // split across reads is seen.
+        let mut matched = 0;
+        while matched < HEAD_END.len() && drained < REFUSAL_DRAIN_BYTES_MAX {
+            let read = stream.read(&mut discarded).await?;
+            if read == 0 {
+                break;
+            }
+            drained += read;
+            for &byte in &discarded[..read] {
+                matched = match byte {
+                    _ if byte == HEAD_END[matched] => matched + 1,
+                    b'\r' => 1,
+                    _ => 0,
+                };
+                if matched == HEAD_END.len() {
+                    break;
+                }
+            }
+        }
+        stream.write_all(answer).await?;
+        stream.shutdown().await?;
         while drained < REFUSAL_DRAIN_BYTES_MAX {
             let read = stream.read(&mut discarded).await?;
             if read == 0 {
                 break;
             }
             drained += read;
-            if !answered {
-                let mut seen = tail.to_vec();
-                seen.extend_from_slice(&discarded[..read]);
-                if seen.windows(4).any(|window| window == b"\r\n\r\n") {
-                    stream.write_all(answer).await?;
-                    stream.shutdown().await?;
-                    answered = true;
-                } else {
-                    tail.copy_from_slice(&seen[seen.len() - 3..]);
-                }
-            }
-        }
-        if !answered {
-            stream.write_all(answer).await?;
-            stream.shutdown().await?;
         }
         io::Result::Ok(())
     };
